@@ -1,0 +1,518 @@
+"""Actions of finite groups on batched tensors.
+
+An action is declared by the images of the group's generators and extended to every element
+through the group's words; construction checks that the images really define an action (that
+they respect the group's relations). Every action works on a whole batch for all elements at once:
+
+- ``orbit(x)``: ``x [*batch, *sample] -> [|G|, *batch, *sample]``, slice ``g`` holding ``g·x``;
+- ``apply_each(y)``: ``y [|G|, ...] -> [|G|, ...]``, slice ``g`` transformed by ``g``;
+- ``inverse_each(y)``: the same with ``g⁻¹`` (what group averaging needs on outputs);
+- ``apply(g, x)``: one element on one batch.
+
+The acted dimensions are given as negative indices counted from the end of a sample, so any
+number of leading batch dimensions is allowed.
+
+Index actions (spatial rot90/flips, sign flips, index permutations) are all *signed permutations*
+of the flattened acted dimensions: ``out[n] = sign[g, n] * x[idx[g, n]]``. They are compiled once
+per sample shape into index tables and applied with one gather, whatever ``|G|``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from equirl.groups import Group, _check_permutation
+
+__all__ = [
+    "Action",
+    "IndexAction",
+    "SpatialAction",
+    "SignFlipAction",
+    "PermutationAction",
+    "ValuePermutationAction",
+    "TrivialAction",
+    "ComposedAction",
+    "SPATIAL_OPS",
+]
+
+
+class Action:
+    """Base class: an action of ``group`` on tensors. Subclasses implement the batched methods."""
+
+    group: Group
+
+    def __init__(self, group: Group) -> None:
+        if not isinstance(group, Group):
+            raise TypeError(f"{type(self).__name__}: expected an equirl Group, got {type(group).__name__}.")
+        self.group = group
+        self._cache: dict[Any, Any] = {}
+
+    # pickling: the tensor caches are rebuilt on demand
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_cache"] = {}
+        return state
+
+    def validate(self, sample_shape: Sequence[int]) -> None:
+        """Raise a ValueError unless the action can act on samples of this shape (no batch dims)."""
+
+    def orbit(self, x: torch.Tensor) -> torch.Tensor:
+        """``x [*batch, *sample] -> [|G|, *batch, *sample]`` with slice ``g`` equal to ``g·x``."""
+        return self.apply_each(x.unsqueeze(0).expand(self.group.order, *x.shape))
+
+    def apply_each(self, y: torch.Tensor) -> torch.Tensor:
+        """``y [|G|, ...] -> [|G|, ...]`` with slice ``g`` transformed by ``g``."""
+        raise NotImplementedError
+
+    def inverse_each(self, y: torch.Tensor) -> torch.Tensor:
+        """``y [|G|, ...] -> [|G|, ...]`` with slice ``g`` transformed by ``g⁻¹``."""
+        return self.apply_each(y[torch.as_tensor(self.group.inverse_table, device=y.device)])[
+            torch.as_tensor(self.group.inverse_table, device=y.device)
+        ]
+
+    def apply(self, g: int, x: torch.Tensor) -> torch.Tensor:
+        """``g·x`` for one element index ``g`` and a batch ``x [*batch, *sample]``."""
+        if not 0 <= g < self.group.order:
+            raise IndexError(f"element {g} is not in {self.group.name} (order {self.group.order}).")
+        full = x.unsqueeze(0).expand(self.group.order, *x.shape)
+        return self.apply_each(full)[g]
+
+    @property
+    def acts_trivially(self) -> bool:
+        """True when every element acts as the identity."""
+        return False
+
+
+class TrivialAction(Action):
+    """Every element acts as the identity (invariant outputs, for example class logits)."""
+
+    def apply_each(self, y: torch.Tensor) -> torch.Tensor:
+        return y
+
+    def inverse_each(self, y: torch.Tensor) -> torch.Tensor:
+        return y
+
+    def orbit(self, x: torch.Tensor) -> torch.Tensor:
+        return x.unsqueeze(0).expand(self.group.order, *x.shape)
+
+    @property
+    def acts_trivially(self) -> bool:
+        return True
+
+    def __repr__(self) -> str:
+        return f"TrivialAction({self.group.name})"
+
+
+def _normalise_dims(dims: int | Sequence[int]) -> tuple[int, ...]:
+    dims_t = (dims,) if isinstance(dims, int | np.integer) else tuple(int(d) for d in dims)
+    if not dims_t or any(d >= 0 for d in dims_t):
+        raise ValueError(
+            f"dims must be negative indices counted from the end of a sample (e.g. -1 or (-2, -1)), got {dims!r}."
+        )
+    if list(dims_t) != list(range(dims_t[0], dims_t[0] + len(dims_t))):
+        raise ValueError(f"dims must be contiguous and increasing, got {dims_t}.")
+    return dims_t
+
+
+class IndexAction(Action):
+    """A signed permutation of the flattened acted dimensions ``dims``.
+
+    Subclasses give the images of the generators for a given acted size by overriding
+    :meth:`generator_images`, returning per generator ``(idx [N] int, sign [N] float or None)``
+    meaning ``out[n] = sign[n] * x[idx[n]]``.
+    """
+
+    def __init__(self, group: Group, dims: int | Sequence[int]) -> None:
+        super().__init__(group)
+        self.dims = _normalise_dims(dims)
+
+    # -- to override ------------------------------------------------------------------------
+    def generator_images(self, size: tuple[int, ...]) -> list[tuple[np.ndarray, np.ndarray | None]]:
+        raise NotImplementedError
+
+    # -- tables ------------------------------------------------------------------------------
+    def acted_size(self, sample_shape: Sequence[int]) -> tuple[int, ...]:
+        """The sizes of the acted dims for a sample of this shape."""
+        if len(sample_shape) < -self.dims[0]:
+            raise ValueError(
+                f"{self!r} acts on dims {self.dims} but samples have shape {tuple(sample_shape)} "
+                f"(only {len(sample_shape)} dims)."
+            )
+        nd = len(sample_shape)
+        return tuple(int(sample_shape[nd + d]) for d in self.dims)
+
+    def validate(self, sample_shape: Sequence[int]) -> None:
+        self.tables(self.acted_size(sample_shape))
+
+    def tables(self, size: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray | None]:
+        """Index table ``[|G|, N]`` and sign table ``[|G|, N]`` (or None) for acted sizes ``size``.
+
+        Built from the generator images through the group's words, and checked to be an action.
+        """
+        key = ("np", size)
+        if key in self._cache:
+            return self._cache[key]  # type: ignore[no-any-return]
+        gens = self.generator_images(size)
+        g = self.group
+        if len(gens) != len(g.generator_indices):
+            raise ValueError(
+                f"{type(self).__name__}: {g.name} has {len(g.generator_indices)} generators "
+                f"({g.generator_names}) but {len(gens)} images were given; give one per generator."
+            )
+        n = int(np.prod(size))
+        has_sign = any(s is not None for _, s in gens)
+        idx = np.empty((g.order, n), dtype=np.int64)
+        sign = np.ones((g.order, n), dtype=np.float64)
+        gen_idx = [np.asarray(i, dtype=np.int64) for i, _ in gens]
+        gen_sign = [np.ones(n) if s is None else np.asarray(s, dtype=np.float64) for _, s in gens]
+        idx[0] = np.arange(n)
+        # element = parent·gen  =>  rep = rep(parent) ∘ rep(gen)
+        for e in range(1, g.order):
+            word = g.words[e]
+            parent = g.table[e, g.inverse_table[g.generator_indices[word[-1]]]]
+            gi = word[-1]
+            idx[e] = gen_idx[gi][idx[parent]]
+            sign[e] = sign[parent] * gen_sign[gi][idx[parent]]
+        # check the relations: rep(a)∘rep(gen) == rep(a·gen) for every a and generator
+        for a in range(g.order):
+            for gi, ge in enumerate(g.generator_indices):
+                prod = g.table[a, ge]
+                if not (
+                    np.array_equal(gen_idx[gi][idx[a]], idx[prod])
+                    and np.array_equal(sign[a] * gen_sign[gi][idx[a]], sign[prod])
+                ):
+                    raise ValueError(
+                        f"{self!r}: the images of the generators do not define an action of "
+                        f"{g.name}: rep({g.element_names[a]})∘rep({g.generator_names[gi]}) differs "
+                        f"from rep({g.element_names[prod]}). Check that the images satisfy the "
+                        f"group's relations (for example an order-2 element must map to an "
+                        f"involution)."
+                    )
+        result = (idx, sign if has_sign else None)
+        self._cache[key] = result
+        return result
+
+    def _torch_tables(
+        self, size: tuple[int, ...], device: torch.device, dtype: torch.dtype
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        key = ("torch", size, device, dtype)
+        if key not in self._cache:
+            idx, sign = self.tables(size)
+            identity = bool(np.all(idx == np.arange(idx.shape[1])))
+            idx_t = None if identity else torch.as_tensor(idx, device=device)
+            sign_t = None if sign is None else torch.as_tensor(sign, device=device, dtype=dtype)
+            self._cache[key] = (idx_t, sign_t)
+        return self._cache[key]  # type: ignore[no-any-return]
+
+    # -- batched application ----------------------------------------------------------------
+    def _split(self, shape: Sequence[int]) -> tuple[int, int]:
+        """Start and end (exclusive) of the acted dims in a tensor of this shape."""
+        nd = len(shape)
+        return nd + self.dims[0], nd + self.dims[-1] + 1
+
+    def orbit(self, x: torch.Tensor) -> torch.Tensor:
+        start, end = self._split(x.shape)
+        size = tuple(x.shape[start:end])
+        n = int(np.prod(size))
+        idx, sign = self._torch_tables(size, x.device, x.dtype if x.is_floating_point() else torch.float32)
+        G = self.group.order
+        pre, post = x.shape[:start], x.shape[end:]
+        xf = x.reshape(*pre, n, *post)
+        if idx is None:
+            out = xf.unsqueeze(0).expand(G, *xf.shape)
+        else:
+            out = xf.index_select(start, idx.reshape(-1)).unflatten(start, (G, n)).movedim(start, 0)
+        if sign is not None:
+            out = out * sign.reshape(G, *([1] * len(pre)), n, *([1] * len(post))).to(out.dtype)
+        return out.reshape(G, *x.shape)
+
+    def apply_each(self, y: torch.Tensor) -> torch.Tensor:
+        G = self.group.order
+        if y.shape[0] != G:
+            raise ValueError(f"apply_each expects a leading group dim of size {G}, got shape {tuple(y.shape)}.")
+        start, end = self._split(y.shape)
+        size = tuple(y.shape[start:end])
+        n = int(np.prod(size))
+        idx, sign = self._torch_tables(size, y.device, y.dtype if y.is_floating_point() else torch.float32)
+        pre, post = y.shape[1:start], y.shape[end:]
+        yf = y.reshape(G, *pre, n, *post)
+        view = (G, *([1] * len(pre)), n, *([1] * len(post)))
+        if idx is not None:
+            yf = torch.gather(yf, start, idx.reshape(view).expand(yf.shape))
+        if sign is not None:
+            yf = yf * sign.reshape(view).to(yf.dtype)
+        return yf.reshape(y.shape)
+
+    def inverse_each(self, y: torch.Tensor) -> torch.Tensor:
+        G = self.group.order
+        start, end = self._split(y.shape)
+        size = tuple(y.shape[start:end])
+        key = ("inverse", size)
+        if key not in self._cache:
+            # rep(g⁻¹) as its own tables: out = sign_inv * y[idx_inv]
+            idx, sign = self.tables(size)
+            inv = self.group.inverse_table
+            self._cache[key] = (idx[inv], None if sign is None else sign[inv])
+        idx_np, sign_np = self._cache[key]
+        n = int(np.prod(size))
+        pre, post = y.shape[1:start], y.shape[end:]
+        yf = y.reshape(G, *pre, n, *post)
+        view = (G, *([1] * len(pre)), n, *([1] * len(post)))
+        tkey = ("inverse_t", size, y.device, y.dtype)
+        if tkey not in self._cache:
+            identity = bool(np.all(idx_np == np.arange(n)))
+            self._cache[tkey] = (
+                None if identity else torch.as_tensor(idx_np, device=y.device),
+                None if sign_np is None else torch.as_tensor(sign_np, device=y.device, dtype=y.dtype),
+            )
+        idx_t, sign_t = self._cache[tkey]
+        if idx_t is not None:
+            yf = torch.gather(yf, start, idx_t.reshape(view).expand(yf.shape))
+        if sign_t is not None:
+            yf = yf * sign_t.reshape(view)
+        return yf.reshape(y.shape)
+
+
+# -- spatial -----------------------------------------------------------------------------------
+SPATIAL_OPS = ("identity", "rot90", "rot180", "rot270", "flip0", "flip1", "transpose", "antitranspose")
+"""Spatial primitives on two dims ``(a, b)``: ``rotK`` is ``torch.rot90(x, K/90, dims=(a, b))``;
+``flip0`` flips dim ``a``, ``flip1`` flips dim ``b``; ``transpose`` swaps ``a`` and ``b``."""
+
+
+def _spatial_index(op: str, h: int, w: int) -> np.ndarray:
+    grid = np.arange(h * w).reshape(h, w)
+    out = {
+        "identity": lambda m: m,
+        "rot90": lambda m: np.rot90(m, 1, axes=(0, 1)),
+        "rot180": lambda m: np.rot90(m, 2, axes=(0, 1)),
+        "rot270": lambda m: np.rot90(m, 3, axes=(0, 1)),
+        "flip0": lambda m: m[::-1, :],
+        "flip1": lambda m: m[:, ::-1],
+        "transpose": lambda m: m.T,
+        "antitranspose": lambda m: np.rot90(m, 2, axes=(0, 1)).T,
+    }[op](grid)
+    return np.ascontiguousarray(out).reshape(-1)
+
+
+class SpatialAction(IndexAction):
+    """Rotations and flips of two dims, for example the ``(H, W)`` of a ``(C, H, W)`` image.
+
+    :param group: the group acting (for example ``cyclic(4)`` or ``dihedral(4)``).
+    :param generators: one spatial primitive per generator, from :data:`SPATIAL_OPS`
+        (for ``dihedral(4)``: ``["rot90", "flip0"]``).
+    :param dims: the two dims acted on, negative (default ``(-2, -1)``).
+    :param shape: optional ``(H, W)``; when given, the action is checked now rather than at first use.
+    """
+
+    def __init__(
+        self,
+        group: Group,
+        generators: Sequence[str],
+        dims: tuple[int, int] = (-2, -1),
+        shape: tuple[int, int] | None = None,
+    ) -> None:
+        super().__init__(group, dims)
+        if len(self.dims) != 2:
+            raise ValueError(f"SpatialAction acts on exactly two dims, got {self.dims}.")
+        bad = [op for op in generators if op not in SPATIAL_OPS]
+        if bad:
+            raise ValueError(f"SpatialAction: unknown spatial op(s) {bad}; choose from {SPATIAL_OPS}.")
+        self.ops = list(generators)
+        if shape is not None:
+            self.tables(tuple(shape))
+
+    def generator_images(self, size: tuple[int, ...]) -> list[tuple[np.ndarray, np.ndarray | None]]:
+        h, w = size
+        swaps = {"rot90", "rot270", "transpose", "antitranspose"}
+        if h != w and any(op in swaps for op in self.ops):
+            raise ValueError(
+                f"SpatialAction({self.group.name}, {self.ops}) rotates or transposes dims {self.dims}, "
+                f"which needs a square grid, but got {h}x{w}. Use a square observation (pad it), "
+                "or a group of flips only (flip0/flip1/rot180)."
+            )
+        return [(_spatial_index(op, h, w), None) for op in self.ops]
+
+    def __repr__(self) -> str:
+        return f"SpatialAction({self.group.name}, {self.ops}, dims={self.dims})"
+
+
+class SignFlipAction(IndexAction):
+    """Multiplies entries along ``dim`` by a sign vector per generator (for example ``s -> -s``).
+
+    :param generators: one vector of ±1 per generator, of the length of ``dim``.
+    """
+
+    def __init__(self, group: Group, generators: Sequence[Sequence[float]], dim: int = -1) -> None:
+        super().__init__(group, dim)
+        masks = [np.asarray(m, dtype=np.float64) for m in generators]
+        for m in masks:
+            if m.ndim != 1 or not np.all(np.isin(m, (-1.0, 1.0))):
+                raise ValueError(f"SignFlipAction: each generator must be a vector of +1/-1, got {m.tolist()}.")
+        if len({len(m) for m in masks}) > 1:
+            raise ValueError(f"SignFlipAction: sign vectors have different lengths {[len(m) for m in masks]}.")
+        self.masks = masks
+        self.size = len(masks[0]) if masks else 0
+        self.tables((self.size,))
+
+    def generator_images(self, size: tuple[int, ...]) -> list[tuple[np.ndarray, np.ndarray | None]]:
+        if size != (self.size,):
+            raise ValueError(
+                f"{self!r} flips signs of {self.size} entries along dim {self.dims[0]}, "
+                f"but the tensor has {size[0]} there."
+            )
+        return [(np.arange(self.size), m) for m in self.masks]
+
+    def __repr__(self) -> str:
+        return f"SignFlipAction({self.group.name}, {[m.astype(int).tolist() for m in self.masks]}, dim={self.dims[0]})"
+
+
+class PermutationAction(IndexAction):
+    """Permutes the entries along ``dim`` (actions, classes, vocabulary, tokens).
+
+    :param generators: one permutation per generator, as the list ``p`` with ``(g·x)[i] = x[p[i]]``.
+        For an involution such as a swap ``[1, 0]`` the convention does not matter.
+    :param signs: optional ±1 vectors per generator, making signed permutations.
+    """
+
+    def __init__(
+        self,
+        group: Group,
+        generators: Sequence[Sequence[int]],
+        dim: int = -1,
+        signs: Sequence[Sequence[float]] | None = None,
+    ) -> None:
+        super().__init__(group, dim)
+        perms = [np.asarray(p, dtype=np.int64) for p in generators]
+        self.size = len(perms[0]) if perms else 0
+        for p in perms:
+            _check_permutation(p.tolist(), self.size, f"PermutationAction({group.name})")
+        self.perms = perms
+        self.signs = None if signs is None else [np.asarray(s, dtype=np.float64) for s in signs]
+        self.tables((self.size,))
+
+    def generator_images(self, size: tuple[int, ...]) -> list[tuple[np.ndarray, np.ndarray | None]]:
+        if size != (self.size,):
+            raise ValueError(
+                f"{self!r} permutes {self.size} entries along dim {self.dims[0]}, but the tensor has "
+                f"{size[0]} there (for a Q-network: the action space has {size[0]} actions). "
+                f"Give permutations of range({size[0]})."
+            )
+        if self.signs is None:
+            return [(p, None) for p in self.perms]
+        return list(zip(self.perms, self.signs, strict=True))
+
+    def __repr__(self) -> str:
+        return f"PermutationAction({self.group.name}, {[p.tolist() for p in self.perms]}, dim={self.dims[0]})"
+
+
+class ValuePermutationAction(Action):
+    """Maps integer *values* through a permutation of ``range(num_values)`` (token ids in a prompt).
+
+    :param generators: one permutation of ``range(num_values)`` per generator; ``g·x = p[x]`` elementwise.
+    """
+
+    def __init__(self, group: Group, generators: Sequence[Sequence[int]]) -> None:
+        super().__init__(group)
+        perms = [np.asarray(p, dtype=np.int64) for p in generators]
+        self.num_values = len(perms[0]) if perms else 0
+        for p in perms:
+            _check_permutation(p.tolist(), self.num_values, f"ValuePermutationAction({group.name})")
+        if len(perms) != len(group.generator_indices):
+            raise ValueError(
+                f"ValuePermutationAction: {group.name} has {len(group.generator_indices)} generators "
+                f"but {len(perms)} permutations were given."
+            )
+        self.perms = perms
+        g = group
+        table = np.empty((g.order, self.num_values), dtype=np.int64)
+        table[0] = np.arange(self.num_values)
+        for e in range(1, g.order):
+            word = g.words[e]
+            parent = g.table[e, g.inverse_table[g.generator_indices[word[-1]]]]
+            # rep(parent·gen)(v) = rep(parent)(rep(gen)(v))
+            table[e] = table[parent][perms[word[-1]]]
+        for a in range(g.order):
+            for gi, ge in enumerate(g.generator_indices):
+                if not np.array_equal(table[a][perms[gi]], table[g.table[a, ge]]):
+                    raise ValueError(
+                        f"ValuePermutationAction: the permutations do not define an action of {g.name} "
+                        f"(relation fails at {g.element_names[a]}·{g.generator_names[gi]})."
+                    )
+        self.table = table
+
+    def _table(self, device: torch.device) -> torch.Tensor:
+        key = ("table", device)
+        if key not in self._cache:
+            self._cache[key] = torch.as_tensor(self.table, device=device)
+        return self._cache[key]  # type: ignore[no-any-return]
+
+    def orbit(self, x: torch.Tensor) -> torch.Tensor:
+        return self._table(x.device)[:, x.long()].to(x.dtype)
+
+    def apply_each(self, y: torch.Tensor) -> torch.Tensor:
+        t = self._table(y.device)
+        G = self.group.order
+        return torch.gather(t, 1, y.long().reshape(G, -1)).reshape(y.shape).to(y.dtype)
+
+    def __repr__(self) -> str:
+        return f"ValuePermutationAction({self.group.name}, num_values={self.num_values})"
+
+
+class ComposedAction(Action):
+    """Several actions of the same group applied together (on disjoint dims, so they commute).
+
+    For example a spatial rotation of ``(H, W)`` together with a permutation of direction channels.
+    """
+
+    def __init__(self, *actions: Action) -> None:
+        if not actions:
+            raise ValueError("ComposedAction needs at least one action.")
+        group = actions[0].group
+        for a in actions[1:]:
+            if a.group != group:
+                raise ValueError(
+                    f"ComposedAction: all actions must be of the same group; got {group.name} and {a.group.name}."
+                )
+        index_dims = [set(a.dims) for a in actions if isinstance(a, IndexAction)]
+        for i in range(len(index_dims)):
+            for j in range(i + 1, len(index_dims)):
+                if index_dims[i] & index_dims[j]:
+                    raise ValueError(
+                        f"ComposedAction: index actions overlap on dims {sorted(index_dims[i] & index_dims[j])}; "
+                        "combine them into one action on those dims instead."
+                    )
+        if sum(isinstance(a, ValuePermutationAction) for a in actions) > 1:
+            raise ValueError("ComposedAction: at most one ValuePermutationAction (value maps need not commute).")
+        super().__init__(group)
+        self.actions = list(actions)
+
+    def validate(self, sample_shape: Sequence[int]) -> None:
+        for a in self.actions:
+            a.validate(sample_shape)
+
+    def orbit(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.actions[0].orbit(x)
+        for a in self.actions[1:]:
+            y = a.apply_each(y)
+        return y
+
+    def apply_each(self, y: torch.Tensor) -> torch.Tensor:
+        for a in self.actions:
+            y = a.apply_each(y)
+        return y
+
+    def inverse_each(self, y: torch.Tensor) -> torch.Tensor:
+        for a in self.actions:
+            y = a.inverse_each(y)
+        return y
+
+    @property
+    def acts_trivially(self) -> bool:
+        return all(a.acts_trivially for a in self.actions)
+
+    def __repr__(self) -> str:
+        return f"ComposedAction({', '.join(repr(a) for a in self.actions)})"

@@ -1,0 +1,274 @@
+"""Group averaging: equitune, equizero and λ-equitune, in one batched forward over the orbit.
+
+For a network ``M = head ∘ encoder`` and a symmetry ``(G, g·x, ρ)``::
+
+    M_G(x) = Σ_g w_g(x) ρ(g)⁻¹ M(g·x),      Σ_g w_g(x) = 1,  w_g(x) >= 0
+
+- ``equitune``: ``w_g = 1/|G|``;
+- ``equizero``: ``w`` is uniform over the views of minimal proxy loss ``l(M(g·x))`` (ties are
+  averaged, so that the result does not depend on the order of the group's elements), with an
+  optional straight-through gradient (forward of equizero, gradient of equitune);
+- ``lambda`` (λ-equitune): ``w_g = softmax_g(λ(h(g·x)))`` for a small λ-net over the encoder's
+  features ``h(g·x)``; the λ-net sees only the transformed input, never the element ``g``.
+
+The whole orbit ``[|G|·B, ...]`` goes through the network in one call; there is no Python loop
+over group elements.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+
+from equirl.proxy import ProxyLoss, resolve_proxy_loss
+from equirl.symmetry import Symmetry
+
+__all__ = [
+    "METHODS",
+    "Reducer",
+    "MeanReducer",
+    "ZeroReducer",
+    "LambdaReducer",
+    "make_reducer",
+    "symmetrize",
+    "GroupAveraged",
+    "equivariance_error",
+    "weight_entropy",
+]
+
+METHODS = ("equitune", "equizero", "lambda")
+"""The three ways to symmetrise a network."""
+
+
+def _weighted_sum(weights: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """``weights [G, B]``, ``values [G, B, ...]`` -> ``[B, ...]``."""
+    w = weights.reshape(*weights.shape, *([1] * (values.dim() - 2))).to(values.dtype)
+    return (w * values).sum(0)
+
+
+class Reducer(nn.Module):
+    """Turns the back-transformed outputs ``ρ(g)⁻¹ M(g·x)`` into one output.
+
+    ``forward(outputs, back, features)`` takes ``outputs = M(g·x)`` and ``back = ρ(g)⁻¹ M(g·x)``,
+    both ``[G, B, ...]``, and ``features = h(g·x)`` ``[G, B, F]`` (or None), and returns ``[B, ...]``.
+    The weights of the last call are kept, detached, in ``last_weights`` ``[G, B]`` for logging.
+    """
+
+    method: str = ""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.last_weights: torch.Tensor | None = None
+
+    def weights(self, outputs: torch.Tensor, features: torch.Tensor | None) -> torch.Tensor:
+        """Convex weights ``[G, B]`` over the group."""
+        raise NotImplementedError
+
+    def forward(self, outputs: torch.Tensor, back: torch.Tensor, features: torch.Tensor | None) -> torch.Tensor:
+        w = self.weights(outputs, features)
+        self.last_weights = w.detach()
+        return _weighted_sum(w, back)
+
+
+class MeanReducer(Reducer):
+    """equitune: the uniform average over the group."""
+
+    method = "equitune"
+
+    def weights(self, outputs: torch.Tensor, features: torch.Tensor | None) -> torch.Tensor:
+        G, B = outputs.shape[:2]
+        return torch.full((G, B), 1.0 / G, device=outputs.device, dtype=outputs.dtype)
+
+    def forward(self, outputs: torch.Tensor, back: torch.Tensor, features: torch.Tensor | None) -> torch.Tensor:
+        self.last_weights = None  # uniform: nothing to log
+        return back.mean(0)
+
+
+class ZeroReducer(Reducer):
+    """equizero: keep the view(s) with the lowest proxy loss.
+
+    :param proxy_loss: a name from ``equirl.proxy.PROXY_LOSSES`` or a function
+        ``outputs [G, B, ...] -> [G, B]`` (lower is better).
+    :param straight_through: forward pass of equizero, gradient of equitune.
+    :param tie_tolerance: views whose loss is within ``tol·(1 + |min|)`` of the minimum are averaged.
+    """
+
+    method = "equizero"
+
+    def __init__(
+        self, proxy_loss: str | ProxyLoss = "neg_max", straight_through: bool = True, tie_tolerance: float = 1e-6
+    ) -> None:
+        super().__init__()
+        self.proxy_loss = proxy_loss
+        self._proxy = resolve_proxy_loss(proxy_loss)
+        self.straight_through = straight_through
+        self.tie_tolerance = float(tie_tolerance)
+
+    def weights(self, outputs: torch.Tensor, features: torch.Tensor | None) -> torch.Tensor:
+        with torch.no_grad():
+            loss = self._proxy(outputs)
+            best = loss.min(0, keepdim=True).values
+            ties = loss <= best + self.tie_tolerance * (1.0 + best.abs())
+            w = ties.to(outputs.dtype)
+            return w / w.sum(0, keepdim=True)
+
+    def forward(self, outputs: torch.Tensor, back: torch.Tensor, features: torch.Tensor | None) -> torch.Tensor:
+        selected = super().forward(outputs, back, features)
+        if self.straight_through and back.requires_grad:
+            mean = back.mean(0)
+            return mean + (selected - mean).detach()
+        return selected
+
+    def extra_repr(self) -> str:
+        name = self.proxy_loss if isinstance(self.proxy_loss, str) else getattr(self.proxy_loss, "__name__", "custom")
+        return f"proxy_loss={name}, straight_through={self.straight_through}"
+
+
+class LambdaReducer(Reducer):
+    """λ-equitune: softmax over the group of a score ``λ(h(g·x))``.
+
+    :param feature_dim: size ``F`` of the features the λ-net reads.
+    :param hidden: width of the default λ-net ``Linear(F, hidden) - ReLU - Linear(hidden, 1)``.
+    :param temperature: softmax temperature.
+    :param lambda_net: a custom module ``[N, F] -> [N, 1]`` (or ``[N]``) instead of the default.
+
+    The default λ-net's last layer starts at zero, so an untrained λ-equitune equals equitune.
+    """
+
+    method = "lambda"
+
+    def __init__(
+        self,
+        feature_dim: int,
+        hidden: int = 64,
+        temperature: float = 1.0,
+        lambda_net: nn.Module | None = None,
+    ) -> None:
+        super().__init__()
+        if lambda_net is None:
+            if not isinstance(feature_dim, int) or feature_dim < 1:
+                raise ValueError(f"LambdaReducer: feature_dim must be a positive int, got {feature_dim!r}.")
+            lambda_net = nn.Sequential(nn.Linear(feature_dim, hidden), nn.ReLU(), nn.Linear(hidden, 1))
+            last = lambda_net[-1]
+            assert isinstance(last, nn.Linear)
+            nn.init.zeros_(last.weight)
+            nn.init.zeros_(last.bias)
+        if temperature <= 0:
+            raise ValueError(f"LambdaReducer: temperature must be > 0, got {temperature}.")
+        self.lambda_net = lambda_net
+        self.temperature = float(temperature)
+
+    def scores(self, features: torch.Tensor) -> torch.Tensor:
+        """Raw scores ``[G, B]`` from features ``[G, B, F]``."""
+        G, B = features.shape[:2]
+        return self.lambda_net(features.reshape(G * B, -1)).reshape(G, B)
+
+    def weights(self, outputs: torch.Tensor, features: torch.Tensor | None) -> torch.Tensor:
+        if features is None:
+            raise ValueError("λ-equitune needs features h(g·x); the network gave none.")
+        return torch.softmax(self.scores(features) / self.temperature, dim=0)
+
+
+def make_reducer(
+    method: str,
+    feature_dim: int | None = None,
+    proxy_loss: str | ProxyLoss = "neg_max",
+    straight_through: bool = True,
+    lambda_hidden: int = 64,
+    lambda_temperature: float = 1.0,
+    lambda_net: nn.Module | None = None,
+) -> Reducer:
+    """Build the reducer for ``method`` in :data:`METHODS`; see the reducers for the arguments."""
+    if method == "equitune":
+        return MeanReducer()
+    if method == "equizero":
+        return ZeroReducer(proxy_loss, straight_through)
+    if method == "lambda":
+        if feature_dim is None and lambda_net is None:
+            raise ValueError("method='lambda' needs feature_dim (or a lambda_net).")
+        return LambdaReducer(feature_dim or 0, lambda_hidden, lambda_temperature, lambda_net)
+    raise ValueError(f"Unknown method {method!r}; expected one of {METHODS}.")
+
+
+def symmetrize(
+    x: torch.Tensor,
+    symmetry: Symmetry,
+    encoder: Callable[[torch.Tensor], torch.Tensor],
+    head: Callable[[torch.Tensor], torch.Tensor] | None,
+    reducer: Reducer,
+) -> torch.Tensor:
+    """The symmetrised output ``Σ_g w_g ρ(g)⁻¹ head(encoder(g·x))`` for a batch ``x [B, ...]``.
+
+    ``encoder [N, ...] -> [N, F]`` gives the features the λ-net reads; ``head [N, F] -> [N, ...]``
+    gives the output (when ``head`` is None the encoder's output is both). Returns ``[B, ...]``.
+    """
+    G, B = symmetry.order, x.shape[0]
+    orbit = symmetry.input_action.orbit(x).reshape(G * B, *x.shape[1:])
+    h = encoder(orbit)
+    y = h if head is None else head(h)
+    y = y.reshape(G, B, *y.shape[1:])
+    features = h.reshape(G, B, -1) if isinstance(reducer, LambdaReducer) else None
+    back = symmetry.output_action.inverse_each(y)
+    return reducer(y, back, features)
+
+
+class GroupAveraged(nn.Module):
+    """Any network made exactly equivariant by group averaging.
+
+    :param symmetry: the group and its actions on inputs and outputs.
+    :param encoder: ``[N, ...] -> [N, F]``; with ``head`` None, the whole network.
+    :param head: ``[N, F] -> [N, ...]``, or None.
+    :param method: ``"equitune"``, ``"equizero"`` or ``"lambda"``.
+    :param feature_dim: ``F`` (needed by ``"lambda"`` with the default λ-net).
+    :param reducer_kwargs: passed to :func:`make_reducer` (``proxy_loss``, ``straight_through``,
+        ``lambda_hidden``, ``lambda_temperature``, ``lambda_net``).
+
+    ``forward(x [B, ...]) -> [B, ...]``.
+    """
+
+    def __init__(
+        self,
+        symmetry: Symmetry,
+        encoder: nn.Module,
+        head: nn.Module | None = None,
+        method: str = "equitune",
+        feature_dim: int | None = None,
+        **reducer_kwargs: Any,
+    ) -> None:
+        super().__init__()
+        self.symmetry = symmetry
+        self.encoder = encoder
+        self.head = head
+        self.reducer = make_reducer(method, feature_dim, **reducer_kwargs)
+
+    @property
+    def method(self) -> str:
+        return self.reducer.method
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return symmetrize(x, self.symmetry, self.encoder, self.head, self.reducer)
+
+
+def equivariance_error(f: Callable[[torch.Tensor], torch.Tensor], symmetry: Symmetry, x: torch.Tensor) -> float:
+    """``max_g max |f(g·x) - ρ(g) f(x)|`` over a batch ``x [B, ...]`` (a float; 0 when exact)."""
+    G, B = symmetry.order, x.shape[0]
+    with torch.no_grad():
+        fx = f(x)
+        f_orbit = f(symmetry.input_action.orbit(x).reshape(G * B, *x.shape[1:]))
+        expected = symmetry.output_action.orbit(fx)
+        return float((f_orbit.reshape(expected.shape) - expected).abs().max().item())
+
+
+def weight_entropy(weights: torch.Tensor) -> torch.Tensor:
+    """Entropy over the group of weights ``[G, B]`` -> ``[B]`` (nats; ``log|G|`` when uniform)."""
+    w = weights.clamp_min(1e-12)
+    return -(weights * w.log()).sum(0)
+
+
+def max_entropy(order: int) -> float:
+    """``log |G|``, the entropy of uniform weights."""
+    return math.log(order)
