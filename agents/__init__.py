@@ -1,7 +1,23 @@
-"""The Stable-Baselines3 layer: equivariant DQN policies, extractors, callbacks and transfer."""
+"""The Stable-Baselines3 layer: equivariant DQN policies, extractors, callbacks, training and transfer."""
 
 from agents.callbacks import GroupWeightLogger
 from agents.extractors import SmallKernelCNN
+from agents.hyperparams import load_hyperparams, split_hyperparams
 from agents.policies import EquiDQNPolicy, EquiQNetwork
+from agents.training import ALL_METHODS, PLAIN, EvalCSVCallback, TrainResult, build_dqn, evaluate, train
 
-__all__ = ["EquiDQNPolicy", "EquiQNetwork", "GroupWeightLogger", "SmallKernelCNN"]
+__all__ = [
+    "EquiDQNPolicy",
+    "EquiQNetwork",
+    "GroupWeightLogger",
+    "SmallKernelCNN",
+    "load_hyperparams",
+    "split_hyperparams",
+    "ALL_METHODS",
+    "PLAIN",
+    "EvalCSVCallback",
+    "TrainResult",
+    "build_dqn",
+    "evaluate",
+    "train",
+]

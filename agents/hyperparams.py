@@ -1,0 +1,79 @@
+"""Hyperparameters per environment, read from YAML files in rl-zoo3's layout.
+
+The files live in ``agents/hyperparams/`` (``dqn.yml``); scripts never copy values.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import yaml
+from torch import nn
+
+__all__ = ["HYPERPARAMS_DIR", "load_hyperparams", "known_environments", "split_hyperparams", "ACTIVATIONS"]
+
+HYPERPARAMS_DIR = Path(__file__).parent / "hyperparams"
+
+ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "tanh": nn.Tanh, "elu": nn.ELU, "leaky_relu": nn.LeakyReLU}
+"""Activation functions by the names used in the YAML files."""
+
+# Keys of a YAML entry that are not arguments of SB3's DQN constructor.
+_META_KEYS = ("n_timesteps", "policy", "policy_kwargs", "equivariant", "n_envs", "env_wrapper", "normalize")
+
+
+def _read(path: Path) -> dict[str, Any]:
+    with open(path) as f:
+        data = yaml.safe_load(f) or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a mapping from environment ids to hyperparameters.")
+    return data
+
+
+def known_environments(path: str | Path | None = None) -> list[str]:
+    """Environment ids that have hyperparameters in ``path`` (default ``agents/hyperparams/dqn.yml``)."""
+    return sorted(_read(Path(path) if path else HYPERPARAMS_DIR / "dqn.yml"))
+
+
+def load_hyperparams(env_id: str, path: str | Path | None = None) -> dict[str, Any]:
+    """A deep copy of the entry for ``env_id``, with numbers as numbers and classes resolved.
+
+    ``policy_kwargs.features_extractor_class`` and ``policy_kwargs.activation_fn`` given by name
+    are replaced by the classes. Raises KeyError listing the known ids.
+    """
+    file = Path(path) if path else HYPERPARAMS_DIR / "dqn.yml"
+    data = _read(file)
+    if env_id not in data:
+        raise KeyError(f"No hyperparameters for {env_id!r} in {file}. Known: {sorted(data)}.")
+    hp = copy.deepcopy(data[env_id])
+    for key in ("n_timesteps", "learning_rate", "buffer_size", "learning_starts", "batch_size"):
+        if key in hp and isinstance(hp[key], str):
+            hp[key] = float(hp[key])
+    for key in ("n_timesteps", "buffer_size", "learning_starts", "batch_size", "train_freq", "gradient_steps"):
+        if key in hp and isinstance(hp[key], float):
+            hp[key] = int(hp[key])
+    pk = hp.setdefault("policy_kwargs", {})
+    if isinstance(pk.get("activation_fn"), str):
+        name = pk["activation_fn"]
+        if name not in ACTIVATIONS:
+            raise ValueError(f"{env_id}: unknown activation_fn {name!r}; expected one of {sorted(ACTIVATIONS)}.")
+        pk["activation_fn"] = ACTIVATIONS[name]
+    if isinstance(pk.get("features_extractor_class"), str):
+        from agents import extractors
+
+        name = pk["features_extractor_class"]
+        if not hasattr(extractors, name):
+            raise ValueError(f"{env_id}: unknown features_extractor_class {name!r}; expected one of {extractors.__all__}.")
+        pk["features_extractor_class"] = getattr(extractors, name)
+    return hp  # type: ignore[no-any-return]
+
+
+def split_hyperparams(hp: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """Split an entry into ``(dqn_kwargs, policy_kwargs, equivariant_kwargs)``.
+
+    ``dqn_kwargs`` go to ``DQN(...)`` as they are; ``policy_kwargs`` to both the plain and the
+    equivariant policy; ``equivariant_kwargs`` to ``EquiDQNPolicy`` only.
+    """
+    dqn_kwargs = {k: v for k, v in hp.items() if k not in _META_KEYS}
+    return dqn_kwargs, dict(hp.get("policy_kwargs") or {}), dict(hp.get("equivariant") or {})
