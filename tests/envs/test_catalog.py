@@ -1,0 +1,107 @@
+"""The catalogue: names, pairing of make_env with get_symmetry, registration, docs."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import pytest
+
+import envs
+from equirl import PermutationAction, SignFlipAction, Symmetry, cyclic
+
+REPRESENTATIVE = [
+    "CartPole-v1",
+    "Acrobot-v1",
+    "MiniGrid-Empty-8x8-v0",
+    "MiniGrid-DoorKey-5x5-v0",
+    "MiniGrid-Empty-8x8-v0/full-D4",
+    "MiniGrid-DoorKey-5x5-v0/full-C4",
+    "equirl/RotGrid-v0",
+    "equirl/RotGrid-v0/C4",
+    "equirl/RotGrid-v0/flat",
+    "equirl/RotGrid-Maze-v0",
+]
+
+
+def test_required_entries_exist() -> None:
+    names = set(envs.list_symmetries())
+    for n in REPRESENTATIVE + [
+        "MiniGrid-DoorKey-5x5-v0/full-D4",
+        "equirl/RotGrid-Corner-v0",
+        "equirl/RotGrid-CornerRotated-v0",
+    ]:
+        assert n in names
+    groups = {n: envs.get_symmetry(n).group.name for n in REPRESENTATIVE}
+    assert groups["CartPole-v1"] == groups["Acrobot-v1"] == groups["MiniGrid-Empty-8x8-v0"] == "C2"
+    assert groups["MiniGrid-Empty-8x8-v0/full-D4"] == groups["equirl/RotGrid-v0"] == "D4"
+    assert groups["MiniGrid-DoorKey-5x5-v0/full-C4"] == groups["equirl/RotGrid-v0/C4"] == "C4"
+
+
+@pytest.mark.parametrize("name", REPRESENTATIVE)
+def test_make_env_fits_symmetry(name: str) -> None:
+    env = envs.make_env(name)
+    sym = envs.get_symmetry(name)
+    assert isinstance(sym, Symmetry) and sym.name == name
+    assert sym.description
+    assert isinstance(env.action_space, gym.spaces.Discrete)
+    sym.validate(env.observation_space.shape, (int(env.action_space.n),))
+    obs, _ = env.reset(seed=0)
+    assert env.observation_space.contains(obs)
+    env.close()
+
+
+def test_every_entry_has_docs_and_a_mapper() -> None:
+    docs = envs.symmetry_docs()
+    mappers = set(envs.list_state_mappers())
+    for name in envs.list_symmetries():
+        assert docs[name], name
+        assert name in mappers, name
+    table = envs.catalogue_table(["CartPole-v1", "equirl/RotGrid-v0"])
+    assert "| `CartPole-v1` | C2 |" in table and "| `equirl/RotGrid-v0` | D4 |" in table
+
+
+def test_unknown_names_raise_with_advice() -> None:
+    with pytest.raises(KeyError, match="list_symmetries"):
+        envs.get_symmetry("MiniGrid-Empty-8x8-v0/full-D5")
+    with pytest.raises(KeyError, match="No environment"):
+        envs.make_env("NoSuchEnv-v9")
+    with pytest.raises(KeyError, match="register_state_mapper"):
+        envs.get_state_mapper("MountainCar-v0")
+
+
+def test_register_user_symmetry() -> None:
+    def mirror() -> Symmetry:
+        """C2: MountainCar position/velocity are not symmetric; this entry only tests registration."""
+        c2 = cyclic(2)
+        return Symmetry(c2, SignFlipAction(c2, [[-1.0, -1.0]]), PermutationAction(c2, [[2, 1, 0]]), name="mc")
+
+    envs.register_symmetry("test/MountainCar-mirror", mirror, make_env=lambda **kw: gym.make("MountainCar-v0", **kw))
+    try:
+        assert envs.get_symmetry("test/MountainCar-mirror").name == "mc"
+        assert envs.make_env("test/MountainCar-mirror").observation_space.shape == (2,)
+        with pytest.raises(ValueError, match="already registered"):
+            envs.register_symmetry("test/MountainCar-mirror", mirror)
+    finally:
+        from envs import catalog
+
+        catalog._REGISTRY.pop("test/MountainCar-mirror", None)
+        catalog._ENVS.pop("test/MountainCar-mirror", None)
+
+
+def test_full_view_needs_square_grid() -> None:
+    envs.register_minigrid("MiniGrid-KeyCorridorS3R1-v0", overwrite=True)
+    try:
+        env = envs.make_env("MiniGrid-KeyCorridorS3R1-v0")  # egocentric view: any grid
+        assert env.observation_space.shape == (20, 7, 7)
+        with pytest.raises(ValueError, match="square"):
+            envs.make_env("MiniGrid-KeyCorridorS3R1-v0/full-D4")
+    finally:
+        from envs import catalog, mappers
+
+        for n in (
+            "MiniGrid-KeyCorridorS3R1-v0",
+            "MiniGrid-KeyCorridorS3R1-v0/full-D4",
+            "MiniGrid-KeyCorridorS3R1-v0/full-C4",
+        ):
+            catalog._REGISTRY.pop(n, None)
+            catalog._ENVS.pop(n, None)
+            mappers._MAPPERS.pop(n, None)
