@@ -1,0 +1,246 @@
+"""The sample-efficiency sweep: aggregation on known curves, resuming, and tiny end-to-end sweeps."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from scripts import benchmark, sweep
+
+
+# -- aggregation on synthetic curves ------------------------------------------------------------
+def test_steps_to_threshold_first_crossing_and_never() -> None:
+    t = [0, 100, 200, 300, 400]
+    assert sweep.steps_to_threshold(t, [0, 5, 10, 3, 12], 10) == 200  # first crossing, not the last
+    assert sweep.steps_to_threshold(t, [0, 5, 9.9, 3, 9], 10) == math.inf
+    assert sweep.steps_to_threshold(t, [11, 0, 0, 0, 0], 10) == 0
+
+
+def test_normalised_auc_is_mean_return_over_training() -> None:
+    assert sweep.normalised_auc([0, 100], [0, 10]) == pytest.approx(5.0)  # a ramp: mean 5
+    assert sweep.normalised_auc([0, 100, 200], [2, 2, 2]) == pytest.approx(2.0)
+    # held at the last value up to the budget: 0..100 ramp (area 500) + 100..300 at 10 (area 2000)
+    assert sweep.normalised_auc([0, 100], [0, 10], budget=300) == pytest.approx(2500 / 300)
+
+
+def test_quantile_counts_unsolved_runs_as_slowest() -> None:
+    inf = math.inf
+    assert sweep.quantile([100, 200, 300], 0.5) == 200
+    assert sweep.quantile([100, 200, 300, 400], 0.25) == pytest.approx(np.quantile([100, 200, 300, 400], 0.25))
+    assert sweep.quantile([100, 200, inf, inf, inf], 0.5) == inf  # most never solve: median is "never"
+    assert sweep.quantile([100, 200, 300, inf, inf], 0.5) == 300
+    assert sweep.quantile([100, 200, 300, inf, inf], 0.25) == 200
+    assert sweep.quantile([100, 200, 300, 400, inf], 0.75) == 400
+    assert sweep.quantile([inf, inf], 0.5) == inf  # np.quantile gives nan here
+
+
+def test_collapse_only_after_solving() -> None:
+    assert sweep.collapsed_after_solving([0, 500, 100, 500], threshold=475, baseline=20)
+    assert not sweep.collapsed_after_solving([0, 500, 300, 500], threshold=475, baseline=20)  # above halfway
+    assert not sweep.collapsed_after_solving([0, 100, 0, 400], threshold=475, baseline=20)  # never solved
+
+
+def _synthetic(env_id: str, method: str, curves_by_seed: dict[int, list[float]], t: list[int], seconds: float):
+    runs, curves = [], []
+    for seed, returns in curves_by_seed.items():
+        runs.append(
+            dict(
+                env_id=env_id,
+                method=method,
+                seed=seed,
+                timesteps=t[-1],
+                group_order=1 if method == "plain" else 2,
+                train_seconds=seconds,
+                eval_seconds=0.0,
+                total_seconds=seconds,
+                steps_per_second=t[-1] / seconds,
+                final_return=returns[-1],
+                final_return_std=0.0,
+                threshold=10.0,
+                baseline=0.0,
+            )
+        )
+        curves += [
+            dict(env_id=env_id, method=method, seed=seed, timesteps=ti, mean_return=ri)
+            for ti, ri in zip(t, returns, strict=True)
+        ]
+    return runs, curves
+
+
+def test_aggregate_on_known_curves() -> None:
+    t = [0, 100, 200, 300, 400]
+    r1, c1 = _synthetic("E", "plain", {0: [0, 0, 0, 10, 10], 1: [0, 0, 0, 0, 10], 2: [0, 0, 0, 0, 0]}, t, 10.0)
+    r2, c2 = _synthetic(
+        "E", "equitune", {0: [0, 10, 10, 10, 10], 1: [0, 10, 0, 10, 10], 2: [0, 0, 10, 10, 10]}, t, 25.0
+    )
+    rows = sweep.aggregate(r1 + r2, c1 + c2)
+    plain, equi = rows
+    assert (plain["method"], equi["method"]) == ("plain", "equitune")
+    assert plain["n_solved"] == 2 and equi["n_solved"] == 3
+    assert plain["steps_median"] == 400 and plain["steps_q25"] == 350 and plain["steps_q75"] == math.inf
+    assert equi["steps_median"] == 100 and equi["steps_q25"] == 100 and equi["steps_q75"] == 150
+    # AUC = mean over training: seed0 plain: trapezoids 0,0,500,1000 over 400 -> 3.75; seed1 1.25; seed2 0
+    assert plain["auc_mean"] == pytest.approx((3.75 + 1.25 + 0) / 3)
+    assert plain["final_mean"] == pytest.approx(20 / 3) and plain["final_std"] == pytest.approx(np.std([10, 10, 0]))
+    assert equi["collapses"] == 1 and plain["collapses"] == 0
+    assert equi["wallclock_ratio"] == pytest.approx(2.5) and plain["wallclock_ratio"] == pytest.approx(1.0)
+    table = sweep.markdown_table(rows)
+    assert "| E | equitune | 2 | 3/3 | 100 [100, 150] |" in table
+    assert "| E | plain | 1 | 2/3 | 400 [350, —] |" in table
+
+
+def test_aggregate_thresholds_override() -> None:
+    t = [0, 100]
+    runs, curves = _synthetic("E", "plain", {0: [0, 5]}, t, 1.0)
+    (row,) = sweep.aggregate(runs, curves, {"E": (4.0, 0.0)})
+    assert row["steps_median"] == 100 and row["n_solved"] == 1
+
+
+def test_config_loads_every_benchmark_environment() -> None:
+    benches = sweep.load_config()
+    for env_id in (
+        "CartPole-v1",
+        "Acrobot-v1",
+        "equirl/RotGrid-v0",
+        "MiniGrid-Empty-8x8-v0",
+        "MiniGrid-DoorKey-5x5-v0",
+    ):
+        b = benches[env_id]
+        assert b.timesteps > 0 and 0 < b.eval_freq <= b.timesteps
+    assert benches["CartPole-v1"].threshold == 475 and benches["Acrobot-v1"].threshold == -100
+    assert sweep.default_seeds() >= 5
+
+
+def test_config_rejects_incomplete_entry(tmp_path: Path) -> None:
+    (tmp_path / "c.yml").write_text("environments:\n  CartPole-v1:\n    timesteps: 100\n")
+    with pytest.raises(ValueError, match="threshold"):
+        sweep.load_config(tmp_path / "c.yml")
+
+
+def test_specs_order_and_ids() -> None:
+    a = sweep.EnvBenchmark("A", 10, 5, 1.0, 0.0)
+    b = sweep.EnvBenchmark("x/B", 10, 5, 1.0, 0.0)
+    seed_major = sweep.make_specs([a, b], ["plain", "lambda"], [0, 1])
+    assert [(s.bench.env_id, s.seed) for s in seed_major[:4]] == [("A", 0), ("A", 0), ("x/B", 0), ("x/B", 0)]
+    env_major = sweep.make_specs([a, b], ["plain", "lambda"], [0, 1], order="env")
+    assert [(s.bench.env_id, s.seed) for s in env_major[:4]] == [("A", 0), ("A", 0), ("A", 1), ("A", 1)]
+    assert seed_major[2].run_id == "x_B/plain/seed0"
+
+
+# -- resuming -----------------------------------------------------------------------------------
+def _tiny_bench() -> sweep.EnvBenchmark:
+    return sweep.EnvBenchmark(
+        "CartPole-v1",
+        timesteps=300,
+        eval_freq=150,
+        threshold=475,
+        baseline=22,
+        n_eval_episodes=2,
+        overrides={"learning_starts": 100, "train_freq": 50, "gradient_steps": 5, "buffer_size": 1000},
+    )
+
+
+def test_resume_skips_finished_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    specs = sweep.make_specs([_tiny_bench()], ["plain", "equitune"], [0, 1])
+    done = specs[1]
+    done.out_dir(tmp_path).mkdir(parents=True)
+    (done.out_dir(tmp_path) / "summary.json").write_text("{}")
+    (specs[2].out_dir(tmp_path)).mkdir(parents=True)  # started but unfinished (no summary): must rerun
+    todo = sweep.pending(specs, tmp_path)
+    assert done not in todo and len(todo) == 3
+
+    ran: list[str] = []
+    monkeypatch.setattr(
+        sweep, "_safe_run", lambda spec, out, threads=1: ran.append(spec.run_id) or {"run_id": spec.run_id}
+    )
+    sweep.run_local(todo, tmp_path, workers=1, progress=False)
+    assert ran == [s.run_id for s in specs if s is not done]
+
+
+def test_resume_through_cli_skips_everything_once_finished(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "sweep"
+    args = [
+        "run",
+        "--envs",
+        "CartPole-v1",
+        "--methods",
+        "plain",
+        "--seeds",
+        "1",
+        "--timesteps",
+        "200",
+        "--eval-freq",
+        "100",
+        "--n-eval-episodes",
+        "1",
+        "--workers",
+        "1",
+        "--out",
+        str(out),
+        "--no-progress",
+    ]
+    assert benchmark.main(args) == 0
+    summary = out / "CartPole-v1" / "plain" / "seed0" / "summary.json"
+    stamp = summary.stat().st_mtime_ns
+    capsys.readouterr()
+    assert benchmark.main(args) == 0
+    assert "1 already finished, 0 to run" in capsys.readouterr().out
+    assert summary.stat().st_mtime_ns == stamp
+
+
+# -- end to end ---------------------------------------------------------------------------------
+def _check_sweep_output(out: Path, n_runs: int) -> str:
+    runs, curves = sweep.collect(out)
+    assert len(runs) == n_runs
+    for r in runs:
+        assert r["timesteps"] == 300 and r["steps_per_second"] > 0 and r["train_seconds"] > 0
+        assert r["eval_seconds"] > 0 and r["total_seconds"] >= r["train_seconds"]
+    for run_dir in out.glob("CartPole-v1/*/seed*"):
+        with open(run_dir / "curve.csv") as f:
+            rows = list(csv.DictReader(f))
+        steps = [float(x["timesteps"]) for x in rows]  # the first step, every eval_freq steps after it, the end
+        assert len(steps) == 3 and steps[0] == 1 and steps[-1] == 300
+        assert all(float(x["train_seconds"]) <= float(x["wall_seconds"]) for x in rows)
+        assert json.loads((run_dir / "summary.json").read_text())["method"] == run_dir.parent.name
+    sweep.write_raw(runs, curves, out)
+    table = benchmark.aggregate_dir(out, print_table=False)
+    assert table.splitlines()[0].startswith("| environment | method |")
+    assert (out / "summary.csv").exists() and (out / "benchmark_cartpole_v1.png").stat().st_size > 1000
+    return table
+
+
+def _table_shape(table: str) -> list[tuple[str, ...]]:
+    return [tuple(c.strip() for c in line.split("|")[1:3]) for line in table.splitlines()]
+
+
+def test_tiny_sweep_local_backend(tmp_path: Path) -> None:
+    specs = sweep.make_specs([_tiny_bench()], ["plain", "equitune"], [0])
+    results = sweep.run_local(specs, tmp_path, workers=2, progress=False)
+    assert not [r for r in results if "error" in r], results
+    table = _check_sweep_output(tmp_path, 2)
+    assert _table_shape(table)[2:] == [("CartPole-v1", "plain"), ("CartPole-v1", "equitune")]
+    assert "| 1.00 |" in table.splitlines()[2]  # plain's wall-clock ratio against itself
+
+
+def test_failed_run_is_reported_not_raised(tmp_path: Path) -> None:
+    bad = sweep.EnvBenchmark("CartPole-v1", 100, 50, 475, 22, overrides={"not_a_dqn_argument": 1})
+    (result,) = sweep.run_local(sweep.make_specs([bad], ["plain"], [0]), tmp_path, workers=1, progress=False)
+    assert "not_a_dqn_argument" in result["error"]
+    assert sweep.pending(sweep.make_specs([bad], ["plain"], [0]), tmp_path)  # not marked finished
+
+
+@pytest.mark.slow
+def test_tiny_sweep_ray_backend(tmp_path: Path) -> None:
+    ray = pytest.importorskip("ray")
+    local_dir, ray_dir = tmp_path / "local", tmp_path / "ray"
+    specs = sweep.make_specs([_tiny_bench()], ["plain", "equitune"], [0])
+    sweep.run_local(specs, local_dir, workers=1, progress=False)
+    results = sweep.run_ray(specs, ray_dir, num_cpus=2, progress=False)
+    assert not ray.is_initialized()
+    assert not [r for r in results if "error" in r], results
+    assert _table_shape(_check_sweep_output(ray_dir, 2)) == _table_shape(_check_sweep_output(local_dir, 2))
