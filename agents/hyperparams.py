@@ -12,7 +12,14 @@ from typing import Any
 import yaml
 from torch import nn
 
-__all__ = ["HYPERPARAMS_DIR", "load_hyperparams", "known_environments", "split_hyperparams", "ACTIVATIONS"]
+__all__ = [
+    "HYPERPARAMS_DIR",
+    "load_hyperparams",
+    "known_environments",
+    "split_hyperparams",
+    "finetune_hyperparams",
+    "ACTIVATIONS",
+]
 
 HYPERPARAMS_DIR = Path(__file__).parent / "hyperparams"
 
@@ -20,7 +27,16 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "tanh": nn.Tanh, "el
 """Activation functions by the names used in the YAML files."""
 
 # Keys of a YAML entry that are not arguments of SB3's DQN constructor.
-_META_KEYS = ("n_timesteps", "policy", "policy_kwargs", "equivariant", "n_envs", "env_wrapper", "normalize")
+_META_KEYS = (
+    "n_timesteps",
+    "policy",
+    "policy_kwargs",
+    "equivariant",
+    "finetune",
+    "n_envs",
+    "env_wrapper",
+    "normalize",
+)
 
 
 def _read(path: Path) -> dict[str, Any]:
@@ -77,3 +93,18 @@ def split_hyperparams(hp: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any
     """
     dqn_kwargs = {k: v for k, v in hp.items() if k not in _META_KEYS}
     return dqn_kwargs, dict(hp.get("policy_kwargs") or {}), dict(hp.get("equivariant") or {})
+
+
+def finetune_hyperparams(hp: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Split an entry's ``finetune:`` mapping into ``(dqn_overrides, transfer_settings)``.
+
+    ``transfer_settings`` holds ``steps`` (finetuning budget), ``lambda_fit_steps`` (λ-equitune's
+    frozen-backbone stage, inside the budget) and ``eval_freq``; everything else replaces the
+    pretrained model's DQN arguments while finetuning (exploration, ``learning_starts``, ...).
+    """
+    ft = dict(hp.get("finetune") or {})
+    settings = {k: ft.pop(k) for k in ("steps", "lambda_fit_steps", "eval_freq") if k in ft}
+    for k in ("learning_starts", "buffer_size", "batch_size", "train_freq", "gradient_steps"):
+        if k in ft and isinstance(ft[k], float):
+            ft[k] = int(ft[k])
+    return ft, settings

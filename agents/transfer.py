@@ -1,0 +1,363 @@
+"""Transfer of pretrained Q-networks: any SB3 DQN made equivariant, evaluated zero-shot and finetuned.
+
+The paper's question for deep Q-learning: given a Q-network ``Q`` pretrained without symmetry, how
+good is ``Q_G(s) = Σ_g w_g(s) ρ(g)⁻¹ Q(g·s)`` on the original task and on its transformed variants,
+zero-shot and after finetuning, for equitune, equizero and λ-equitune?
+
+- :func:`equivariant_from_pretrained` takes a DQN (zip path or loaded model, trained with SB3's
+  ``MlpPolicy``/``CnnPolicy`` or anything with the same ``q_net`` layout) and returns a new DQN whose
+  Q-network is that network symmetrised (:class:`agents.EquiDQNPolicy`), the pretrained weights
+  copied, the target network equal to the online network.
+- :func:`fit_lambda` is λ-equitune's first stage: the backbone frozen, only the λ-net learns, by
+  SB3's own DQN loss (TD error against the symmetrised target network) on transitions of the task.
+- :func:`run_transfer` does one (task, method, seed) cell of the experiment: zero-shot return, then a
+  finetuning curve (λ-equitune: fit λ first, inside the same budget).
+
+Why the TD loss fits λ (and not "maximise the value proxy"): with the backbone frozen, each view
+``ρ(g)⁻¹ Q(g·s)`` is a fixed Q-function, and λ chooses a state-dependent mixture of them. The TD
+loss scores the mixture against rewards actually observed on the task, so λ moves towards the views
+whose values are consistent with the task's returns. Maximising ``Σ_g w_g max_a Q(g·s, a)`` needs no
+reward but rewards over-estimation: it learns "equizero" at best, and prefers any view whose value is
+optimistic even when it is wrong. The TD loss is also the loss that finetuning continues with, so the
+two stages optimise one objective.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch as th
+from gymnasium import spaces
+from stable_baselines3 import DQN
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList
+from stable_baselines3.common.monitor import Monitor
+
+from agents.policies import EquiDQNPolicy, EquiQNetwork, check_equivariance_args
+from agents.training import ALL_METHODS, PLAIN, EvalCSVCallback, evaluate
+from equirl import Symmetry
+
+__all__ = [
+    "TransferError",
+    "load_pretrained",
+    "check_compatible",
+    "equivariant_from_pretrained",
+    "freeze_backbone",
+    "fit_lambda",
+    "TransferRun",
+    "run_transfer",
+    "q_values",
+]
+
+EnvFactory = Callable[[], gym.Env]
+
+# DQN constructor arguments read off a pretrained model (the finetuning run keeps them unless overridden).
+_DQN_ATTRS = (
+    "learning_rate",
+    "buffer_size",
+    "learning_starts",
+    "batch_size",
+    "tau",
+    "gamma",
+    "gradient_steps",
+    "target_update_interval",
+    "exploration_fraction",
+    "exploration_initial_eps",
+    "exploration_final_eps",
+    "max_grad_norm",
+)
+# Policy constructor parameters that are spaces or schedules, not policy_kwargs.
+_NOT_POLICY_KWARGS = ("observation_space", "action_space", "lr_schedule")
+
+
+class TransferError(ValueError):
+    """A pretrained model that does not fit the symmetry (or environment) it is asked to transfer to."""
+
+
+class _SpacesOnlyEnv(gym.Env):
+    """A placeholder environment with the pretrained model's spaces, for models built without ``env``.
+
+    The returned DQN can predict and be evaluated; ``learn`` needs ``model.set_env(real_env)`` first.
+    """
+
+    def __init__(self, observation_space: spaces.Space, action_space: spaces.Space) -> None:
+        self.observation_space = observation_space
+        self.action_space = action_space
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict]:
+        raise RuntimeError(
+            "This DQN was built by equivariant_from_pretrained without an environment; "
+            "call model.set_env(env) (or pass env=...) before model.learn()."
+        )
+
+    def step(self, action: Any) -> tuple[Any, float, bool, bool, dict]:
+        raise RuntimeError("No environment attached; call model.set_env(env) first.")
+
+
+def load_pretrained(model_or_path: DQN | str | Path, device: str = "cpu") -> DQN:
+    """A loaded SB3 DQN from a zip path (``.zip`` may be omitted) or the model itself."""
+    if isinstance(model_or_path, DQN):
+        return model_or_path
+    path = Path(model_or_path)
+    if not path.exists() and path.with_suffix(".zip").exists():
+        path = path.with_suffix(".zip")
+    if not path.exists():
+        raise FileNotFoundError(f"No pretrained model at {model_or_path} (expected an SB3 DQN .zip).")
+    try:
+        return DQN.load(path, device=device)
+    except Exception as err:  # noqa: BLE001 - re-raised with the path
+        raise TransferError(f"Could not load {path} as a Stable-Baselines3 DQN: {err}") from err
+
+
+def _describe(model_or_path: DQN | str | Path) -> str:
+    return str(model_or_path) if not isinstance(model_or_path, DQN) else "the given DQN"
+
+
+def check_compatible(model: DQN, symmetry: Symmetry, source: str = "the pretrained model") -> None:
+    """Raise :class:`TransferError` unless ``symmetry`` acts on ``model``'s observations and actions.
+
+    The observation space checked is the one the Q-network sees (after SB3's image transpose).
+    """
+    obs_space, act_space = model.observation_space, model.action_space
+    try:
+        check_equivariance_args(symmetry, "equitune", obs_space, act_space)
+    except (TypeError, ValueError) as err:
+        n = getattr(act_space, "n", None)
+        raise TransferError(
+            f"{source} does not fit the symmetry {symmetry.name or symmetry!r}: the model has observation space "
+            f"{obs_space} and action space {act_space} (n={n}); the symmetry {symmetry.group.name} expects "
+            f"what its actions validate. Underlying error: {err}. Pick the symmetry of the environment the model "
+            "was trained on (envs.get_symmetry(env_id))."
+        ) from err
+
+
+def _dqn_kwargs_of(model: DQN) -> dict[str, Any]:
+    kw = {k: getattr(model, k) for k in _DQN_ATTRS if hasattr(model, k)}
+    tf = model.train_freq
+    kw["train_freq"] = (int(tf.frequency), tf.unit.value)
+    return kw
+
+
+def _policy_kwargs_of(model: DQN) -> dict[str, Any]:
+    params = model.policy._get_constructor_parameters()
+    for k in _NOT_POLICY_KWARGS:
+        params.pop(k, None)
+    # an equivariant source keeps its own symmetry arguments only if the caller does not replace them
+    for k in ("symmetry", "method", "proxy_loss", "straight_through", "lambda_hidden", "lambda_temperature"):
+        params.pop(k, None)
+    return params
+
+
+def equivariant_from_pretrained(
+    model_or_path: DQN | str | Path,
+    symmetry: Symmetry | None,
+    method: str = "lambda",
+    env: gym.Env | Any | None = None,
+    hyperparams: dict[str, Any] | None = None,
+    seed: int | None = None,
+    device: str = "cpu",
+    tensorboard_log: str | None = None,
+    **equivariant_kwargs: Any,
+) -> DQN:
+    """A new SB3 DQN whose Q-network is the pretrained one symmetrised with ``method``.
+
+    :param model_or_path: an SB3 DQN or the path of its zip (any policy with SB3's ``QNetwork``
+        layout: ``MlpPolicy``, ``CnnPolicy``, custom extractors, or an :class:`EquiDQNPolicy`).
+    :param symmetry: the group acting on the model's observations (as its Q-network sees them) and
+        actions; may be None for ``method="plain"``.
+    :param method: ``"plain"`` (a copy of the pretrained DQN, for baselines), ``"equitune"``,
+        ``"equizero"`` or ``"lambda"``.
+    :param env: the environment to finetune on (optional: without it the model predicts and evaluates;
+        ``set_env`` before ``learn``). Its spaces must equal the pretrained model's.
+    :param hyperparams: DQN arguments that replace the pretrained model's for finetuning (exploration,
+        learning rate, ``learning_starts``, ...); keys not accepted by ``DQN`` are an error.
+    :param seed: seed of the new DQN (exploration and replay sampling).
+    :param equivariant_kwargs: :class:`EquiDQNPolicy` arguments (``proxy_loss``, ``lambda_hidden``, ...).
+    :return: a DQN with the pretrained ``features_extractor.*`` and ``q_net.*`` weights, a fresh
+        λ-net (zero last layer: untrained λ-equitune equals equitune), ``q_net_target`` equal to
+        ``q_net``, and an optimizer over all parameters.
+    :raises TransferError: when the model's spaces do not fit the symmetry or the environment.
+    """
+    if method not in ALL_METHODS:
+        raise ValueError(f"Unknown method {method!r}; expected one of {ALL_METHODS}.")
+    source = _describe(model_or_path)
+    pre = load_pretrained(model_or_path, device=device)
+    if method != PLAIN:
+        if symmetry is None:
+            raise ValueError(f"method={method!r} needs a symmetry (for example envs.get_symmetry(env_id)).")
+        check_compatible(pre, symmetry, source)
+    policy_kwargs = _policy_kwargs_of(pre)
+    dqn_kwargs = _dqn_kwargs_of(pre)
+    dqn_kwargs.update(hyperparams or {})
+    target_env = env if env is not None else _SpacesOnlyEnv(pre.observation_space, pre.action_space)
+    policy: Any
+    if method == PLAIN:
+        policy = type(pre.policy)
+        if isinstance(pre.policy, EquiDQNPolicy):
+            policy_kwargs.update(pre.policy.equivariance_kwargs)
+    else:
+        policy = EquiDQNPolicy
+        policy_kwargs.update(equivariant_kwargs)
+        policy_kwargs.update(symmetry=symmetry, method=method)
+    new = DQN(
+        policy,
+        target_env,
+        policy_kwargs=policy_kwargs,
+        seed=seed,
+        device=device,
+        tensorboard_log=tensorboard_log,
+        **dqn_kwargs,
+    )
+    if new.observation_space != pre.observation_space or new.action_space != pre.action_space:
+        raise TransferError(
+            f"The environment's spaces ({new.observation_space}, {new.action_space}) differ from those "
+            f"{source} was trained on ({pre.observation_space}, {pre.action_space})."
+        )
+    _copy_q_weights(pre, new)
+    return new
+
+
+def _copy_q_weights(pre: DQN, new: DQN) -> None:
+    """Copy ``pre.q_net`` into ``new.q_net`` (all but the reducer), then ``new.q_net_target`` <- ``new.q_net``."""
+    src = pre.policy.q_net.state_dict()
+    src = {k: v for k, v in src.items() if not k.startswith("reducer.")}
+    dst_net = new.policy.q_net
+    missing, unexpected = dst_net.load_state_dict(src, strict=False)
+    bad_missing = [k for k in missing if not k.startswith("reducer.")]
+    if bad_missing or unexpected:
+        raise TransferError(
+            "The pretrained Q-network's layout differs from the new one: "
+            f"missing {bad_missing}, unexpected {list(unexpected)}."
+        )
+    new.policy.q_net_target.load_state_dict(dst_net.state_dict())
+    new.policy.q_net_target.set_training_mode(False)
+
+
+def freeze_backbone(model: DQN, frozen: bool = True) -> list[str]:
+    """Freeze (or unfreeze) everything in ``q_net`` and ``q_net_target`` but the reducer (the λ-net).
+
+    Frozen parameters get no gradient, so SB3's Adam skips them. Returns the names of the parameters
+    that still train.
+    """
+    trainable = []
+    for net in (model.policy.q_net, model.policy.q_net_target):
+        for name, p in net.named_parameters():
+            p.requires_grad_(name.startswith("reducer.") or not frozen)
+            if p.requires_grad and net is model.policy.q_net:
+                trainable.append(name)
+    return trainable
+
+
+def fit_lambda(
+    model: DQN,
+    total_timesteps: int,
+    callback: BaseCallback | list[BaseCallback] | None = None,
+    progress_bar: bool = False,
+    tb_log_name: str = "lambda_fit",
+) -> DQN:
+    """λ-equitune's first stage: ``total_timesteps`` of DQN training with only the λ-net learning.
+
+    The objective is SB3's DQN loss (Huber TD error against the symmetrised target network, the
+    target network synchronised every ``target_update_interval`` steps as usual); with the backbone
+    frozen its only free parameters are λ's. The backbone is unfrozen afterwards; the replay buffer
+    and step counter carry on into finetuning (``learn(..., reset_num_timesteps=False)``).
+    """
+    q_net = model.policy.q_net
+    if not isinstance(q_net, EquiQNetwork) or q_net.method != "lambda":
+        raise ValueError("fit_lambda needs a λ-equitune DQN (equivariant_from_pretrained(..., method='lambda')).")
+    freeze_backbone(model, True)
+    try:
+        if total_timesteps > 0:
+            model.learn(total_timesteps, callback=callback, progress_bar=progress_bar, tb_log_name=tb_log_name)
+    finally:
+        freeze_backbone(model, False)
+    return model
+
+
+@dataclass
+class TransferRun:
+    """One (task, method, seed) of a transfer experiment.
+
+    ``zero_shot``: mean greedy return before any finetuning (λ-equitune: after :func:`fit_lambda`,
+    whose steps ``lambda_fit_steps`` count towards the finetuning budget). ``curve``: rows
+    ``{timesteps, mean_return, std_return, wall_seconds}`` with ``timesteps`` = task steps used so far.
+    """
+
+    task: str
+    method: str
+    seed: int
+    zero_shot: float
+    zero_shot_std: float
+    curve: list[dict[str, float]] = field(default_factory=list)
+    lambda_fit_steps: int = 0
+    seconds: float = 0.0
+
+    @property
+    def final(self) -> float:
+        return self.curve[-1]["mean_return"] if self.curve else self.zero_shot
+
+
+def run_transfer(
+    pretrained: DQN | str | Path,
+    symmetry: Symmetry | None,
+    method: str,
+    env_factory: EnvFactory,
+    finetune_steps: int,
+    seed: int = 0,
+    task: str = "",
+    lambda_fit_steps: int = 0,
+    eval_freq: int | None = None,
+    n_eval_episodes: int = 10,
+    hyperparams: dict[str, Any] | None = None,
+    progress_bar: bool = False,
+    equivariant_kwargs: dict[str, Any] | None = None,
+) -> TransferRun:
+    """Zero-shot evaluation then finetuning of the pretrained agent made equivariant with ``method``.
+
+    :param env_factory: ``() -> gym.Env`` of the task (training and evaluation use separate instances).
+    :param finetune_steps: environment steps of the task in total (λ-equitune: fit + finetune).
+    :param lambda_fit_steps: steps of :func:`fit_lambda` (λ-equitune only; 0 = evaluate the untrained λ,
+        which equals equitune).
+    :param eval_freq: evaluate every this many steps (default: 5 points).
+    :param hyperparams: finetuning DQN arguments (see :func:`equivariant_from_pretrained`).
+    Evaluation episodes use seed ``10_000 + seed`` (the same starts for every method).
+    """
+    start = time.perf_counter()
+    env = Monitor(env_factory())
+    model = equivariant_from_pretrained(
+        pretrained, symmetry, method, env=env, hyperparams=hyperparams, seed=seed, **(equivariant_kwargs or {})
+    )
+    eval_seed = 10_000 + seed
+    fit = 0
+    if method == "lambda" and lambda_fit_steps > 0:
+        fit = min(lambda_fit_steps, finetune_steps) if finetune_steps > 0 else lambda_fit_steps
+        fit_lambda(model, fit, progress_bar=progress_bar)
+    zs_mean, zs_std = evaluate(model, env_factory, n_eval_episodes, eval_seed)
+    curve = [{"timesteps": float(fit), "mean_return": zs_mean, "std_return": zs_std, "wall_seconds": 0.0}]
+    remaining = finetune_steps - fit
+    if remaining > 0:
+        evaluator = EvalCSVCallback(
+            env_factory, eval_freq or max(1, finetune_steps // 5), None, n_episodes=n_eval_episodes, seed=eval_seed
+        )
+        evaluator._last = model.num_timesteps  # the zero-shot point is already in the curve
+        model.learn(
+            remaining,
+            callback=CallbackList([evaluator]),
+            progress_bar=progress_bar,
+            reset_num_timesteps=fit == 0,
+            tb_log_name=f"{method}_s{seed}",
+        )
+        curve += evaluator.rows
+    return TransferRun(task, method, seed, zs_mean, zs_std, curve, fit, time.perf_counter() - start)
+
+
+def q_values(model: DQN, obs: np.ndarray) -> np.ndarray:
+    """Q-values ``[B, n_actions]`` of ``model`` for observations ``[B, ...]`` as the environment emits them."""
+    t, _ = model.policy.obs_to_tensor(obs)
+    with th.no_grad():
+        return model.policy.q_net(t).cpu().numpy()  # type: ignore[no-any-return]

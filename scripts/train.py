@@ -1,0 +1,114 @@
+"""Train a plain or equivariant DQN on a catalogue environment.
+
+Usage::
+
+    python scripts/train.py CartPole-v1 --method plain --seed 0 --steps 50000
+    python scripts/train.py equirl/RotGrid-Corner-v0 --method lambda --seed 1
+    python scripts/train.py CartPole-v1 --method plain --out runs/cp --resume     # continue after a crash
+    python scripts/train.py CartPole-v1 --method plain --save-pretrained cartpole_plain  # -> agents/pretrained/
+
+The environment and its symmetry come from ``envs`` (``envs.make_env(ENV)``, ``envs.get_symmetry(ENV)``),
+the hyperparameters from ``agents/hyperparams/dqn.yml`` (the entry named ENV, or ENV without its
+last ``/suffix``). Writes ``OUT/eval.csv`` (periodic greedy evaluation), ``OUT/checkpoints/``,
+``OUT/model.zip`` and ``OUT/model.json`` (env, method, steps, seed, evaluation return, command), and
+tensorboard logs under ``OUT/tb``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import envs
+from agents import ALL_METHODS, load_hyperparams, train
+from agents.hyperparams import HYPERPARAMS_DIR, known_environments
+
+PRETRAINED_DIR = Path(__file__).resolve().parents[1] / "agents" / "pretrained"
+
+
+def hyperparams_for(env_id: str, key: str | None = None, path: str | None = None) -> tuple[str, dict[str, Any]]:
+    """``(entry name, entry)``: ``key`` if given, else ``env_id``, else ``env_id`` minus trailing ``/parts``."""
+    known = known_environments(path)
+    candidates = [key] if key else [env_id] + ["/".join(env_id.split("/")[:i]) for i in range(env_id.count("/"), 0, -1)]
+    for c in candidates:
+        if c in known:
+            return c, load_hyperparams(c, path)
+    raise SystemExit(f"No hyperparameters for {env_id!r} in {path or HYPERPARAMS_DIR / 'dqn.yml'}. Known: {known}.")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("env", help="catalogue name, e.g. CartPole-v1, Acrobot-v1, equirl/RotGrid-Corner-v0, MiniGrid-...")
+    p.add_argument("--method", choices=ALL_METHODS, default="plain")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--steps", type=int, default=None, help="environment steps (default: the entry's n_timesteps)")
+    p.add_argument("--env-kwargs", type=json.loads, default={}, help='JSON passed to envs.make_env, e.g. \'{"goal_corners": [1]}\'')
+    p.add_argument("--symmetry", default=None, help="catalogue symmetry (default: ENV)")
+    p.add_argument("--hyperparams", default=None, help="YAML file (default agents/hyperparams/dqn.yml)")
+    p.add_argument("--hyperparams-key", default=None, help="entry in the YAML file (default: ENV)")
+    p.add_argument("--out", default=None, help="output folder (default runs/train/<ENV>/<method>_s<seed>)")
+    p.add_argument("--eval-freq", type=int, default=None, help="steps between evaluations (default: steps/10)")
+    p.add_argument("--eval-episodes", type=int, default=10)
+    p.add_argument("--checkpoint-freq", type=int, default=None, help="steps between checkpoints (default: steps/5)")
+    p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
+    p.add_argument("--save-pretrained", default=None, metavar="NAME", help="copy the result to agents/pretrained/NAME.zip/.json")
+    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--no-progress", action="store_true")
+    args = p.parse_args(argv)
+
+    torch.set_num_threads(args.threads)
+    key, hp = hyperparams_for(args.env, args.hyperparams_key, args.hyperparams)
+    steps = int(args.steps or hp["n_timesteps"])
+    symmetry = envs.get_symmetry(args.symmetry or args.env) if args.method != "plain" else None
+    env_kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in args.env_kwargs.items()}
+    out = Path(args.out or Path("runs/train") / args.env.replace("/", "_") / f"{args.method}_s{args.seed}")
+    command = shlex.join([Path(sys.executable).name, *sys.argv]) if argv is None else shlex.join(["train.py", *argv])
+
+    def env_factory() -> Any:
+        return envs.make_env(args.env, **env_kwargs)
+
+    result = train(
+        env_factory,
+        args.method,
+        symmetry,
+        hp,
+        seed=args.seed,
+        total_timesteps=steps,
+        eval_freq=args.eval_freq,
+        n_eval_episodes=args.eval_episodes,
+        out_dir=out,
+        tensorboard_log=str(out / "tb"),
+        progress_bar=not args.no_progress,
+        checkpoint_freq=args.checkpoint_freq or max(1, steps // 5),
+        resume=args.resume,
+        metadata={
+            "env_id": args.env,
+            "env_kwargs": env_kwargs,
+            "symmetry": symmetry.name if symmetry else None,
+            "hyperparams_entry": key,
+            "command": command,
+        },
+        device=args.device,
+    )
+    print(
+        f"{args.env} {args.method} seed={args.seed}: {result.timesteps} steps in {result.train_seconds:.0f}s, "
+        f"greedy return {result.mean_return:.2f} ± {result.std_return:.2f} over {args.eval_episodes} episodes -> {out}"
+    )
+    if args.save_pretrained:
+        PRETRAINED_DIR.mkdir(parents=True, exist_ok=True)
+        shutil.copy(out / "model.zip", PRETRAINED_DIR / f"{args.save_pretrained}.zip")
+        shutil.copy(out / "model.json", PRETRAINED_DIR / f"{args.save_pretrained}.json")
+        print(f"saved {PRETRAINED_DIR / args.save_pretrained}.zip")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
