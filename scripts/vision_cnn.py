@@ -78,7 +78,7 @@ def train(
     model.train()
     bar = tqdm(range(steps), desc=desc, leave=False, mininterval=2.0)
     for _ in bar:
-        idx = torch.randint(x.shape[0], (batch_size,), generator=gen)
+        idx = torch.randint(x.shape[0], (batch_size,), generator=gen).to(x.device)
         loss = F.cross_entropy(model(x[idx]), y[idx])
         opt.zero_grad()
         loss.backward()
@@ -114,6 +114,7 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds for λ fitting and finetuning")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--out", default="results/vision")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
@@ -135,13 +136,16 @@ def main() -> None:
     x_ft, _ = random_group_transform(x_ft, sym, seed=2)
     x_te, y_te = data.x_test[: args.test_size], data.y_test[: args.test_size]
     x_te_rot, _ = random_group_transform(x_te, sym, seed=3)
+    dev = torch.device(args.device)
+    x_tr, y_tr, x_ho, y_ho, x_ft, y_ft = (t.to(dev) for t in (x_tr, y_tr, x_ho, y_ho, x_ft, y_ft))
+    x_te, y_te, x_te_rot = x_te.to(dev), y_te.to(dev), x_te_rot.to(dev)
     print(
         f"{data.name}: pretrain on {n_tr} upright, λ on {n_ho}, finetune on {n_ft}, test on {x_te.shape[0]} "
         f"images moved by random elements of {sym.group.name} {sym.group.element_names}"
     )
 
     # -- pretrain on upright images ------------------------------------------------------------
-    base = SmallCNN(size, len(data.classes))
+    base = SmallCNN(size, len(data.classes)).to(dev)
     train(base, list(base.parameters()), x_tr, y_tr, args.pretrain_steps, 1e-3, 128, 0, "pretrain (upright)")
     upright = accuracy(base, x_te, y_te)
     print(f"pretrained CNN: upright test accuracy {upright:.2f}%  ({time.time() - t0:.0f}s)")

