@@ -211,7 +211,7 @@ class EquiDQNPolicy(DQNPolicy):
                 "EquiDQNPolicy needs policy_kwargs=dict(symmetry=...), for example envs.get_symmetry('CartPole-v1')."
             )
         check_equivariance_args(symmetry, method, observation_space, action_space)
-        self.equivariance_kwargs = dict(
+        self.equivariance_kwargs: dict[str, Any] = dict(
             symmetry=symmetry,
             method=method,
             proxy_loss=proxy_loss,
