@@ -18,6 +18,7 @@ Naming (one name = one environment + one symmetry):
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -294,7 +295,7 @@ def _register_rotgrid() -> None:
         register_symmetry(
             f"{env_id}/flat",
             _named(
-                lambda size=size: rotgrid_symmetry("D4", flat=True, size=size),
+                functools.partial(rotgrid_symmetry, "D4", flat=True, size=size),
                 f"{env_id}/flat",
                 "D4 on the flattened obs [4·N·N]: the same index maps as the image entry; actions as there.",
             ),

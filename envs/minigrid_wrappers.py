@@ -31,7 +31,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from equirl import ComposedAction, PermutationAction, SpatialAction, Symmetry, TrivialAction, cyclic, dihedral
+from equirl import Action, ComposedAction, PermutationAction, SpatialAction, Symmetry, TrivialAction, cyclic, dihedral
 
 __all__ = [
     "N_OBJECTS",
@@ -90,13 +90,8 @@ class MiniGridFullOneHot(gym.ObservationWrapper, gym.utils.RecordConstructorArgs
     def __init__(self, env: gym.Env) -> None:
         gym.utils.RecordConstructorArgs.__init__(self)
         gym.ObservationWrapper.__init__(self, env)
-        u = env.unwrapped
-        self.observation_space = spaces.Box(
-            0,
-            1,
-            shape=(N_CELL_CHANNELS + 4, u.width, u.height),
-            dtype=np.uint8,  # type: ignore[attr-defined]
-        )
+        u: Any = env.unwrapped
+        self.observation_space = spaces.Box(0, 1, shape=(N_CELL_CHANNELS + 4, u.width, u.height), dtype=np.uint8)
 
     def observation(self, observation: dict[str, Any]) -> np.ndarray:
         from minigrid.core.constants import COLOR_TO_IDX, OBJECT_TO_IDX
@@ -137,6 +132,8 @@ def minigrid_full_symmetry(group: str = "D4") -> Symmetry:
     """Full view [24,N,N]: D4 = quarter turns (rot90 of (x, y), direction d -> d+1, actions fixed) and flips
     (x reversed, direction 0 <-> 2, actions left <-> right); ``group="C4"`` keeps the quarter turns only.
     """
+    obs: Action
+    out: Action
     rot = _dir_perm(lambda d: (d + 1) % 4)
     flip = _dir_perm(lambda d: (2 - d) % 4)
     if group == "D4":

@@ -250,7 +250,8 @@ def verify_symmetry(
         raise TypeError(f"verify_symmetry supports Discrete action spaces, got {env_a.action_space}.")
     n_actions = int(env_a.action_space.n)
     act_tab = action_table(sym, n_actions)
-    sym.validate(env_a.observation_space.shape, (n_actions,))
+    obs_shape = tuple(env_a.observation_space.shape or ())
+    sym.validate(obs_shape, (n_actions,))
 
     max_obs = 0.0
     max_rew = 0.0
@@ -260,7 +261,7 @@ def verify_symmetry(
     t0 = time.perf_counter()
     bar = tqdm(total=len(seeds) * len(elems) * steps, disable=not progress, desc=f"verify {sym_label}")
 
-    obs_maps = _ObsMaps(sym, tuple(env_a.observation_space.shape))
+    obs_maps = _ObsMaps(sym, obs_shape)
 
     def compare_obs(g: int, oa: Any, ob: Any) -> tuple[float, tuple[int, ...] | None, bool]:
         expected = obs_maps.apply(g, oa)
