@@ -18,7 +18,7 @@ def _steps_for(name: str) -> int:
     # and test_exact_symmetries_hold_over_many_steps goes deeper on representatives
     if not name.startswith("MiniGrid"):
         return 100
-    return 15 if ("16x16" in name or "FourRooms" in name or "S11" in name or "MultiRoom" in name) else 30
+    return 10 if ("16x16" in name or "FourRooms" in name or "S11" in name or "MultiRoom" in name) else 20
 
 
 @pytest.mark.parametrize("name", envs.list_symmetries())
