@@ -114,8 +114,7 @@ def _interpret_v(words: list[str]) -> list[str]:
         return [_ACTION[words[0]]]
     if len(words) == 2:
         u, d = words
-        turn = [_TURN[d]]
-        return turn if u == "turn" else turn + [_ACTION[u]]
+        return [_TURN[d]] if u == "turn" else [_TURN[d], _ACTION[u]]
     if len(words) == 3:
         u, mode, d = words
         turn = _TURN[d]
