@@ -52,6 +52,7 @@ __all__ = [
     "LM_METHODS",
     "EquivariantLM",
     "EquivariantLMOutput",
+    "OrbitViews",
     "TokenSwaps",
     "prob_entropy",
     "token_swap_symmetry",
@@ -253,6 +254,20 @@ class EquivariantLMOutput:
     weights: torch.Tensor | None = None
 
 
+@dataclass
+class OrbitViews:
+    """The backbone's outputs over the orbit, before any averaging.
+
+    :param logprobs: ``[G, B, k, V]``: slice ``g`` holds ``log p(· | g·x)`` at the last ``k`` positions.
+    :param features: ``[G, B, k, F]`` last hidden states (what the λ-net reads), or None.
+    :param past_key_values: the model's cache over the orbit (``|G|·B`` rows, element-major), or None.
+    """
+
+    logprobs: torch.Tensor
+    features: torch.Tensor | None = None
+    past_key_values: Any = None
+
+
 class EquivariantLM(nn.Module):
     """A transformers causal LM made equivariant to a token-swap symmetry (equitune / equizero / λ).
 
@@ -323,7 +338,7 @@ class EquivariantLM(nn.Module):
         use_cache: bool = False,
         keep_last: int | None = None,
     ) -> EquivariantLMOutput:
-        """Symmetrised next-token log-probabilities at every position.
+        """Symmetrised next-token log-probabilities at every position: :meth:`combine` of :meth:`views`.
 
         :param input_ids: ``[B, T]`` token ids (left-padded when lengths differ).
         :param attention_mask: ``[B, T_past + T]`` (1 = real token); default all ones.
@@ -331,6 +346,22 @@ class EquivariantLM(nn.Module):
         :param past_key_values: the cache returned by a previous call (over the orbit), or None.
         :param keep_last: keep only the last ``k`` positions (saves memory).
         :returns: :class:`EquivariantLMOutput` with ``logprobs [B, T', V]``.
+        """
+        return self.combine(self.views(input_ids, attention_mask, position_ids, past_key_values, use_cache, keep_last))
+
+    def views(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        past_key_values: Any = None,
+        use_cache: bool = False,
+        keep_last: int | None = None,
+    ) -> OrbitViews:
+        """One batched pass of the backbone over the orbit ``[|G|·B, T]`` (arguments as :meth:`forward`).
+
+        With a frozen backbone the views can be computed once and :meth:`combine` called many times
+        (that is how the λ-net is fitted cheaply).
         """
         B, T = input_ids.shape
         G = self.order
@@ -357,15 +388,21 @@ class EquivariantLM(nn.Module):
             **kwargs,
         )
         logits = out.logits[:, -k:].float()  # [G·B, k, V]
+        features = out.hidden_states[-1][:, T - k :].float().reshape(G, B, k, -1) if need_features else None
         past = (out.get("cache") or out.get("past_key_values")) if use_cache else None
+        return OrbitViews(torch.log_softmax(logits, -1).reshape(G, B, k, -1), features, past)
+
+    def combine(self, views: OrbitViews) -> EquivariantLMOutput:
+        """The core's reducer over the views: ``[G, B, k, V] -> [B, k, V]`` normalised log-probabilities.
+
+        Positions are folded into the batch the reducer sees, so each (sequence, position) gets its own weights.
+        """
+        G, B, k, V = views.logprobs.shape
         if self.reducer is None or self.symmetry is None:
-            return EquivariantLMOutput(torch.log_softmax(logits, -1), past)
-        V = logits.shape[-1]
-        y = torch.log_softmax(logits, -1) if self.space == "logprob" else torch.softmax(logits, -1)
-        y = y.reshape(G, B * k, V)  # positions folded into the batch: one weight per (sequence, position)
-        features = None
-        if need_features:
-            features = out.hidden_states[-1][:, T - k :].float().reshape(G, B * k, -1)
+            return EquivariantLMOutput(views.logprobs[0], views.past_key_values)
+        y = views.logprobs if self.space == "logprob" else views.logprobs.exp()
+        y = y.reshape(G, B * k, V)
+        features = None if views.features is None else views.features.reshape(G, B * k, -1)
         back = self.symmetry.output_action.inverse_each(y)
         avg = self.reducer(y, back, features).reshape(B, k, V)
         if self.space == "logprob":
@@ -374,7 +411,7 @@ class EquivariantLM(nn.Module):
             logprobs = avg.clamp_min(torch.finfo(avg.dtype).tiny).log()
         w = self.reducer.last_weights
         weights = None if w is None else w.reshape(G, B, k)
-        return EquivariantLMOutput(logprobs, past, weights)
+        return EquivariantLMOutput(logprobs, views.past_key_values, weights)
 
     def next_token_logprobs(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         """``[B, T] -> [B, V]``: the symmetrised distribution of the token after the prompt."""
