@@ -109,7 +109,9 @@ class EvalCSVCallback(BaseCallback):
     """Evaluates the greedy policy every ``eval_freq`` environment steps and appends to a CSV.
 
     Columns: ``timesteps, mean_return, std_return, wall_seconds``; the same values go to the logger
-    as ``eval/mean_return`` and ``eval/std_return``. ``rows`` keeps them in memory.
+    as ``eval/mean_return`` and ``eval/std_return``. ``rows`` keeps them in memory. With
+    ``best_model_path`` the model of the best evaluation so far (latest on ties) is saved there and its
+    row kept in ``best``.
     """
 
     def __init__(
@@ -119,6 +121,7 @@ class EvalCSVCallback(BaseCallback):
         csv_path: str | Path | None = None,
         n_episodes: int = 10,
         seed: int = 10_000,
+        best_model_path: str | Path | None = None,
     ) -> None:
         super().__init__()
         if eval_freq < 1:
@@ -129,18 +132,26 @@ class EvalCSVCallback(BaseCallback):
         self.n_episodes = n_episodes
         self.seed = seed
         self.rows: list[dict[str, float]] = []
+        self.best_model_path = Path(best_model_path) if best_model_path else None
+        self.best: dict[str, float] = {}
         self._last = -1
         self._offset = 0.0
         self._start = time.perf_counter()
 
     def get_state(self) -> dict[str, Any]:
         """What a checkpoint keeps: the rows so far, the step of the last evaluation and the wall time."""
-        return {"rows": [dict(r) for r in self.rows], "last": self._last, "elapsed": time.perf_counter() - self._start}
+        return {
+            "rows": [dict(r) for r in self.rows],
+            "last": self._last,
+            "elapsed": time.perf_counter() - self._start,
+            "best": dict(self.best),
+        }
 
     def set_state(self, state: dict[str, Any]) -> None:
         """Restore :meth:`get_state`'s output; the CSV is rewritten to hold exactly the restored rows."""
         self.rows = [dict(r) for r in state["rows"]]
         self._last = int(state["last"])
+        self.best = dict(state.get("best", {}))
         self._offset = float(state.get("elapsed", 0.0))
         if self.csv_path:
             self.csv_path.parent.mkdir(parents=True, exist_ok=True)
@@ -167,6 +178,9 @@ class EvalCSVCallback(BaseCallback):
         }
         self.rows.append(row)
         self._last = self.num_timesteps
+        if self.best_model_path and (not self.best or mean >= self.best["mean_return"]):
+            self.best = dict(row)  # ties go to the later (longer-trained) model
+            self.model.save(self.best_model_path)
         self.logger.record("eval/mean_return", mean)
         self.logger.record("eval/std_return", std)
         if self.csv_path:
@@ -417,7 +431,7 @@ def train(
     :param resume: continue from the newest checkpoint in ``out_dir`` if there is one (else start fresh).
         The resumed run reproduces the uninterrupted one exactly when the environment pickles.
     :param metadata: extra fields for ``out_dir/model.json`` (env id, the command, ...).
-    Writes ``out_dir/model.zip`` and ``out_dir/model.json`` (env, method, steps, seed, evaluation return,
+    Writes ``out_dir/model.zip``, ``out_dir/best_model.zip`` (best periodic evaluation) and ``out_dir/model.json`` (env, method, steps, seed, evaluation return,
     hyperparameters, command). Returns a :class:`TrainResult` with the final greedy return over
     ``n_eval_episodes`` and the curve.
     """
@@ -430,6 +444,7 @@ def train(
         eval_freq or max(1, steps // 10),
         out / "eval.csv" if out else None,
         n_episodes=n_eval_episodes,
+        best_model_path=out / "best_model.zip" if out else None,
     )
     ckpt = latest_checkpoint(out / "checkpoints") if (resume and out) else None
     resumed_from: int | None = None
@@ -476,6 +491,7 @@ def train(
                 "eval_mean_return": final["mean_return"],
                 "eval_std_return": final["std_return"],
                 "n_eval_episodes": n_eval_episodes,
+                "best_eval": evaluator.best,
                 "train_seconds": seconds,
                 "resumed_from": resumed_from,
                 "policy": type(model.policy).__name__,

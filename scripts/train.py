@@ -59,6 +59,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--checkpoint-freq", type=int, default=None, help="steps between checkpoints (default: steps/5)")
     p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
     p.add_argument("--save-pretrained", default=None, metavar="NAME", help="copy the result to agents/pretrained/NAME.zip/.json")
+    p.add_argument(
+        "--select",
+        choices=("final", "best"),
+        default="final",
+        help="which model --save-pretrained copies: the final one or the best periodic evaluation (latest on ties)",
+    )
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--no-progress", action="store_true")
@@ -104,8 +110,23 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.save_pretrained:
         PRETRAINED_DIR.mkdir(parents=True, exist_ok=True)
-        shutil.copy(out / "model.zip", PRETRAINED_DIR / f"{args.save_pretrained}.zip")
-        shutil.copy(out / "model.json", PRETRAINED_DIR / f"{args.save_pretrained}.json")
+        meta = json.loads((out / "model.json").read_text())
+        src = out / "model.zip"
+        if args.select == "best" and meta.get("best_eval"):
+            best = meta["best_eval"]
+            src = out / "best_model.zip"
+            meta.update(
+                selected="best periodic evaluation (latest on ties)",
+                final_timesteps=meta["timesteps"],
+                final_eval_mean_return=meta["eval_mean_return"],
+                timesteps=int(best["timesteps"]),
+                eval_mean_return=best["mean_return"],
+                eval_std_return=best["std_return"],
+            )
+        else:
+            meta["selected"] = "final"
+        shutil.copy(src, PRETRAINED_DIR / f"{args.save_pretrained}.zip")
+        (PRETRAINED_DIR / f"{args.save_pretrained}.json").write_text(json.dumps(meta, indent=2) + "\n")
         print(f"saved {PRETRAINED_DIR / args.save_pretrained}.zip")
     return 0
 

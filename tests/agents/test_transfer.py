@@ -18,8 +18,13 @@ from equirl import PermutationAction, SignFlipAction, Symmetry, cyclic, equivari
 SMALL = dict(net_arch=[32, 32])
 
 
+_CACHE: dict[str, Path] = {}
+
+
 def _pretrained(env_id: str, tmp_path: Path, seed: int = 0) -> Path:
-    """A 'pretrained' plain SB3 DQN (random weights are enough to check copying), saved as a zip."""
+    """A 'pretrained' plain SB3 DQN (random weights are enough to check copying), saved as a zip (cached)."""
+    if env_id in _CACHE and _CACHE[env_id].exists():
+        return _CACHE[env_id]
     model = DQN("MlpPolicy", make_env(env_id), policy_kwargs=SMALL, seed=seed, learning_starts=10, device="cpu")
     # perturb the last layer so that no method can pass by accident of a symmetric init
     with th.no_grad():
@@ -27,6 +32,7 @@ def _pretrained(env_id: str, tmp_path: Path, seed: int = 0) -> Path:
             p.add_(0.3 * th.randn_like(p))
     path = tmp_path / f"{env_id.replace('/', '_')}.zip"
     model.save(path)
+    _CACHE[env_id] = path
     return path
 
 
