@@ -87,6 +87,38 @@ class Action:
         return False
 
 
+def _extend_over_words(action: Action, identity: np.ndarray, images: list[np.ndarray], compose: Any) -> np.ndarray:
+    """Representations ``[|G|, ...]`` of every element from the images of the generators.
+
+    ``compose(a, b)`` is the representation of ``a∘b`` (``b`` acts first). Element ``e = parent·gen``
+    gets ``rep(parent)∘rep(gen)``; then every relation ``rep(a)∘rep(gen) == rep(a·gen)`` is checked,
+    which holds for all ``a`` exactly when the images define an action of the group.
+    """
+    g = action.group
+    if len(images) != len(g.generator_indices):
+        raise ValueError(
+            f"{type(action).__name__}: {g.name} has {len(g.generator_indices)} generators "
+            f"({g.generator_names}) but {len(images)} images were given; give one per generator."
+        )
+    reps = np.empty((g.order, *identity.shape), dtype=identity.dtype)
+    reps[0] = identity
+    for e in range(1, g.order):
+        gi = g.words[e][-1]
+        parent = g.table[e, g.inverse_table[g.generator_indices[gi]]]
+        reps[e] = compose(reps[parent], images[gi])
+    for a in range(g.order):
+        for gi, ge in enumerate(g.generator_indices):
+            prod = g.table[a, ge]
+            if not np.array_equal(compose(reps[a], images[gi]), reps[prod]):
+                raise ValueError(
+                    f"{action!r}: the images of the generators do not define an action of {g.name}: "
+                    f"rep({g.element_names[a]})∘rep({g.generator_names[gi]}) differs from "
+                    f"rep({g.element_names[prod]}). Check that the images satisfy the group's relations "
+                    "(for example an order-2 element must map to an involution)."
+                )
+    return reps
+
+
 class TrivialAction(Action):
     """Every element acts as the identity (invariant outputs, for example class logits)."""
 
@@ -157,51 +189,34 @@ class IndexAction(Action):
         if key in self._cache:
             return self._cache[key]  # type: ignore[no-any-return]
         gens = self.generator_images(size)
-        g = self.group
-        if len(gens) != len(g.generator_indices):
-            raise ValueError(
-                f"{type(self).__name__}: {g.name} has {len(g.generator_indices)} generators "
-                f"({g.generator_names}) but {len(gens)} images were given; give one per generator."
-            )
         n = int(np.prod(size))
         has_sign = any(s is not None for _, s in gens)
-        idx = np.empty((g.order, n), dtype=np.int64)
-        sign = np.ones((g.order, n), dtype=np.float64)
-        gen_idx = [np.asarray(i, dtype=np.int64) for i, _ in gens]
-        gen_sign = [np.ones(n) if s is None else np.asarray(s, dtype=np.float64) for _, s in gens]
-        idx[0] = np.arange(n)
-        # element = parent·gen  =>  rep = rep(parent) ∘ rep(gen)
-        for e in range(1, g.order):
-            word = g.words[e]
-            parent = g.table[e, g.inverse_table[g.generator_indices[word[-1]]]]
-            gi = word[-1]
-            idx[e] = gen_idx[gi][idx[parent]]
-            sign[e] = sign[parent] * gen_sign[gi][idx[parent]]
-        # check the relations: rep(a)∘rep(gen) == rep(a·gen) for every a and generator
-        for a in range(g.order):
-            for gi, ge in enumerate(g.generator_indices):
-                prod = g.table[a, ge]
-                if not (
-                    np.array_equal(gen_idx[gi][idx[a]], idx[prod])
-                    and np.array_equal(sign[a] * gen_sign[gi][idx[a]], sign[prod])
-                ):
-                    raise ValueError(
-                        f"{self!r}: the images of the generators do not define an action of "
-                        f"{g.name}: rep({g.element_names[a]})∘rep({g.generator_names[gi]}) differs "
-                        f"from rep({g.element_names[prod]}). Check that the images satisfy the "
-                        f"group's relations (for example an order-2 element must map to an "
-                        f"involution)."
-                    )
+        # a signed permutation as one [2, N] float array: row 0 the index, row 1 the sign
+        images = [
+            np.stack([np.asarray(i, dtype=np.float64), np.ones(n) if s is None else np.asarray(s, dtype=np.float64)])
+            for i, s in gens
+        ]
+
+        def compose(a: np.ndarray, b: np.ndarray) -> np.ndarray:  # a∘b: out[n] = sA[n] sB[iA[n]] x[iB[iA[n]]]
+            ia = a[0].astype(np.int64)
+            return np.stack([b[0][ia], a[1] * b[1][ia]])
+
+        reps = _extend_over_words(self, np.stack([np.arange(n, dtype=np.float64), np.ones(n)]), images, compose)
+        idx, sign = reps[:, 0].astype(np.int64), reps[:, 1]
         result = (idx, sign if has_sign else None)
         self._cache[key] = result
         return result
 
     def _torch_tables(
-        self, size: tuple[int, ...], device: torch.device, dtype: torch.dtype
+        self, size: tuple[int, ...], device: torch.device, dtype: torch.dtype, inverse: bool = False
     ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        key = ("torch", size, device, dtype)
+        """The tables on ``device`` (None where a table is the identity); rows ``g⁻¹`` when ``inverse``."""
+        key = ("torch", size, device, dtype, inverse)
         if key not in self._cache:
             idx, sign = self.tables(size)
+            if inverse:  # rep(g⁻¹) is row g⁻¹ of the tables
+                idx = idx[self.group.inverse_table]
+                sign = None if sign is None else sign[self.group.inverse_table]
             identity = bool(np.all(idx == np.arange(idx.shape[1])))
             idx_t = None if identity else torch.as_tensor(idx, device=device)
             sign_t = None if sign is None else torch.as_tensor(sign, device=device, dtype=dtype)
@@ -231,13 +246,22 @@ class IndexAction(Action):
         return out.reshape(G, *x.shape)
 
     def apply_each(self, y: torch.Tensor) -> torch.Tensor:
+        return self._gather_each(y, inverse=False)
+
+    def inverse_each(self, y: torch.Tensor) -> torch.Tensor:
+        return self._gather_each(y, inverse=True)
+
+    def _gather_each(self, y: torch.Tensor, inverse: bool) -> torch.Tensor:
+        """Slice ``g`` of ``y [|G|, ...]`` transformed by ``g`` (or by ``g⁻¹``), in one gather."""
         G = self.group.order
         if y.shape[0] != G:
-            raise ValueError(f"apply_each expects a leading group dim of size {G}, got shape {tuple(y.shape)}.")
+            raise ValueError(f"expected a leading group dim of size {G}, got shape {tuple(y.shape)}.")
         start, end = self._split(y.shape)
         size = tuple(y.shape[start:end])
         n = int(np.prod(size))
-        idx, sign = self._torch_tables(size, y.device, y.dtype if y.is_floating_point() else torch.float32)
+        idx, sign = self._torch_tables(
+            size, y.device, y.dtype if y.is_floating_point() else torch.float32, inverse=inverse
+        )
         pre, post = y.shape[1:start], y.shape[end:]
         yf = y.reshape(G, *pre, n, *post)
         view = (G, *([1] * len(pre)), n, *([1] * len(post)))
@@ -246,36 +270,6 @@ class IndexAction(Action):
         if sign is not None:
             yf = yf * sign.reshape(view).to(yf.dtype)
         return yf.reshape(y.shape)
-
-    def inverse_each(self, y: torch.Tensor) -> torch.Tensor:
-        G = self.group.order
-        start, end = self._split(y.shape)
-        size = tuple(y.shape[start:end])
-        key = ("inverse", size)
-        if key not in self._cache:
-            # rep(g⁻¹) as its own tables: out = sign_inv * y[idx_inv]
-            idx, sign = self.tables(size)
-            inv = self.group.inverse_table
-            self._cache[key] = (idx[inv], None if sign is None else sign[inv])
-        idx_np, sign_np = self._cache[key]
-        n = int(np.prod(size))
-        pre, post = y.shape[1:start], y.shape[end:]
-        yf = y.reshape(G, *pre, n, *post)
-        view = (G, *([1] * len(pre)), n, *([1] * len(post)))
-        tkey = ("inverse_t", size, y.device, y.dtype)
-        if tkey not in self._cache:
-            identity = bool(np.all(idx_np == np.arange(n)))
-            self._cache[tkey] = (
-                None if identity else torch.as_tensor(idx_np, device=y.device),
-                None if sign_np is None else torch.as_tensor(sign_np, device=y.device, dtype=y.dtype),
-            )
-        idx_t, sign_t = self._cache[tkey]
-        if idx_t is not None:
-            yf = torch.gather(yf, start, idx_t.reshape(view).expand(yf.shape))
-        if sign_t is not None:
-            yf = yf * sign_t.reshape(view)
-        return yf.reshape(y.shape)
-
 
 # -- spatial -----------------------------------------------------------------------------------
 SPATIAL_OPS = ("identity", "rot90", "rot180", "rot270", "flip0", "flip1", "transpose", "antitranspose")
@@ -421,28 +415,9 @@ class ValuePermutationAction(Action):
         self.num_values = len(perms[0]) if perms else 0
         for p in perms:
             _check_permutation(p.tolist(), self.num_values, f"ValuePermutationAction({group.name})")
-        if len(perms) != len(group.generator_indices):
-            raise ValueError(
-                f"ValuePermutationAction: {group.name} has {len(group.generator_indices)} generators "
-                f"but {len(perms)} permutations were given."
-            )
         self.perms = perms
-        g = group
-        table = np.empty((g.order, self.num_values), dtype=np.int64)
-        table[0] = np.arange(self.num_values)
-        for e in range(1, g.order):
-            word = g.words[e]
-            parent = g.table[e, g.inverse_table[g.generator_indices[word[-1]]]]
-            # rep(parent·gen)(v) = rep(parent)(rep(gen)(v))
-            table[e] = table[parent][perms[word[-1]]]
-        for a in range(g.order):
-            for gi, ge in enumerate(g.generator_indices):
-                if not np.array_equal(table[a][perms[gi]], table[g.table[a, ge]]):
-                    raise ValueError(
-                        f"ValuePermutationAction: the permutations do not define an action of {g.name} "
-                        f"(relation fails at {g.element_names[a]}·{g.generator_names[gi]})."
-                    )
-        self.table = table
+        # rep(a∘b)(v) = rep(a)(rep(b)(v)): as lookup tables, (a∘b)[v] = a[b[v]]
+        self.table = _extend_over_words(self, np.arange(self.num_values), perms, lambda a, b: a[b])
 
     def _table(self, device: torch.device) -> torch.Tensor:
         key = ("table", device)
