@@ -58,7 +58,8 @@ def aggregate_dir(
     thresholds = None
     if config is not None:
         thresholds = {k: (b.threshold, b.baseline) for k, b in sweep.load_config(config).items()}
-    rows = sweep.aggregate(runs, curves, thresholds)
+    order = list(sweep.load_config(config))  # table rows in the config's order
+    rows = sweep.aggregate(runs, curves, thresholds, env_order=order)
     sweep.write_summary(rows, raw / "summary.csv")
     table = sweep.markdown_table(rows)
     md_path = Path(md) if md else raw / "table.md"

@@ -550,11 +550,15 @@ def _curves_by_run(curves: list[dict[str, Any]]) -> dict[tuple[str, str, int], t
 
 
 def aggregate(
-    runs: list[dict[str, Any]], curves: list[dict[str, Any]], thresholds: dict[str, tuple[float, float]] | None = None
+    runs: list[dict[str, Any]],
+    curves: list[dict[str, Any]],
+    thresholds: dict[str, tuple[float, float]] | None = None,
+    env_order: Sequence[str] = (),
 ) -> list[dict[str, Any]]:
     """Per environment and method, over seeds: the benchmark's numbers.
 
     ``thresholds`` maps env id to ``(threshold, baseline)``; default: the values stored with each run.
+    Environments come in ``env_order`` (those it does not name after, in the order of ``runs``).
     Each row: ``env_id, method, group_order, n_runs, n_solved, steps_median, steps_q25, steps_q75``
     (``inf`` where the runs that never solved decide the quantile), ``auc_mean, auc_std`` (mean return
     over training, :func:`normalised_auc`), ``final_mean, final_std`` (std over seeds of the final
@@ -570,8 +574,8 @@ def aggregate(
         if method == "plain":
             plain_seconds[env_id] = float(np.median([float(r["train_seconds"]) for r in rs]))
     rows = []
-    env_order = list(dict.fromkeys(str(r["env_id"]) for r in runs))
-    for env_id in env_order:
+    present = list(dict.fromkeys(str(r["env_id"]) for r in runs))
+    for env_id in [e for e in env_order if e in present] + [e for e in present if e not in env_order]:
         methods = [m for m in METHOD_ORDER if (env_id, m) in groups]
         methods += sorted(m for (e, m) in groups if e == env_id and m not in METHOD_ORDER)
         for method in methods:

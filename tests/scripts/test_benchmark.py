@@ -94,6 +94,13 @@ def test_aggregate_on_known_curves() -> None:
     assert "| E | plain | 1 | 2/3 | 400 [350, —] |" in table
 
 
+def test_aggregate_env_order() -> None:
+    ra, ca = _synthetic("A", "plain", {0: [0, 5]}, [0, 100], 1.0)
+    rb, cb = _synthetic("B", "plain", {0: [0, 5]}, [0, 100], 1.0)
+    assert [r["env_id"] for r in sweep.aggregate(ra + rb, ca + cb)] == ["A", "B"]
+    assert [r["env_id"] for r in sweep.aggregate(ra + rb, ca + cb, env_order=["B"])] == ["B", "A"]
+
+
 def test_aggregate_thresholds_override() -> None:
     t = [0, 100]
     runs, curves = _synthetic("E", "plain", {0: [0, 5]}, t, 1.0)
