@@ -24,6 +24,7 @@ from equirl.averaging import (
     ZeroReducer,
     equivariance_error,
     make_reducer,
+    reduce_orbit,
     symmetrize,
     weight_entropy,
 )
@@ -50,6 +51,7 @@ __all__ = [
     "ZeroReducer",
     "equivariance_error",
     "make_reducer",
+    "reduce_orbit",
     "symmetrize",
     "weight_entropy",
     "Group",

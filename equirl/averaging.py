@@ -35,6 +35,7 @@ __all__ = [
     "LambdaReducer",
     "make_reducer",
     "symmetrize",
+    "reduce_orbit",
     "GroupAveraged",
     "equivariance_error",
     "weight_entropy",
@@ -194,6 +195,37 @@ def make_reducer(
     raise ValueError(f"Unknown method {method!r}; expected one of {METHODS}.")
 
 
+def reduce_orbit(
+    outputs: torch.Tensor,
+    symmetry: Symmetry,
+    reducer: Reducer,
+    features: torch.Tensor | None = None,
+    position_dims: int = 0,
+) -> torch.Tensor:
+    """Combine a network's outputs over the orbit: ``Σ_g w_g ρ(g)⁻¹ outputs[g]``.
+
+    :param outputs: ``M(g·x)`` for every element, ``[G, B, *P, ...]``.
+    :param features: what the λ-net reads, ``[G, B, *P, F]`` (needed by λ-equitune only).
+    :param position_dims: how many dims ``P`` after the batch get weights of their own (for
+        sequence models: one weight per sample and step); 0 gives one weight per sample.
+    Returns ``[B, *P, ...]``.
+    """
+    back = symmetry.output_action.inverse_each(outputs)
+    if not isinstance(reducer, LambdaReducer):
+        features = None
+    if position_dims == 0:
+        return reducer(outputs, back, None if features is None else features.reshape(*outputs.shape[:2], -1))
+    G, B = outputs.shape[:2]
+    positions = outputs.shape[2 : 2 + position_dims]
+    n = B * math.prod(positions)
+
+    def fold(t: torch.Tensor) -> torch.Tensor:
+        return t.reshape(G, n, *t.shape[2 + position_dims :])
+
+    out = reducer(fold(outputs), fold(back), None if features is None else fold(features))
+    return out.reshape(B, *positions, *out.shape[1:])
+
+
 def symmetrize(
     x: torch.Tensor,
     symmetry: Symmetry,
@@ -204,16 +236,14 @@ def symmetrize(
     """The symmetrised output ``Σ_g w_g ρ(g)⁻¹ head(encoder(g·x))`` for a batch ``x [B, ...]``.
 
     ``encoder [N, ...] -> [N, F]`` gives the features the λ-net reads; ``head [N, F] -> [N, ...]``
-    gives the output (when ``head`` is None the encoder's output is both). Returns ``[B, ...]``.
+    gives the output (when ``head`` is None the encoder's output is both). The whole orbit goes
+    through the network as one batch ``[|G|·B, ...]``. Returns ``[B, ...]``.
     """
     G, B = symmetry.order, x.shape[0]
     orbit = symmetry.input_action.orbit(x).reshape(G * B, *x.shape[1:])
     h = encoder(orbit)
     y = h if head is None else head(h)
-    y = y.reshape(G, B, *y.shape[1:])
-    features = h.reshape(G, B, -1) if isinstance(reducer, LambdaReducer) else None
-    back = symmetry.output_action.inverse_each(y)
-    return reducer(y, back, features)
+    return reduce_orbit(y.reshape(G, B, *y.shape[1:]), symmetry, reducer, h.reshape(G, B, -1))
 
 
 class GroupAveraged(nn.Module):

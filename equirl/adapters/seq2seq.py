@@ -40,7 +40,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from equirl.actions import PermutationAction, ValuePermutationAction
-from equirl.averaging import Reducer, make_reducer
+from equirl.averaging import Reducer, make_reducer, reduce_orbit
 from equirl.groups import Group, cyclic, permutation_group
 from equirl.symmetry import Symmetry
 
@@ -314,13 +314,11 @@ class EquivariantSeq2Seq(nn.Module):
         """Per-view ``logp [G·B, T, V]``, ``feats [G·B, T, F]`` -> ``[B, T, V]`` (one weight per sample and step)."""
         if self.reducer is None:
             return logp
-        G, T, V = self.order, logp.shape[1], logp.shape[2]
-        y = logp.reshape(G, B, T, V)
-        back = self.symmetry.output_action.inverse_each(y)
-        # fold steps into the batch: the reducer weighs every (sample, step) on its own
-        features = feats.reshape(G, B * T, -1) if self.method == "lambda" else None
-        out = self.reducer(y.reshape(G, B * T, V), back.reshape(G, B * T, V), features)
-        return out.reshape(B, T, V)
+        G = self.order
+        # position_dims=1: the reducer weighs every (sample, step) on its own
+        return reduce_orbit(
+            logp.reshape(G, B, *logp.shape[1:]), self.symmetry, self.reducer, feats.reshape(G, B, *feats.shape[1:]), 1
+        )
 
     def forward(self, src: torch.Tensor, prefix: torch.Tensor) -> torch.Tensor:
         o_src, o_prefix = self._orbit(src, prefix)

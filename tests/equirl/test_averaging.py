@@ -182,3 +182,20 @@ def test_weighted_sum_shapes() -> None:
     out = _weighted_sum(w, v)
     assert torch.allclose(out[0], 0.25 * v[0, 0] + 0.75 * v[1, 0])
     assert torch.allclose(out[1], v[0, 1])
+
+
+@pytest.mark.parametrize("method", ["equizero", "lambda"])
+def test_reduce_orbit_per_position_weights_each_position_on_its_own(method: str) -> None:
+    """position_dims=1 equals reducing every position separately (and differs from one weight per sample)."""
+    sym = cartpole_symmetry()
+    reducer = E.make_reducer(method, feature_dim=3)
+    if method == "lambda":
+        for p in reducer.parameters():
+            nn.init.normal_(p, std=1.0)
+    outputs, features = torch.randn(2, 4, 5, 2), torch.randn(2, 4, 5, 3)  # [G, B, T, K], [G, B, T, F]
+    per_position = E.reduce_orbit(outputs, sym, reducer, features, position_dims=1)
+    assert per_position.shape == (4, 5, 2)
+    for t in range(5):
+        alone = E.reduce_orbit(outputs[:, :, t], sym, reducer, features[:, :, t])
+        assert torch.allclose(per_position[:, t], alone, atol=1e-6)
+    assert not torch.allclose(per_position, E.reduce_orbit(outputs, sym, reducer, features), atol=1e-3)
