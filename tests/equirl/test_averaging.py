@@ -198,4 +198,5 @@ def test_reduce_orbit_per_position_weights_each_position_on_its_own(method: str)
     for t in range(5):
         alone = E.reduce_orbit(outputs[:, :, t], sym, reducer, features[:, :, t])
         assert torch.allclose(per_position[:, t], alone, atol=1e-6)
-    assert not torch.allclose(per_position, E.reduce_orbit(outputs, sym, reducer, features), atol=1e-3)
+    if method == "equizero":  # one weight per sample (proxy averaged over positions) is another function
+        assert not torch.allclose(per_position, E.reduce_orbit(outputs, sym, reducer), atol=1e-3)
