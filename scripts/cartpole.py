@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import gymnasium as gym
+import numpy as np
 import torch
 
 import equirl
@@ -56,14 +57,26 @@ def main(argv: list[str] | None = None) -> int:
             progress_bar=True,
         )
         err = equirl.equivariance_error(result.model.q_net, symmetry, probe)
-        rows.append((method, result.mean_return, result.std_return, result.train_seconds, result.steps_per_second, err))
+        second_half = [r["mean_return"] for r in result.curve if r["timesteps"] > result.timesteps / 2]
+        rows.append(
+            (method, result.mean_return, result.std_return, float(np.mean(second_half)),
+             max(r["mean_return"] for r in result.curve), result.train_seconds, result.steps_per_second, err)
+        )
 
-    header = "| method | eval return (mean ± std) | train time (s) | env steps/s | equivariance error |"
-    lines = [header, "|---|---|---|---|---|"]
-    for method, mean, std, secs, sps, err in rows:
-        lines.append(f"| {method} | {mean:.1f} ± {std:.1f} | {secs:.1f} | {sps:.0f} | {err:.2e} |")
+    header = (
+        "| method | final return (mean ± std) | mean of evals, 2nd half | best eval | train time (s) "
+        "| env steps/s | equivariance error |"
+    )
+    lines = [header, "|---|---|---|---|---|---|---|"]
+    for method, mean, std, half, best, secs, sps, err in rows:
+        lines.append(
+            f"| {method} | {mean:.1f} ± {std:.1f} | {half:.1f} | {best:.1f} | {secs:.1f} | {sps:.0f} | {err:.2e} |"
+        )
     table = "\n".join(lines)
-    print(f"\nCartPole-v1, seed {args.seed}, greedy return over {args.eval_episodes} episodes (max 500):\n")
+    print(
+        f"\nCartPole-v1, seed {args.seed}: greedy return over {args.eval_episodes} episodes (max 500), "
+        f"evaluated every {(args.steps or hp['n_timesteps']) // 10} steps:\n"
+    )
     print(table)
     (log_dir / "results.md").write_text(table + "\n")
     print(f"\nTensorboard: tensorboard --logdir {log_dir / 'tb'}    Table: {log_dir / 'results.md'}")
