@@ -108,6 +108,10 @@ def main() -> None:
         for seed in args.seeds:
             curve, secs = run(args.env, equi, args.method, seed, args)
             results[(label, seed)] = (curve, secs)
+            print(
+                f"{label} seed {seed} ({secs:.0f} s): " + ", ".join(f"{s}: {r:.2f}/{sr:.2f}" for s, r, sr in curve),
+                flush=True,
+            )
     steps = [s for s, _, _ in next(iter(results.values()))[0]]
     print(f"\n{args.env}: mean greedy return / success rate over {args.eval_episodes} episodes")
     print("| agent | seed | wall s | " + " | ".join(f"{s}" for s in steps) + " |")
