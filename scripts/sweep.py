@@ -639,9 +639,10 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
     lines = [header, "|" + "---|" * 10]
     for r in rows:
         steps = f"{_fmt_steps(r['steps_median'])} [{_fmt_steps(r['steps_q25'])}, {_fmt_steps(r['steps_q75'])}]"
+        d = 2 if abs(float(r["threshold"])) < 10 else 1  # returns of order 1 (gridworlds) get two decimals
         lines.append(
             f"| {r['env_id']} | {r['method']} | {r['group_order']} | {r['n_solved']}/{r['n_runs']} | {steps} "
-            f"| {r['auc_mean']:.1f} ± {r['auc_std']:.1f} | {r['final_mean']:.1f} ± {r['final_std']:.1f} "
+            f"| {r['auc_mean']:.{d}f} ± {r['auc_std']:.{d}f} | {r['final_mean']:.{d}f} ± {r['final_std']:.{d}f} "
             f"| {r['collapses']} | {r['steps_per_second']:.0f} | {r['wallclock_ratio']:.2f} |"
         )
     return "\n".join(lines) + "\n"

@@ -169,35 +169,14 @@ def test_resume_skips_finished_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert ran == [s.run_id for s in specs if s is not done]
 
 
-def test_resume_through_cli_skips_everything_once_finished(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    out = tmp_path / "sweep"
-    args = [
-        "run",
-        "--envs",
-        "CartPole-v1",
-        "--methods",
-        "plain",
-        "--seeds",
-        "1",
-        "--timesteps",
-        "200",
-        "--eval-freq",
-        "100",
-        "--n-eval-episodes",
-        "1",
-        "--workers",
-        "1",
-        "--out",
-        str(out),
-        "--no-progress",
-    ]
+def test_resume_through_cli_skips_finished_runs(tiny_sweep: Path, capsys: pytest.CaptureFixture) -> None:
+    summaries = sorted(tiny_sweep.glob("**/summary.json"))
+    stamps = [f.stat().st_mtime_ns for f in summaries]
+    args = ["run", "--envs", "CartPole-v1", "--methods", "plain", "equitune", "--seeds", "1", "--timesteps", "300",
+            "--workers", "1", "--out", str(tiny_sweep), "--no-progress"]  # fmt: skip
     assert benchmark.main(args) == 0
-    summary = out / "CartPole-v1" / "plain" / "seed0" / "summary.json"
-    stamp = summary.stat().st_mtime_ns
-    capsys.readouterr()
-    assert benchmark.main(args) == 0
-    assert "1 already finished, 0 to run" in capsys.readouterr().out
-    assert summary.stat().st_mtime_ns == stamp
+    assert "2 runs, 2 already finished, 0 to run" in capsys.readouterr().out
+    assert [f.stat().st_mtime_ns for f in summaries] == stamps
 
 
 # -- end to end ---------------------------------------------------------------------------------
@@ -225,11 +204,18 @@ def _table_shape(table: str) -> list[tuple[str, ...]]:
     return [tuple(c.strip() for c in line.split("|")[1:3]) for line in table.splitlines()]
 
 
-def test_tiny_sweep_local_backend(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def tiny_sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two runs of 300 steps (plain and equitune on CartPole) on a local pool of two processes."""
+    out = tmp_path_factory.mktemp("tiny_sweep")
     specs = sweep.make_specs([_tiny_bench()], ["plain", "equitune"], [0])
-    results = sweep.run_local(specs, tmp_path, workers=2, progress=False)
+    results = sweep.run_local(specs, out, workers=2, progress=False)
     assert not [r for r in results if "error" in r], results
-    table = _check_sweep_output(tmp_path, 2)
+    return out
+
+
+def test_tiny_sweep_local_backend(tiny_sweep: Path) -> None:
+    table = _check_sweep_output(tiny_sweep, 2)
     assert _table_shape(table)[2:] == [("CartPole-v1", "plain"), ("CartPole-v1", "equitune")]
     assert "| 1.00 |" in table.splitlines()[2]  # plain's wall-clock ratio against itself
 
