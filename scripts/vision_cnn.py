@@ -152,9 +152,9 @@ def main() -> None:
     data = load_image_dataset(args.dataset)
     sym = image_symmetry(args.group)
     size = data.x_train.shape[-1]
-    n_tr, n_ho, n_ft = args.train_size, args.heldout_size, args.finetune_size
-    if n_tr + n_ho + n_ft > data.x_train.shape[0]:
-        n_tr = data.x_train.shape[0] - n_ho - n_ft
+    n_all = data.x_train.shape[0]
+    n_ho, n_ft = min(args.heldout_size, n_all // 5), min(args.finetune_size, n_all // 5)  # small data sets (digits)
+    n_tr = min(args.train_size, n_all - n_ho - n_ft)
     x_tr, y_tr = data.x_train[:n_tr], data.y_train[:n_tr]
     x_ho, y_ho = data.x_train[n_tr : n_tr + n_ho], data.y_train[n_tr : n_tr + n_ho]
     x_ft, y_ft = data.x_train[n_tr + n_ho : n_tr + n_ho + n_ft], data.y_train[n_tr + n_ho : n_tr + n_ho + n_ft]
