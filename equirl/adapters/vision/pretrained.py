@@ -117,8 +117,8 @@ class EfficientNetHead(nn.Module):
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
-        self.dropout = model._dropout
-        self.fc = model._fc
+        self.dropout: nn.Module = model._dropout  # type: ignore[assignment]
+        self.fc: nn.Module = model._fc  # type: ignore[assignment]
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         return self.fc(self.dropout(h))  # type: ignore[no-any-return]
