@@ -169,3 +169,22 @@ def test_fit_lambda_rejects_other_methods(tmp_path: Path) -> None:
     new = equivariant_from_pretrained(_pretrained("CartPole-v1", tmp_path), get_symmetry("CartPole-v1"), "equitune")
     with pytest.raises(ValueError, match="λ-equitune"):
         fit_lambda(new, 10)
+
+
+PRETRAINED_DIR = Path(__file__).resolve().parents[2] / "agents" / "pretrained"
+
+
+@pytest.mark.parametrize("zip_path", sorted(PRETRAINED_DIR.glob("*.zip")), ids=lambda p: p.stem)
+def test_committed_pretrained_agents_transfer(zip_path: Path) -> None:
+    """Every committed agent has metadata, loads, fits its environment's symmetry and becomes equivariant."""
+    import json
+
+    meta = json.loads(zip_path.with_suffix(".json").read_text())
+    for key in ("env_id", "method", "timesteps", "seed", "eval_mean_return", "command"):
+        assert key in meta, key
+    assert meta["method"] == "plain"
+    assert zip_path.stat().st_size < 1_500_000
+    sym = get_symmetry(meta["env_id"])
+    new = equivariant_from_pretrained(zip_path, sym, "equizero")
+    obs = th.as_tensor(np.stack([new.observation_space.sample() for _ in range(8)]))
+    assert equivariance_error(new.policy.q_net, sym, obs) <= 1e-5
