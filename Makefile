@@ -25,7 +25,7 @@ setup: $(STAMP) data
 data:
 	@if [ ! -d /usr/share/datasets/fashion-mnist ] && command -v apt-get >/dev/null 2>&1; then \
 		(apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist >/dev/null) \
-		|| echo "note: could not install dataset-fashion-mnist; the vision example falls back to sklearn digits"; \
+		|| echo "note: could not install dataset-fashion-mnist; use scripts/vision_cnn.py --dataset digits"; \
 	fi
 
 run: setup
