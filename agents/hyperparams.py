@@ -80,7 +80,9 @@ def load_hyperparams(env_id: str, path: str | Path | None = None) -> dict[str, A
 
         name = pk["features_extractor_class"]
         if not hasattr(extractors, name):
-            raise ValueError(f"{env_id}: unknown features_extractor_class {name!r}; expected one of {extractors.__all__}.")
+            raise ValueError(
+                f"{env_id}: unknown features_extractor_class {name!r}; expected one of {extractors.__all__}."
+            )
         pk["features_extractor_class"] = getattr(extractors, name)
     return hp  # type: ignore[no-any-return]
 

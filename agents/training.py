@@ -100,7 +100,9 @@ def evaluate(model: DQN, env_factory: EnvFactory, n_episodes: int = 10, seed: in
     """Mean and std of the undiscounted return of the greedy policy over ``n_episodes``."""
     env = Monitor(env_factory())
     env.reset(seed=seed)
-    returns, _ = evaluate_policy(model, env, n_eval_episodes=n_episodes, deterministic=True, return_episode_rewards=True)
+    returns, _ = evaluate_policy(
+        model, env, n_eval_episodes=n_episodes, deterministic=True, return_episode_rewards=True
+    )
     env.close()
     return float(np.mean(returns)), float(np.std(returns))
 
@@ -431,9 +433,9 @@ def train(
     :param resume: continue from the newest checkpoint in ``out_dir`` if there is one (else start fresh).
         The resumed run reproduces the uninterrupted one exactly when the environment pickles.
     :param metadata: extra fields for ``out_dir/model.json`` (env id, the command, ...).
-    Writes ``out_dir/model.zip``, ``out_dir/best_model.zip`` (best periodic evaluation) and ``out_dir/model.json`` (env, method, steps, seed, evaluation return,
-    hyperparameters, command). Returns a :class:`TrainResult` with the final greedy return over
-    ``n_eval_episodes`` and the curve.
+    Writes ``out_dir/model.zip``, ``out_dir/best_model.zip`` (best periodic evaluation) and ``out_dir/model.json``
+    (env, method, steps, seed, evaluation return, hyperparameters, command). Returns a :class:`TrainResult`
+    with the final greedy return over ``n_eval_episodes`` and the curve.
     """
     steps = int(total_timesteps if total_timesteps is not None else hyperparams["n_timesteps"])
     out = Path(out_dir) if out_dir else None

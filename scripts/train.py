@@ -49,7 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--method", choices=ALL_METHODS, default="plain")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--steps", type=int, default=None, help="environment steps (default: the entry's n_timesteps)")
-    p.add_argument("--env-kwargs", type=json.loads, default={}, help='JSON passed to envs.make_env, e.g. \'{"goal_corners": [1]}\'')
+    p.add_argument(
+        "--env-kwargs", type=json.loads, default={}, help="JSON passed to envs.make_env, e.g. '{\"goal_corners\": [1]}'"
+    )
     p.add_argument("--symmetry", default=None, help="catalogue symmetry (default: ENV)")
     p.add_argument("--hyperparams", default=None, help="YAML file (default agents/hyperparams/dqn.yml)")
     p.add_argument("--hyperparams-key", default=None, help="entry in the YAML file (default: ENV)")
@@ -58,7 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--eval-episodes", type=int, default=10)
     p.add_argument("--checkpoint-freq", type=int, default=None, help="steps between checkpoints (default: steps/5)")
     p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
-    p.add_argument("--save-pretrained", default=None, metavar="NAME", help="copy the result to agents/pretrained/NAME.zip/.json")
+    p.add_argument(
+        "--save-pretrained", default=None, metavar="NAME", help="copy the result to agents/pretrained/NAME.zip/.json"
+    )
     p.add_argument(
         "--select",
         choices=("final", "best"),

@@ -29,7 +29,7 @@ import shlex
 import sys
 import time
 from collections import defaultdict
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
@@ -182,7 +182,15 @@ def plot(runs: list[dict[str, Any]], tasks: list[str], methods: list[str], path:
             if not rs:
                 continue
             xs = sorted({row["timesteps"] for r in rs for row in r["curve"]})
-            ys = np.array([[np.interp(x, [c["timesteps"] for c in r["curve"]], [c["mean_return"] for c in r["curve"]]) for x in xs] for r in rs])
+            ys = np.array(
+                [
+                    [
+                        np.interp(x, [c["timesteps"] for c in r["curve"]], [c["mean_return"] for c in r["curve"]])
+                        for x in xs
+                    ]
+                    for r in rs
+                ]
+            )
             mu, sd = ys.mean(0), ys.std(0)
             ax.plot(xs, mu, marker="o", ms=3, label=LABELS[m], color=colors[m])
             ax.fill_between(xs, mu - sd, mu + sd, alpha=0.15, color=colors[m])
@@ -214,6 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=1, help="torch threads per worker")
     p.add_argument("--out", default=None, help="output folder (default results/transfer/<env>)")
     p.add_argument("--plot", default=None, help="also write the plot here (e.g. docs/img/transfer_rotgrid.png)")
+    p.add_argument("--summarise-only", action="store_true", help="only rebuild table and plot from OUT/runs.jsonl")
     args = p.parse_args(argv)
 
     sys.path.insert(0, str(ROOT / "scripts"))
@@ -259,24 +268,43 @@ def main(argv: list[str] | None = None) -> int:
         for m in methods
         for s in range(args.seeds)
     ]
-    print(f"{args.env}: {len(jobs)} runs ({len(names)} tasks x {len(methods)} methods x {args.seeds} seeds), "
-          f"budget {steps} steps (λ fit {fit}), {args.jobs} jobs; pretrained {pretrained}", flush=True)
+    print(
+        f"{args.env}: {len(jobs)} runs ({len(names)} tasks x {len(methods)} methods x {args.seeds} seeds), "
+        f"budget {steps} steps (λ fit {fit}), {args.jobs} jobs; pretrained {pretrained}",
+        flush=True,
+    )
     start = time.perf_counter()
-    if args.jobs > 1:
-        import multiprocessing as mp
-
-        with ProcessPoolExecutor(args.jobs, mp_context=mp.get_context("spawn")) as pool:
-            runs = list(pool.map(_one_run, jobs))
+    log = out / "runs.jsonl"  # one line per finished run, so that an interrupted sweep keeps what it did
+    if args.summarise_only:
+        runs = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
     else:
-        runs = [_one_run(j) for j in jobs]
-    seconds = time.perf_counter() - start
+        log.write_text("")
+        runs = []
 
+        def keep(r: dict[str, Any]) -> None:
+            runs.append(r)
+            with open(log, "a") as f:
+                f.write(json.dumps(r) + "\n")
+
+        if args.jobs > 1:
+            import multiprocessing as mp
+
+            with ProcessPoolExecutor(args.jobs, mp_context=mp.get_context("spawn")) as pool:
+                for fut in as_completed([pool.submit(_one_run, j) for j in jobs]):
+                    keep(fut.result())
+        else:
+            for j in jobs:
+                keep(_one_run(j))
+    seconds = time.perf_counter() - start
+    names = [n for n in names if any(r["task"] == n for r in runs)]
     with open(out / "runs.csv", "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["task", "method", "seed", "timesteps", "mean_return", "std_return"])
         for r in runs:
             for row in r["curve"]:
-                w.writerow([r["task"], r["method"], r["seed"], int(row["timesteps"]), row["mean_return"], row["std_return"]])
+                w.writerow(
+                    [r["task"], r["method"], r["seed"], int(row["timesteps"]), row["mean_return"], row["std_return"]]
+                )
     table, summary = summarise(runs, names, methods)
     command = shlex.join(["python", "scripts/transfer.py", *(argv if argv is not None else sys.argv[1:])])
     header = (
