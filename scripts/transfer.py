@@ -174,7 +174,7 @@ def plot(runs: list[dict[str, Any]], tasks: list[str], methods: list[str], path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(tasks), figsize=(3.6 * len(tasks), 3.2), squeeze=False, sharey=True)
+    fig, axes = plt.subplots(1, len(tasks), figsize=(max(6.0, 3.6 * len(tasks)), 3.4), squeeze=False, sharey=True)
     colors = {"plain": "tab:gray", "equitune": "tab:blue", "equizero": "tab:orange", "lambda": "tab:green"}
     for ax, t in zip(axes[0], tasks, strict=True):
         for m in methods:
