@@ -53,7 +53,10 @@ TASKS: dict[str, dict[str, dict[str, Any]]] = {
         "reflected: starts in [-0.15, -0.05]^4": {"reset_options": {"low": -0.15, "high": -0.05}},
     },
     "Acrobot-v1": {"standard starts (pretraining)": {}},
-    "MiniGrid-Empty-5x5-v0": {"standard layout (pretraining)": {}},
+    "MiniGrid-Empty-5x5-v0": {
+        "standard layout (pretraining)": {},
+        "mirrored world": {"transform": 1},
+    },
 }
 PRETRAINED = {
     "equirl/RotGrid-Corner-v0": "rotgrid_bottom_plain",
@@ -74,12 +77,49 @@ class ResetOptions(gym.Wrapper):
         return self.env.reset(seed=seed, options={**self.options, **(options or {})})
 
 
+class GroupTransformed(gym.Wrapper):
+    """The task seen through a group element ``g``: observations ``g·o``, actions mapped by ``ρ(g)``.
+
+    Because the dynamics commute with the symmetry, this *is* the transformed world (for the MiniGrid
+    egocentric mirror: the mirrored layout). Only involutions (``g = g⁻¹``) are supported, for which the
+    action map is its own inverse.
+    """
+
+    def __init__(self, env: gym.Env, symmetry: Any, g: int) -> None:
+        super().__init__(env)
+        import torch
+
+        G = symmetry.group
+        if G.compose(g, g) != G.identity:
+            raise ValueError(f"GroupTransformed supports involutions only; {G.element_names[g]} is not one.")
+        self.symmetry, self.g = symmetry, g
+        n = int(env.action_space.n)
+        perm = symmetry.output_action.apply(g, torch.arange(n, dtype=torch.float64)[None])[0]
+        self.action_map = [int(round(float(v))) for v in perm]
+
+    def _obs(self, obs: Any) -> Any:
+        import torch
+
+        x = torch.as_tensor(np.asarray(obs))[None]
+        return self.symmetry.input_action.apply(self.g, x)[0].numpy().astype(np.asarray(obs).dtype)
+
+    def reset(self, **kwargs: Any) -> tuple[Any, dict]:
+        obs, info = self.env.reset(**kwargs)
+        return self._obs(obs), info
+
+    def step(self, action: Any) -> tuple[Any, float, bool, bool, dict]:
+        obs, r, term, trunc, info = self.env.step(self.action_map[int(action)])
+        return self._obs(obs), r, term, trunc, info
+
+
 def make_task_env(env_id: str, task: dict[str, Any]) -> gym.Env:
     import envs
 
     env = envs.make_env(env_id, **task.get("env_kwargs", {}))
     if task.get("reset_options"):
         env = ResetOptions(env, task["reset_options"])
+    if task.get("transform") is not None:
+        env = GroupTransformed(env, envs.get_symmetry(env_id), int(task["transform"]))
     return env
 
 
