@@ -104,11 +104,13 @@ class EquiQNetwork(QNetwork):
             lambda_temperature=lambda_temperature,
         )
         self.reset_weight_stats()
+        # the hidden layers of q_net, as a plain tuple (not registered again as submodules)
+        self._hidden_layers: tuple[nn.Module, ...] = tuple(self.q_net)[:-1]
 
     def encode(self, obs: th.Tensor) -> th.Tensor:
         """Raw observations ``[N, ...]`` -> last hidden layer ``[N, F]`` (what the λ-net reads)."""
         h = self.extract_features(obs, self.features_extractor)
-        for layer in list(self.q_net)[:-1]:
+        for layer in self._hidden_layers:
             h = layer(h)
         return h
 

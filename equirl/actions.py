@@ -20,6 +20,7 @@ per sample shape into index tables and applied with one gather, whatever ``|G|``
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -189,7 +190,7 @@ class IndexAction(Action):
         if key in self._cache:
             return self._cache[key]  # type: ignore[no-any-return]
         gens = self.generator_images(size)
-        n = int(np.prod(size))
+        n = int(np.prod(size)) if size else 1
         has_sign = any(s is not None for _, s in gens)
         # a signed permutation as one [2, N] float array: row 0 the index, row 1 the sign
         images = [
@@ -207,43 +208,67 @@ class IndexAction(Action):
         self._cache[key] = result
         return result
 
-    def _torch_tables(
-        self, size: tuple[int, ...], device: torch.device, dtype: torch.dtype, inverse: bool = False
-    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        """The tables on ``device`` (None where a table is the identity); rows ``g⁻¹`` when ``inverse``."""
-        key = ("torch", size, device, dtype, inverse)
-        if key not in self._cache:
+    def _plan(self, shape: Sequence[int], device: torch.device, dtype: torch.dtype, inverse: bool) -> _Plan:
+        """Everything one batched application needs for tensors of this shape, cached.
+
+        ``shape`` includes the leading group or batch dim; the plan depends on the number of dims,
+        the acted and trailing sizes, the device and dtype, and whether ``g`` or ``g⁻¹`` is applied.
+        """
+        nd = len(shape)
+        start, end = nd + self.dims[0], nd + self.dims[-1] + 1
+        size, post = tuple(shape[start:end]), tuple(shape[end:])
+        key = ("plan", nd, size, post, device, dtype, inverse)
+        plan = self._cache.get(key)
+        if plan is None:
             idx, sign = self.tables(size)
             if inverse:  # rep(g⁻¹) is row g⁻¹ of the tables
                 idx = idx[self.group.inverse_table]
                 sign = None if sign is None else sign[self.group.inverse_table]
-            identity = bool(np.all(idx == np.arange(idx.shape[1])))
-            idx_t = None if identity else torch.as_tensor(idx, device=device)
-            sign_t = None if sign is None else torch.as_tensor(sign, device=device, dtype=dtype)
-            self._cache[key] = (idx_t, sign_t)
-        return self._cache[key]  # type: ignore[no-any-return]
+            G, n = idx.shape
+            view = (G, *([1] * (start - 1)), n, *([1] * len(post)))
+            identity = bool(np.all(idx == np.arange(n)))
+            sign_dtype = dtype if dtype.is_floating_point else torch.float32
+            plan = _Plan(
+                start=start,
+                flat=(n, *post) if len(size) > 1 else None,
+                idx_flat=None if identity else torch.as_tensor(idx.reshape(-1), device=device),
+                idx_view=None if identity else torch.as_tensor(idx, device=device).reshape(view),
+                sign_view=None if sign is None else torch.as_tensor(sign, device=device, dtype=sign_dtype).reshape(view),
+                sign_orbit=None
+                if sign is None
+                else torch.as_tensor(sign, device=device, dtype=sign_dtype).reshape(
+                    (G, *([1] * (start - 1)), *size, *([1] * len(post)))
+                ),
+            )
+            self._cache[key] = plan
+        return plan
 
     # -- batched application ----------------------------------------------------------------
-    def _split(self, shape: Sequence[int]) -> tuple[int, int]:
-        """Start and end (exclusive) of the acted dims in a tensor of this shape."""
-        nd = len(shape)
-        return nd + self.dims[0], nd + self.dims[-1] + 1
-
     def orbit(self, x: torch.Tensor) -> torch.Tensor:
-        start, end = self._split(x.shape)
-        size = tuple(x.shape[start:end])
-        n = int(np.prod(size))
-        idx, sign = self._torch_tables(size, x.device, x.dtype if x.is_floating_point() else torch.float32)
-        G = self.group.order
-        pre, post = x.shape[:start], x.shape[end:]
-        xf = x.reshape(*pre, n, *post)
-        if idx is None:
-            out = xf.unsqueeze(0).expand(G, *xf.shape)
-        else:
-            out = xf.index_select(start, idx.reshape(-1)).unflatten(start, (G, n)).movedim(start, 0)
-        if sign is not None:
-            out = out * sign.reshape(G, *([1] * len(pre)), n, *([1] * len(post))).to(out.dtype)
-        return out.reshape(G, *x.shape)
+        # plan for the [G, *x.shape] result, acting with g
+        p = self._plan((self.group.order, *x.shape), x.device, x.dtype, False)
+        if p.idx_flat is None:  # sign flips only: one broadcast multiply
+            return x.unsqueeze(0) * p.sign_orbit if p.sign_orbit is not None else x.unsqueeze(0).expand(
+                self.group.order, *x.shape
+            )
+        axis = p.start - 1  # the acted axis in x (no group dim yet)
+        xf = x if p.flat is None else x.reshape(*x.shape[:axis], *p.flat)
+        out = xf.index_select(axis, p.idx_flat).unflatten(axis, (self.group.order, -1)).movedim(axis, 0)
+        if p.sign_view is not None:
+            out = out * p.sign_view
+        return out if p.flat is None else out.reshape(self.group.order, *x.shape)
+
+    def apply(self, g: int, x: torch.Tensor) -> torch.Tensor:
+        if not 0 <= g < self.group.order:
+            raise IndexError(f"element {g} is not in {self.group.name} (order {self.group.order}).")
+        p = self._plan((self.group.order, *x.shape), x.device, x.dtype, False)
+        axis = p.start - 1
+        xf = x if p.flat is None else x.reshape(*x.shape[:axis], *p.flat)
+        if p.idx_view is not None:
+            xf = xf.index_select(axis, p.idx_view[g].reshape(-1))
+        if p.sign_view is not None:
+            xf = xf * p.sign_view[g]
+        return xf if p.flat is None else xf.reshape(x.shape)
 
     def apply_each(self, y: torch.Tensor) -> torch.Tensor:
         return self._gather_each(y, inverse=False)
@@ -253,23 +278,30 @@ class IndexAction(Action):
 
     def _gather_each(self, y: torch.Tensor, inverse: bool) -> torch.Tensor:
         """Slice ``g`` of ``y [|G|, ...]`` transformed by ``g`` (or by ``g⁻¹``), in one gather."""
-        G = self.group.order
-        if y.shape[0] != G:
-            raise ValueError(f"expected a leading group dim of size {G}, got shape {tuple(y.shape)}.")
-        start, end = self._split(y.shape)
-        size = tuple(y.shape[start:end])
-        n = int(np.prod(size))
-        idx, sign = self._torch_tables(
-            size, y.device, y.dtype if y.is_floating_point() else torch.float32, inverse=inverse
-        )
-        pre, post = y.shape[1:start], y.shape[end:]
-        yf = y.reshape(G, *pre, n, *post)
-        view = (G, *([1] * len(pre)), n, *([1] * len(post)))
-        if idx is not None:
-            yf = torch.gather(yf, start, idx.reshape(view).expand(yf.shape))
-        if sign is not None:
-            yf = yf * sign.reshape(view).to(yf.dtype)
-        return yf.reshape(y.shape)
+        if y.shape[0] != self.group.order:
+            raise ValueError(
+                f"expected a leading group dim of size {self.group.order}, got shape {tuple(y.shape)}."
+            )
+        p = self._plan(y.shape, y.device, y.dtype, inverse)
+        yf = y if p.flat is None else y.reshape(*y.shape[: p.start], *p.flat)
+        if p.idx_view is not None:
+            yf = torch.gather(yf, p.start, p.idx_view.expand(yf.shape))
+        if p.sign_view is not None:
+            yf = yf * p.sign_view
+        return yf if p.flat is None else yf.reshape(y.shape)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """Cached tensors for applying an :class:`IndexAction` to tensors of one layout."""
+
+    start: int  # index of the acted axis in the [G, ...] tensor (after flattening the acted dims)
+    flat: tuple[int, ...] | None  # (N, *post) when several acted dims are flattened, else None
+    idx_flat: torch.Tensor | None  # [G·N] for index_select (None: identity)
+    idx_view: torch.Tensor | None  # [G, 1.., N, 1..] for gather (None: identity)
+    sign_view: torch.Tensor | None  # [G, 1.., N, 1..] (None: no signs)
+    sign_orbit: torch.Tensor | None  # [G, 1.., *acted sizes, 1..] for sign-only orbits
+
 
 # -- spatial -----------------------------------------------------------------------------------
 SPATIAL_OPS = ("identity", "rot90", "rot180", "rot270", "flip0", "flip1", "transpose", "antitranspose")

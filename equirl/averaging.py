@@ -47,7 +47,9 @@ METHODS = ("equitune", "equizero", "lambda")
 
 def _weighted_sum(weights: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
     """``weights [G, B]``, ``values [G, B, ...]`` -> ``[B, ...]``."""
-    w = weights.reshape(*weights.shape, *([1] * (values.dim() - 2))).to(values.dtype)
+    w = weights.reshape(*weights.shape, *([1] * (values.dim() - 2)))
+    if w.dtype != values.dtype:
+        w = w.to(values.dtype)
     return (w * values).sum(0)
 
 
@@ -113,7 +115,8 @@ class ZeroReducer(Reducer):
         with torch.no_grad():
             loss = self._proxy(outputs)
             best = loss.min(0, keepdim=True).values
-            ties = loss <= best + self.tie_tolerance * (1.0 + best.abs())
+            # |loss - best| <= tol·(1 + |best|): views this close to the best are tied
+            ties = torch.isclose(loss, best, rtol=self.tie_tolerance, atol=self.tie_tolerance)
             w = ties.to(outputs.dtype)
             return w / w.sum(0, keepdim=True)
 

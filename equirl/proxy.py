@@ -17,6 +17,8 @@ ProxyLoss = Callable[[torch.Tensor], torch.Tensor]
 
 def _reduce(per_position: torch.Tensor) -> torch.Tensor:
     """``[G, B, ...] -> [G, B]`` by averaging extra dims."""
+    if per_position.dim() == 2:
+        return per_position
     return per_position.reshape(*per_position.shape[:2], -1).mean(-1)
 
 

@@ -56,12 +56,17 @@ def training_throughput(steps: int, repeats: int) -> dict[str, list[float]]:
     return out
 
 
-def gradient_step_time(repeats: int) -> dict[str, float]:
-    """Seconds per DQN gradient step (online forward+backward, target forward, Adam) at batch 64."""
+def gradient_step_time(repeats: int, net_arch: list[int] | None = None, batch_size: int = 64) -> dict[str, float]:
+    """Seconds per DQN gradient step (online forward+backward, target forward, Adam).
+
+    ``net_arch`` defaults to the hyperparameter file's; a wider one makes the network dominate.
+    """
     hp = load_hyperparams(ENV_ID)
+    if net_arch is not None:
+        hp["policy_kwargs"]["net_arch"] = net_arch
     sym = get_symmetry(ENV_ID)
-    batch = torch.randn(64, 4)
-    actions = torch.randint(0, 2, (64, 1))
+    batch = torch.randn(batch_size, 4)
+    actions = torch.randint(0, 2, (batch_size, 1))
     out = {}
     models = {m: build_dqn(gym.make(ENV_ID), m, sym, hp) for m in ALL_METHODS}
     for m, model in models.items():
@@ -149,9 +154,12 @@ def main(argv: list[str] | None = None) -> int:
 
     md: list[str] = [f"torch threads: {args.threads}; CartPole-v1 (|G| = 2), rl-zoo3 hyperparameters.\n"]
     grad = gradient_step_time(max(args.repeats, 5))
-    md += ["Gradient step (batch 64, online + target network, Adam): the network-dominated cost", "",
-           "| method | ms / step | ratio vs plain | bound 1.1·|G| |", "|---|---|---|---|"]
-    md += [f"| {m} | {t * 1e3:.3f} | {t / grad['plain']:.2f} | 2.2 |" for m, t in grad.items()]
+    big = gradient_step_time(max(args.repeats, 5), net_arch=[1024, 1024], batch_size=256)
+    md += ["DQN gradient step (online forward+backward, target forward, Adam)", "",
+           "| method | ms / step, [256, 256] batch 64 | ratio vs plain | ms / step, [1024, 1024] batch 256 "
+           "| ratio vs plain | bound 1.1·|G| |", "|---|---|---|---|---|---|"]
+    md += [f"| {m} | {t * 1e3:.3f} | {t / grad['plain']:.2f} | {big[m] * 1e3:.3f} | {big[m] / big['plain']:.2f} | 2.2 |"
+           for m, t in grad.items()]
 
     thr = training_throughput(args.train_steps, args.repeats)
     med = {m: statistics.median(v) for m, v in thr.items()}
