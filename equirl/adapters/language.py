@@ -150,9 +150,9 @@ def token_swap_symmetry(
     for axis_cycles in cycles.values():
         p = np.arange(vocab_size)
         for cyc in axis_cycles:
-            c = [int(t) for t in cyc]
-            for i, t in enumerate(c):
-                p[t] = c[(i + 1) % len(c)]
+            ring = [int(t) for t in cyc]
+            for i, t in enumerate(ring):
+                p[t] = ring[(i + 1) % len(ring)]
         vocab_perms.append(p)
         local_perms.append([local[int(p[t])] for t in support])
     names = list(cycles)
