@@ -245,7 +245,7 @@ def test_lambda_fit_on_frozen_views_lowers_loss_and_stays_equivariant(gpt2: torc
         opt.zero_grad()
         loss.backward()
         opt.step()
-        losses.append(float(loss))
+        losses.append(loss.item())
     assert losses[-1] < losses[0] - 1e-3
     with torch.no_grad():
         assert torch.allclose(lm.combine(views).logprobs, lm(ids).logprobs, atol=1e-5)
