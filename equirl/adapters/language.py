@@ -42,7 +42,7 @@ import torch
 from torch import nn
 
 from equirl.actions import PermutationAction, ValuePermutationAction
-from equirl.averaging import METHODS, Reducer, make_reducer
+from equirl.averaging import METHODS, Reducer, make_reducer, reduce_orbit
 from equirl.groups import permutation_group
 from equirl.symmetry import Symmetry
 
@@ -401,10 +401,7 @@ class EquivariantLM(nn.Module):
         if self.reducer is None or self.symmetry is None:
             return EquivariantLMOutput(views.logprobs[0], views.past_key_values)
         y = views.logprobs if self.space == "logprob" else views.logprobs.exp()
-        y = y.reshape(G, B * k, V)
-        features = None if views.features is None else views.features.reshape(G, B * k, -1)
-        back = self.symmetry.output_action.inverse_each(y)
-        avg = self.reducer(y, back, features).reshape(B, k, V)
+        avg = reduce_orbit(y, self.symmetry, self.reducer, views.features, position_dims=1)
         if self.space == "logprob":
             logprobs = torch.log_softmax(avg, -1)
         else:
