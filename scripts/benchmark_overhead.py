@@ -201,7 +201,8 @@ def _plot(grad: dict[str, float], thr: dict[str, float], lat: dict[str, float], 
     width = 0.25
     for i, (name, values) in enumerate(series.items()):
         ax.bar(np.arange(len(methods)) + (i - 1) * width, values, width, label=name)
-    ax.axhline(2.2, color="k", ls="--", lw=1, label="1.1·|G| bound")
+    ax.axhline(2.2, color="k", ls="--", lw=1, label="1.1·|G| bound (training)")
+    ax.axhline(1.5, color="tab:green", ls=":", lw=1, label="predict target 1.5")
     ax.axhline(1.0, color="gray", lw=0.5)
     ax.set_xticks(np.arange(len(methods)), methods)
     ax.set_ylabel("ratio vs plain DQN")
