@@ -61,6 +61,8 @@ __all__ = [
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "benchmark_config.yml"
+Values = Sequence[float] | np.ndarray
+"""A 1-D sequence of numbers (list or numpy array)."""
 METHOD_ORDER = ("plain", "equitune", "equizero", "lambda")
 """Methods in the order tables and plots list them (``agents.ALL_METHODS``)."""
 
@@ -434,7 +436,7 @@ def run_ray(
 
 
 # -- aggregation (numpy only) --------------------------------------------------------------------
-def steps_to_threshold(timesteps: Sequence[float], returns: Sequence[float], threshold: float) -> float:
+def steps_to_threshold(timesteps: Values, returns: Values, threshold: float) -> float:
     """The first evaluation's timestep whose mean return is ``>= threshold``; ``inf`` if none is."""
     for t, r in zip(timesteps, returns, strict=True):
         if r >= threshold:
@@ -442,7 +444,7 @@ def steps_to_threshold(timesteps: Sequence[float], returns: Sequence[float], thr
     return math.inf
 
 
-def normalised_auc(timesteps: Sequence[float], returns: Sequence[float], budget: float | None = None) -> float:
+def normalised_auc(timesteps: Values, returns: Values, budget: float | None = None) -> float:
     """Area under the evaluation curve divided by its length: the mean return over training.
 
     Trapezoids between evaluations; with ``budget``, the curve is held at its last value up to
@@ -460,7 +462,7 @@ def normalised_auc(timesteps: Sequence[float], returns: Sequence[float], budget:
     return area / float(t[-1] - t[0])
 
 
-def collapsed_after_solving(returns: Sequence[float], threshold: float, baseline: float) -> bool:
+def collapsed_after_solving(returns: Values, threshold: float, baseline: float) -> bool:
     """Whether, after first reaching ``threshold``, an evaluation fell below halfway to ``baseline``."""
     r = np.asarray(returns, dtype=float)
     hit = np.nonzero(r >= threshold)[0]
@@ -470,7 +472,7 @@ def collapsed_after_solving(returns: Sequence[float], threshold: float, baseline
     return bool(np.any(r[hit[0] + 1 :] < floor))
 
 
-def quantile(values: Sequence[float], q: float) -> float:
+def quantile(values: Values, q: float) -> float:
     """The ``q``-quantile (linear interpolation, numpy's default) where ``inf`` is a value like any other.
 
     Unlike ``np.quantile`` it never gives ``nan`` between two ``inf``: it is ``inf`` as soon as the
