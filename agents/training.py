@@ -139,6 +139,7 @@ class EvalCSVCallback(BaseCallback):
         self._last = -1
         self._offset = 0.0
         self._start = time.perf_counter()
+        self.eval_seconds = 0.0  # time spent evaluating in this process (not training)
 
     def get_state(self) -> dict[str, Any]:
         """What a checkpoint keeps: the rows so far, the step of the last evaluation and the wall time."""
@@ -171,7 +172,9 @@ class EvalCSVCallback(BaseCallback):
                 csv.writer(f).writerow(["timesteps", "mean_return", "std_return", "wall_seconds"])
 
     def _evaluate_now(self) -> None:
+        eval_start = time.perf_counter()
         mean, std = evaluate(self.model, self.env_factory, self.n_episodes, self.seed)  # type: ignore[arg-type]
+        self.eval_seconds += time.perf_counter() - eval_start
         row = {
             "timesteps": float(self.num_timesteps),
             "mean_return": mean,
@@ -354,7 +357,7 @@ class TrainResult:
     method: str
     seed: int
     timesteps: int
-    train_seconds: float
+    train_seconds: float  # wall-clock of learning, periodic evaluations excluded
     mean_return: float
     std_return: float
     curve: list[dict[str, float]] = field(default_factory=list)
@@ -475,7 +478,7 @@ def train(
             tb_log_name=f"{method}_s{seed}",
             reset_num_timesteps=resumed_from is None,
         )
-    seconds = time.perf_counter() - start
+    seconds = time.perf_counter() - start - evaluator.eval_seconds  # training only, evaluations excluded
     if not evaluator.rows or evaluator.rows[-1]["timesteps"] != model.num_timesteps:
         evaluator.init_callback(model)
         evaluator._evaluate_now()
