@@ -37,6 +37,7 @@ from gymnasium import spaces
 from stable_baselines3 import DQN
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.monitor import Monitor
+from stable_baselines3.common.type_aliases import TrainFreq
 
 from agents.policies import EquiDQNPolicy, EquiQNetwork, check_equivariance_args
 from agents.training import ALL_METHODS, PLAIN, EvalCSVCallback, evaluate
@@ -138,7 +139,8 @@ def check_compatible(model: DQN, symmetry: Symmetry, source: str = "the pretrain
 
 def _dqn_kwargs_of(model: DQN) -> dict[str, Any]:
     kw = {k: getattr(model, k) for k in _DQN_ATTRS if hasattr(model, k)}
-    tf = model.train_freq
+    tf = model.train_freq  # SB3 converts it to a TrainFreq during setup
+    assert isinstance(tf, TrainFreq), f"unexpected train_freq {tf!r}"
     kw["train_freq"] = (int(tf.frequency), tf.unit.value)
     return kw
 
