@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     big = gradient_step_time(max(args.repeats, 5), net_arch=[1024, 1024], batch_size=256)
     md += ["DQN gradient step (online forward+backward, target forward, Adam)", "",
            "| method | ms / step, [256, 256] batch 64 | ratio vs plain | ms / step, [1024, 1024] batch 256 "
-           "| ratio vs plain | bound 1.1·|G| |", "|---|---|---|---|---|---|"]
+           "| ratio vs plain | bound 1.1·\\|G\\| |", "|---|---|---|---|---|---|"]
     md += [f"| {m} | {t * 1e3:.3f} | {t / grad['plain']:.2f} | {big[m] * 1e3:.3f} | {big[m] / big['plain']:.2f} | 2.2 |"
            for m, t in grad.items()]
 
@@ -174,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
 
     rows = orbit_batched_vs_loop(args.repeats)
     md += ["", "Group averaging (equitune forward): one batched pass over the orbit vs a loop over elements", "",
-           "| case | |G| | batched ms | loop ms | loop / batched |", "|---|---|---|---|---|"]
+           "| case | \\|G\\| | batched ms | loop ms | loop / batched |", "|---|---|---|---|---|"]
     md += [f"| {label} | {g} | {b * 1e3:.3f} | {lp * 1e3:.3f} | {lp / b:.2f} |" for label, g, b, lp in rows]
 
     text = "\n".join(md)
