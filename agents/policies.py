@@ -54,7 +54,40 @@ def check_equivariance_args(
     symmetry.validate(observation_space.shape, (int(action_space.n),))
 
 
-class EquiQNetwork(QNetwork):
+def equivariance_kwargs(
+    symmetry: Symmetry,
+    method: str,
+    proxy_loss: str | ProxyLoss,
+    straight_through: bool,
+    lambda_hidden: int,
+    lambda_temperature: float,
+) -> dict[str, Any]:
+    """The (picklable) arguments that define a symmetrisation, as both the policy and its Q-networks keep them."""
+    return dict(
+        symmetry=symmetry,
+        method=method,
+        proxy_loss=proxy_loss,
+        straight_through=straight_through,
+        lambda_hidden=lambda_hidden,
+        lambda_temperature=lambda_temperature,
+    )
+
+
+class _Symmetrised:
+    """``symmetry`` and ``method`` read from the one ``equivariance_kwargs`` dict."""
+
+    equivariance_kwargs: dict[str, Any]
+
+    @property
+    def symmetry(self) -> Symmetry:
+        return self.equivariance_kwargs["symmetry"]  # type: ignore[no-any-return]
+
+    @property
+    def method(self) -> str:
+        return self.equivariance_kwargs["method"]  # type: ignore[no-any-return]
+
+
+class EquiQNetwork(_Symmetrised, QNetwork):
     """SB3's Q-network made equivariant: ``Q_G(s) = Σ_g w_g(s) ρ(g)⁻¹ Q(g·s)``.
 
     :param symmetry: the group with its action on observations (as SB3 feeds them to the
@@ -88,12 +121,9 @@ class EquiQNetwork(QNetwork):
         super().__init__(
             observation_space, action_space, features_extractor, features_dim, net_arch, activation_fn, normalize_images
         )
-        self.symmetry = symmetry
-        self.method = method
-        self.proxy_loss = proxy_loss
-        self.straight_through = straight_through
-        self.lambda_hidden = lambda_hidden
-        self.lambda_temperature = lambda_temperature
+        self.equivariance_kwargs: dict[str, Any] = equivariance_kwargs(
+            symmetry, method, proxy_loss, straight_through, lambda_hidden, lambda_temperature
+        )
         hidden_dim = self.net_arch[-1] if self.net_arch else self.features_dim
         self.reducer = make_reducer(
             method,
@@ -158,22 +188,11 @@ class EquiQNetwork(QNetwork):
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()
-        data.update(self.equivariance_kwargs())
+        data.update(self.equivariance_kwargs)
         return data
 
-    def equivariance_kwargs(self) -> dict[str, Any]:
-        """The arguments that define the symmetrisation (picklable)."""
-        return dict(
-            symmetry=self.symmetry,
-            method=self.method,
-            proxy_loss=self.proxy_loss,
-            straight_through=self.straight_through,
-            lambda_hidden=self.lambda_hidden,
-            lambda_temperature=self.lambda_temperature,
-        )
 
-
-class EquiDQNPolicy(DQNPolicy):
+class EquiDQNPolicy(_Symmetrised, DQNPolicy):
     """SB3's ``DQNPolicy`` with equivariant Q-network and target network.
 
     :param symmetry: an ``equirl.Symmetry`` acting on observations and on the action dimension
@@ -213,13 +232,8 @@ class EquiDQNPolicy(DQNPolicy):
                 "EquiDQNPolicy needs policy_kwargs=dict(symmetry=...), for example envs.get_symmetry('CartPole-v1')."
             )
         check_equivariance_args(symmetry, method, observation_space, action_space)
-        self.equivariance_kwargs: dict[str, Any] = dict(
-            symmetry=symmetry,
-            method=method,
-            proxy_loss=proxy_loss,
-            straight_through=straight_through,
-            lambda_hidden=lambda_hidden,
-            lambda_temperature=lambda_temperature,
+        self.equivariance_kwargs: dict[str, Any] = equivariance_kwargs(
+            symmetry, method, proxy_loss, straight_through, lambda_hidden, lambda_temperature
         )
         super().__init__(
             observation_space,
@@ -233,14 +247,6 @@ class EquiDQNPolicy(DQNPolicy):
             optimizer_class=optimizer_class,
             optimizer_kwargs=optimizer_kwargs,
         )
-
-    @property
-    def symmetry(self) -> Symmetry:
-        return self.equivariance_kwargs["symmetry"]  # type: ignore[no-any-return]
-
-    @property
-    def method(self) -> str:
-        return self.equivariance_kwargs["method"]  # type: ignore[no-any-return]
 
     def make_q_net(self) -> EquiQNetwork:
         net_args = self._update_features_extractor(self.net_args, features_extractor=None)
