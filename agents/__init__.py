@@ -1,10 +1,10 @@
 """The Stable-Baselines3 layer: equivariant DQN policies, extractors, callbacks, training and transfer."""
 
-from agents.callbacks import GroupWeightLogger
-from agents.extractors import SmallKernelCNN
-from agents.hyperparams import load_hyperparams, split_hyperparams
-from agents.policies import EquiDQNPolicy, EquiQNetwork
-from agents.training import (
+from equirl.agents.callbacks import GroupWeightLogger
+from equirl.agents.extractors import SmallKernelCNN
+from equirl.agents.hyperparams import load_hyperparams, split_hyperparams
+from equirl.agents.policies import EquiDQNPolicy, EquiQNetwork
+from equirl.agents.training import (
     ALL_METHODS,
     PLAIN,
     CheckpointCallback,
@@ -16,7 +16,7 @@ from agents.training import (
     read_metadata,
     train,
 )
-from agents.transfer import (
+from equirl.agents.transfer import (
     TransferError,
     TransferRun,
     check_compatible,

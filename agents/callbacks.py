@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
+from equirl.agents.policies import EquiQNetwork
 from stable_baselines3.common.callbacks import BaseCallback
-
-from agents.policies import EquiQNetwork
 
 __all__ = ["GroupWeightLogger"]
 

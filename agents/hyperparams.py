@@ -1,6 +1,7 @@
-"""Hyperparameters per environment, read from YAML files in rl-zoo3's layout.
+"""Hyperparameters per environment, read from YAML files in rl-zoo3's layout, and the shipped pretrained agents.
 
-The files live in ``agents/hyperparams/`` (``dqn.yml``); scripts never copy values.
+The files live in ``equirl/agents/hyperparams/`` (folder ``agents/hyperparams/``: ``dqn.yml``, ``benchmark.yml``)
+and ``equirl/agents/pretrained/``; they ship in the wheel, and scripts never copy values.
 """
 
 from __future__ import annotations
@@ -14,6 +15,10 @@ from torch import nn
 
 __all__ = [
     "HYPERPARAMS_DIR",
+    "PRETRAINED_DIR",
+    "hyperparams_for",
+    "pretrained_path",
+    "list_pretrained",
     "load_hyperparams",
     "known_environments",
     "split_hyperparams",
@@ -22,6 +27,7 @@ __all__ = [
 ]
 
 HYPERPARAMS_DIR = Path(__file__).parent / "hyperparams"
+PRETRAINED_DIR = Path(__file__).parent / "pretrained"
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "tanh": nn.Tanh, "elu": nn.ELU, "leaky_relu": nn.LeakyReLU}
 """Activation functions by the names used in the YAML files."""
@@ -76,7 +82,7 @@ def load_hyperparams(env_id: str, path: str | Path | None = None) -> dict[str, A
             raise ValueError(f"{env_id}: unknown activation_fn {name!r}; expected one of {sorted(ACTIVATIONS)}.")
         pk["activation_fn"] = ACTIVATIONS[name]
     if isinstance(pk.get("features_extractor_class"), str):
-        from agents import extractors
+        from equirl.agents import extractors
 
         name = pk["features_extractor_class"]
         if not hasattr(extractors, name):
@@ -110,3 +116,39 @@ def finetune_hyperparams(hp: dict[str, Any]) -> tuple[dict[str, Any], dict[str, 
         if k in ft and isinstance(ft[k], float):
             ft[k] = int(ft[k])
     return ft, settings
+
+
+def hyperparams_for(env_id: str, key: str | None = None, path: str | Path | None = None) -> tuple[str, dict[str, Any]]:
+    """``(entry name, entry)`` for ``env_id``: the entry ``key`` if given, else ``env_id``, else ``env_id``
+    without its trailing ``/parts`` (``"MiniGrid-Empty-8x8-v0/full-D4"`` uses ``"MiniGrid-Empty-8x8-v0"``).
+
+    Raises ``KeyError`` naming the file and the known entries when none matches.
+    """
+    known = known_environments(path)
+    candidates = [key] if key else [env_id] + ["/".join(env_id.split("/")[:i]) for i in range(env_id.count("/"), 0, -1)]
+    for c in candidates:
+        if c in known:
+            return c, load_hyperparams(c, path)
+    raise KeyError(f"No hyperparameters for {env_id!r} in {path or HYPERPARAMS_DIR / 'dqn.yml'}. Known: {known}.")
+
+
+def list_pretrained() -> list[str]:
+    """Names of the pretrained agents shipped with the package (``load_pretrained(name)`` takes them)."""
+    return sorted(p.stem for p in PRETRAINED_DIR.glob("*.zip"))
+
+
+def pretrained_path(name_or_path: str | Path) -> Path:
+    """The file for a shipped agent's name (``"cartpole_plain"``) or an existing path (``.zip`` optional).
+
+    Raises ``FileNotFoundError`` listing the shipped names when neither exists.
+    """
+    path = Path(name_or_path)
+    for candidate in (path, path.with_suffix(".zip")):
+        if candidate.is_file():
+            return candidate
+    shipped = PRETRAINED_DIR / f"{path.name}.zip"
+    if path.parent == Path(".") and shipped.is_file():
+        return shipped
+    raise FileNotFoundError(
+        f"No pretrained agent {str(name_or_path)!r}: not a file, and not a shipped name ({', '.join(list_pretrained())})."
+    )

@@ -3,8 +3,8 @@
 Drop-in use::
 
     from stable_baselines3 import DQN
-    from agents import EquiDQNPolicy
-    from envs import get_symmetry
+    from equirl.agents import EquiDQNPolicy
+    from equirl.envs import get_symmetry
 
     model = DQN(EquiDQNPolicy, "CartPole-v1",
                 policy_kwargs=dict(symmetry=get_symmetry("CartPole-v1"), method="lambda", net_arch=[256, 256]))

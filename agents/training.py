@@ -23,14 +23,14 @@ import gymnasium as gym
 import numpy as np
 import stable_baselines3
 import torch as th
+from equirl.agents.callbacks import GroupWeightLogger
+from equirl.agents.hyperparams import split_hyperparams
+from equirl.agents.policies import EquiDQNPolicy
 from stable_baselines3 import DQN
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.monitor import Monitor
 
-from agents.callbacks import GroupWeightLogger
-from agents.hyperparams import split_hyperparams
-from agents.policies import EquiDQNPolicy
 from equirl import METHODS, Symmetry
 
 __all__ = [

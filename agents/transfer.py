@@ -33,14 +33,15 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch as th
+from equirl.agents.hyperparams import pretrained_path
+from equirl.agents.policies import EquiDQNPolicy, EquiQNetwork, check_equivariance_args
+from equirl.agents.training import ALL_METHODS, PLAIN, EvalCSVCallback, evaluate
 from gymnasium import spaces
 from stable_baselines3 import DQN
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.type_aliases import TrainFreq
 
-from agents.policies import EquiDQNPolicy, EquiQNetwork, check_equivariance_args
-from agents.training import ALL_METHODS, PLAIN, EvalCSVCallback, evaluate
 from equirl import Symmetry
 
 __all__ = [
@@ -101,14 +102,11 @@ class _SpacesOnlyEnv(gym.Env):
 
 
 def load_pretrained(model_or_path: DQN | str | Path, device: str = "cpu") -> DQN:
-    """A loaded SB3 DQN from a zip path (``.zip`` may be omitted) or the model itself."""
+    """A loaded SB3 DQN from a zip path (``.zip`` may be omitted), a shipped agent's name
+    (``"cartpole_plain"``, see :func:`equirl.agents.hyperparams.list_pretrained`) or the model itself."""
     if isinstance(model_or_path, DQN):
         return model_or_path
-    path = Path(model_or_path)
-    if not path.exists() and path.with_suffix(".zip").exists():
-        path = path.with_suffix(".zip")
-    if not path.exists():
-        raise FileNotFoundError(f"No pretrained model at {model_or_path} (expected an SB3 DQN .zip).")
+    path = pretrained_path(model_or_path)
     try:
         return DQN.load(path, device=device)
     except Exception as err:  # noqa: BLE001 - re-raised with the path

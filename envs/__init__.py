@@ -2,13 +2,13 @@
 
 Typical use::
 
-    import envs
+    from equirl import envs
     env = envs.make_env("MiniGrid-Empty-8x8-v0")      # wrapped for SB3 (one-hot, channel-first)
     sym = envs.get_symmetry("MiniGrid-Empty-8x8-v0")  # the symmetry that fits it
     print(envs.verify_symmetry("MiniGrid-Empty-8x8-v0"))
 """
 
-from envs.catalog import (
+from equirl.envs.catalog import (
     MINIGRID_IDS,
     catalogue_table,
     get_symmetry,
@@ -19,15 +19,15 @@ from envs.catalog import (
     register_symmetry,
     symmetry_docs,
 )
-from envs.gridworld import ROTGRID_IDS, RotGridEnv, rotgrid_symmetry
-from envs.mappers import (
+from equirl.envs.gridworld import ROTGRID_IDS, RotGridEnv, rotgrid_symmetry
+from equirl.envs.mappers import (
     StateMapper,
     get_state_mapper,
     list_state_mappers,
     mapper_from_generators,
     register_state_mapper,
 )
-from envs.verify import Mismatch, VerificationReport, verify_symmetry
+from equirl.envs.verify import Mismatch, VerificationReport, verify_symmetry
 
 __all__ = [
     "MINIGRID_IDS",

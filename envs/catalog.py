@@ -23,8 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 import gymnasium as gym
-
-from envs.mappers import (
+from equirl.envs.mappers import (
     StateMapper,
     acrobot_mapper,
     cartpole_mapper,
@@ -32,6 +31,7 @@ from envs.mappers import (
     register_state_mapper,
     rotgrid_mapper,
 )
+
 from equirl import PermutationAction, SignFlipAction, Symmetry, cyclic
 
 __all__ = [
@@ -196,8 +196,7 @@ MINIGRID_IDS: tuple[str, ...] = (
 def _make_minigrid(env_id: str, view: str) -> Callable[..., gym.Env]:
     def make(**kwargs: Any) -> gym.Env:
         import minigrid  # noqa: F401
-
-        from envs.minigrid_wrappers import MiniGridEgoOneHot, MiniGridFullOneHot
+        from equirl.envs.minigrid_wrappers import MiniGridEgoOneHot, MiniGridFullOneHot
 
         env = gym.make(env_id, **kwargs)
         if view == "ego":
@@ -213,7 +212,7 @@ def _make_minigrid(env_id: str, view: str) -> Callable[..., gym.Env]:
 def register_minigrid(env_id: str, full_view: bool = True, overwrite: bool = False) -> None:
     """Catalogue entries for a MiniGrid id: ``env_id`` (egocentric one-hot ``[20,7,7]``, mirror C2) and,
     with ``full_view``, ``env_id + "/full-D4"`` and ``"/full-C4"`` (full one-hot ``[24,N,N]``, square grids)."""
-    from envs.minigrid_wrappers import minigrid_ego_mirror, minigrid_full_symmetry
+    from equirl.envs.minigrid_wrappers import minigrid_ego_mirror, minigrid_full_symmetry
 
     register_symmetry(
         env_id,
@@ -259,7 +258,7 @@ for _id in MINIGRID_IDS:
 
 # -- RotGrid -------------------------------------------------------------------------------------
 def _register_rotgrid() -> None:
-    from envs.gridworld import ROTGRID_IDS, register_rotgrid_envs, rotgrid_symmetry
+    from equirl.envs.gridworld import ROTGRID_IDS, register_rotgrid_envs, rotgrid_symmetry
 
     register_rotgrid_envs()
     for env_id, kw in ROTGRID_IDS.items():

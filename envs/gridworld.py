@@ -310,4 +310,4 @@ def register_rotgrid_envs() -> None:
     """Register the :data:`ROTGRID_IDS` with gymnasium (idempotent)."""
     for env_id, kwargs in ROTGRID_IDS.items():
         if env_id not in gym.registry:
-            gym.register(env_id, entry_point="envs.gridworld:RotGridEnv", kwargs=dict(kwargs))
+            gym.register(env_id, entry_point="equirl.envs.gridworld:RotGridEnv", kwargs=dict(kwargs))

@@ -199,7 +199,7 @@ def rotgrid_mapper(ops: Sequence[str]) -> StateMapper:
 def minigrid_mapper(ops: Sequence[str]) -> StateMapper:
     """MiniGrid: the world (grid, agent position and direction, carried object) rotated / flipped, one op
     per generator (``"rot90"``, ``"flip0"``; see :func:`envs.minigrid_wrappers.transform_minigrid_state`)."""
-    from envs.minigrid_wrappers import get_minigrid_state, set_minigrid_state, transform_minigrid_state
+    from equirl.envs.minigrid_wrappers import get_minigrid_state, set_minigrid_state, transform_minigrid_state
 
     maps = [lambda s, op=op: transform_minigrid_state(s, op) for op in ops]
     return mapper_from_generators(

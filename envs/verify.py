@@ -18,9 +18,9 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
+from equirl.envs.mappers import StateMapper, get_state_mapper, observe
 from tqdm.auto import tqdm
 
-from envs.mappers import StateMapper, get_state_mapper, observe
 from equirl import Symmetry
 
 __all__ = ["Mismatch", "VerificationReport", "verify_symmetry", "action_table"]
@@ -163,7 +163,7 @@ class _ObsMaps:
 def _resolve(
     env: str | Callable[[], gym.Env], symmetry: Symmetry | str, state_mapper: StateMapper | None
 ) -> tuple[Callable[[], gym.Env], str, Symmetry, StateMapper]:
-    from envs.catalog import get_symmetry, make_env
+    from equirl.envs.catalog import get_symmetry, make_env
 
     if isinstance(env, str):
         env_name = env

@@ -21,12 +21,12 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 import torch
+from equirl.agents import ALL_METHODS, SmallKernelCNN, build_dqn, load_hyperparams
+from equirl.envs import get_symmetry
 from torch import nn
 from tqdm import tqdm
 
 import equirl as E
-from agents import ALL_METHODS, SmallKernelCNN, build_dqn, load_hyperparams
-from envs import get_symmetry
 
 ENV_ID = "CartPole-v1"
 

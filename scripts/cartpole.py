@@ -16,10 +16,10 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 import torch
+from equirl.agents import ALL_METHODS, load_hyperparams, train
+from equirl.envs import get_symmetry
 
 import equirl
-from agents import ALL_METHODS, load_hyperparams, train
-from envs import get_symmetry
 
 ENV_ID = "CartPole-v1"
 

@@ -14,7 +14,7 @@ import gymnasium as gym
 import numpy as np
 from tqdm.auto import tqdm
 
-import envs
+from equirl import envs
 
 
 def env_steps_per_second(make: object, steps: int, n_actions: int, desc: str) -> float:

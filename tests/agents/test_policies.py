@@ -8,13 +8,13 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from equirl.agents import EquiDQNPolicy, GroupWeightLogger, SmallKernelCNN
+from equirl.envs import get_symmetry
 from stable_baselines3 import DQN
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.logger import configure
 
 import equirl as E
-from agents import EquiDQNPolicy, GroupWeightLogger, SmallKernelCNN
-from envs import get_symmetry
 from tests.agents.image_env import RandomImageEnv
 from tests.conftest import c4_image_symmetry
 
@@ -112,7 +112,7 @@ SAVE_LOAD_SCRIPT = textwrap.dedent(
     import json, sys
     import torch
     from stable_baselines3 import DQN
-    from agents import EquiDQNPolicy
+    from equirl.agents import EquiDQNPolicy
     path, states_path, policy_path = sys.argv[1:4]
     states = torch.tensor(json.load(open(states_path)))
     model = DQN.load(path, device="cpu")

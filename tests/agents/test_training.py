@@ -9,12 +9,11 @@ from typing import Any
 import gymnasium as gym
 import pytest
 import torch as th
+from equirl.agents import load_hyperparams
+from equirl.agents.hyperparams import known_environments
+from equirl.agents.training import latest_checkpoint, read_metadata, train
+from equirl.envs import get_symmetry
 from stable_baselines3.common.callbacks import BaseCallback
-
-from agents import load_hyperparams
-from agents.hyperparams import known_environments
-from agents.training import latest_checkpoint, read_metadata, train
-from envs import get_symmetry
 
 TINY: dict[str, Any] = {
     "policy": "MlpPolicy",

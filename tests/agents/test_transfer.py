@@ -8,11 +8,11 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch as th
+from equirl.agents import TransferError, equivariant_from_pretrained, fit_lambda
+from equirl.agents.policies import EquiQNetwork
+from equirl.envs import get_symmetry, make_env
 from stable_baselines3 import DQN
 
-from agents import TransferError, equivariant_from_pretrained, fit_lambda
-from agents.policies import EquiQNetwork
-from envs import get_symmetry, make_env
 from equirl import PermutationAction, SignFlipAction, Symmetry, cyclic, equivariance_error
 
 SMALL = dict(net_arch=[32, 32])

@@ -5,8 +5,7 @@ from __future__ import annotations
 import gymnasium as gym
 import pytest
 
-import envs
-from equirl import PermutationAction, SignFlipAction, Symmetry, cyclic
+from equirl import PermutationAction, SignFlipAction, Symmetry, cyclic, envs
 
 REPRESENTATIVE = [
     "CartPole-v1",
@@ -81,7 +80,7 @@ def test_register_user_symmetry() -> None:
         with pytest.raises(ValueError, match="already registered"):
             envs.register_symmetry("test/MountainCar-mirror", mirror)
     finally:
-        from envs import catalog
+        from equirl.envs import catalog
 
         catalog._REGISTRY.pop("test/MountainCar-mirror", None)
         catalog._ENVS.pop("test/MountainCar-mirror", None)
@@ -95,7 +94,7 @@ def test_full_view_needs_square_grid() -> None:
         with pytest.raises(ValueError, match="square"):
             envs.make_env("MiniGrid-KeyCorridorS3R1-v0/full-D4")
     finally:
-        from envs import catalog, mappers
+        from equirl.envs import catalog, mappers
 
         for n in (
             "MiniGrid-KeyCorridorS3R1-v0",

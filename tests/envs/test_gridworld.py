@@ -8,11 +8,11 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from equirl.envs.gridworld import AGENT, DOWN, GOAL, HAZARD, RIGHT, UP, WALL, RotGridEnv
 from gymnasium.utils.env_checker import check_env as gym_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
-import envs
-from envs.gridworld import AGENT, DOWN, GOAL, HAZARD, RIGHT, UP, WALL, RotGridEnv
+from equirl import envs
 
 # SB3's checker warns about every 3-D Box that is not a 0..255 image of at least 36x36; ours are 0..1
 # one-hot planes on purpose (so SB3 neither transposes nor divides by 255) and small.

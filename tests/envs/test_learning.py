@@ -5,16 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from equirl.agents import build_dqn, evaluate, load_hyperparams
 from stable_baselines3 import DQN
 
-import envs
-from agents import build_dqn, evaluate, load_hyperparams
-from equirl import equivariance_error
+from equirl import envs, equivariance_error
 
 pytestmark = pytest.mark.slow
 
 
-# Which dqn.yml entry each environment trains with (the same pairing as scripts/benchmark_config.yml).
+# Which dqn.yml entry each environment trains with (the same pairing as the package's benchmark.yml).
 HYPERPARAMS_FROM = {"equirl/RotGrid": "equirl/RotGrid-Corner-v0", "MiniGrid": "MiniGrid-Empty-5x5-v0"}
 
 

@@ -5,17 +5,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from stable_baselines3 import DQN
-
-import envs
-from agents import EquiDQNPolicy, SmallKernelCNN
-from envs.minigrid_wrappers import (
+from equirl.agents import EquiDQNPolicy, SmallKernelCNN
+from equirl.envs.minigrid_wrappers import (
     DIR_CHANNELS,
     N_CELL_CHANNELS,
     get_minigrid_state,
     set_minigrid_state,
     transform_minigrid_state,
 )
+from stable_baselines3 import DQN
+
+from equirl import envs
 
 torch.set_num_threads(1)
 

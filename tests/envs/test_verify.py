@@ -7,10 +7,9 @@ import dataclasses
 import gymnasium as gym
 import numpy as np
 import pytest
+from equirl.envs.verify import action_table
 
-import envs
-from envs.verify import action_table
-from equirl import PermutationAction, SignFlipAction, SpatialAction, Symmetry, TrivialAction, cyclic
+from equirl import PermutationAction, SignFlipAction, SpatialAction, Symmetry, TrivialAction, cyclic, envs
 
 
 def _steps_for(name: str) -> int:

@@ -9,8 +9,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from equirl.agents import sweep
 
-from scripts import benchmark, sweep
+from equirl.cli import bench as benchmark
+from equirl.cli import main as equirl_main
 
 
 # -- aggregation on synthetic curves ------------------------------------------------------------
@@ -174,7 +176,7 @@ def test_resume_through_cli_skips_finished_runs(tiny_sweep: Path, capsys: pytest
     stamps = [f.stat().st_mtime_ns for f in summaries]
     args = ["run", "--envs", "CartPole-v1", "--methods", "plain", "equitune", "--seeds", "1", "--timesteps", "300",
             "--workers", "1", "--out", str(tiny_sweep), "--no-progress"]  # fmt: skip
-    assert benchmark.main(args) == 0
+    assert equirl_main(["bench", *args]) == 0
     assert "2 runs, 2 already finished, 0 to run" in capsys.readouterr().out
     assert [f.stat().st_mtime_ns for f in summaries] == stamps
 

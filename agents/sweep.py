@@ -1,6 +1,6 @@
 """Sample-efficiency sweeps: environments × methods × seeds, run locally or on a Ray cluster, then aggregated.
 
-The library behind ``scripts/benchmark.py``. Three parts, usable on their own:
+The library behind ``equirl bench`` (and ``scripts/benchmark.py``). Three parts, usable on their own:
 
 * **Runs.** :class:`RunSpec` names one training run (environment, method, seed, budget);
   :func:`run_one` trains it from scratch with :func:`agents.train` and the environment's entry in
@@ -34,11 +34,10 @@ from typing import Any
 
 import numpy as np
 import yaml
+from equirl.agents.training import ALL_METHODS
 
 __all__ = [
-    "REPO_ROOT",
     "DEFAULT_CONFIG",
-    "METHOD_ORDER",
     "EnvBenchmark",
     "RunSpec",
     "load_config",
@@ -59,12 +58,9 @@ __all__ = [
     "plot_curves",
 ]
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_CONFIG = Path(__file__).resolve().parent / "benchmark_config.yml"
+DEFAULT_CONFIG = Path(__file__).resolve().parent / "hyperparams" / "benchmark.yml"
 Values = Sequence[float] | np.ndarray
 """A 1-D sequence of numbers (list or numpy array)."""
-METHOD_ORDER = ("plain", "equitune", "equizero", "lambda")
-"""Methods in the order tables and plots list them (``agents.ALL_METHODS``)."""
 
 CURVE_FIELDS = ("timesteps", "mean_return", "std_return", "wall_seconds", "train_seconds")
 RUN_FIELDS = (
@@ -225,7 +221,7 @@ class _TimedEnvFactory:
 
 
 def _env_factory(env_id: str) -> Callable[[], Any]:
-    import envs
+    from equirl import envs
 
     make = getattr(envs, "make_env", None)
     if make is not None:
@@ -236,7 +232,7 @@ def _env_factory(env_id: str) -> Callable[[], Any]:
 
 
 def _hyperparams(bench: EnvBenchmark) -> dict[str, Any]:
-    from agents import load_hyperparams
+    from equirl.agents import load_hyperparams
 
     try:
         hp = load_hyperparams(bench.hyperparams_from or bench.env_id)
@@ -269,9 +265,8 @@ def run_one(spec: RunSpec, out_root: str | Path, torch_threads: int = 1) -> dict
     (``train_seconds``: wall-clock seconds so far without evaluation time).
     """
     import torch
-
-    from agents import PLAIN, train
-    from envs import get_symmetry
+    from equirl.agents import PLAIN, train
+    from equirl.envs import get_symmetry
 
     torch.set_num_threads(torch_threads)
     bench = spec.bench
@@ -385,9 +380,9 @@ def run_ray(
     """Run ``specs`` as Ray tasks (one CPU each) on the cluster at ``address``.
 
     ``address=None`` starts a local instance with ``num_cpus`` CPUs (``ray.init(num_cpus=...)``);
-    ``"auto"`` or ``"ray://host:10001"`` joins a running cluster. Workers find this repository through
-    ``PYTHONPATH`` (the same path on every node, for example a shared filesystem), or, with
-    ``working_dir``, Ray uploads the repository to every node. ``out_root`` must be writable by every
+    ``"auto"`` or ``"ray://host:10001"`` joins a running cluster. Every node needs equirl installed
+    (``pip install equirl`` or an editable install of the same checkout); ``working_dir`` is uploaded
+    to every node as the tasks' working directory. ``out_root`` must be writable by every
     worker (a shared filesystem on a multi-node cluster); the summaries also come back to the driver.
     Needs ``pip install ray`` (the ``ray`` extra).
     """
@@ -403,9 +398,6 @@ def run_ray(
     if working_dir is not None:
         runtime_env["working_dir"] = str(working_dir)
         runtime_env["excludes"] = [".git", ".venv", "results", "runs", "docs", ".whl", "*.zip"]
-    else:
-        path = os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p)
-        runtime_env["env_vars"] = {"PYTHONPATH": path}
     started = False
     if not ray.is_initialized():
         ray.init(
@@ -578,8 +570,8 @@ def aggregate(
     rows = []
     present = list(dict.fromkeys(str(r["env_id"]) for r in runs))
     for env_id in [e for e in env_order if e in present] + [e for e in present if e not in env_order]:
-        methods = [m for m in METHOD_ORDER if (env_id, m) in groups]
-        methods += sorted(m for (e, m) in groups if e == env_id and m not in METHOD_ORDER)
+        methods = [m for m in ALL_METHODS if (env_id, m) in groups]
+        methods += sorted(m for (e, m) in groups if e == env_id and m not in ALL_METHODS)
         for method in methods:
             rs = groups[(env_id, method)]
             if thresholds and env_id in thresholds:
@@ -669,7 +661,7 @@ def plot_curves(curves: list[dict[str, Any]], env_id: str, path: str | Path, thr
 
     by_run = _curves_by_run([c for c in curves if c["env_id"] == env_id])
     fig, ax = plt.subplots(figsize=(6, 4), dpi=110)
-    methods = [m for m in METHOD_ORDER if any(k[1] == m for k in by_run)]
+    methods = [m for m in ALL_METHODS if any(k[1] == m for k in by_run)]
     for method in methods:
         runs = [v for k, v in by_run.items() if k[1] == method]
         grid = np.unique(np.concatenate([t for t, _ in runs]))

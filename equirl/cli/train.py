@@ -1,0 +1,135 @@
+"""``equirl train``: train a plain or equivariant DQN on a catalogue environment.
+
+Examples::
+
+    equirl train CartPole-v1 --method plain --seed 0 --steps 50000
+    equirl train equirl/RotGrid-Corner-v0 --method lambda --seed 1
+    equirl train CartPole-v1 --method plain --out runs/cp --resume     # continue after a crash
+    equirl train CartPole-v1 --method plain --save-pretrained cartpole_plain  # -> equirl/agents/pretrained/
+
+The environment and its symmetry come from the catalogue (``equirl.envs.make_env(ENV)``,
+``equirl.envs.get_symmetry(ENV)``), the hyperparameters from the package's ``dqn.yml`` (the entry named
+ENV, or ENV without its last ``/suffix``). Writes ``OUT/eval.csv`` (periodic greedy evaluation),
+``OUT/checkpoints/``, ``OUT/model.zip`` and ``OUT/model.json`` (env, method, steps, seed, evaluation
+return, command), and tensorboard logs under ``OUT/tb``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def add_parser(sub: Any) -> argparse.ArgumentParser:
+    """Attach ``train`` to the ``equirl`` subparsers."""
+    from equirl.averaging import METHODS
+
+    p = sub.add_parser(
+        "train",
+        help="train a plain or equivariant DQN",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("env", help="catalogue name, e.g. CartPole-v1, Acrobot-v1, equirl/RotGrid-Corner-v0, MiniGrid-...")
+    p.add_argument("--method", choices=("plain", *METHODS), default="plain")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--steps", type=int, default=None, help="environment steps (default: the entry's n_timesteps)")
+    p.add_argument(
+        "--env-kwargs", type=json.loads, default={}, help="JSON passed to make_env, e.g. '{\"goal_corners\": [1]}'"
+    )
+    p.add_argument("--symmetry", default=None, help="catalogue symmetry (default: ENV)")
+    p.add_argument("--hyperparams", default=None, help="YAML file (default: the package's dqn.yml)")
+    p.add_argument("--hyperparams-key", default=None, help="entry in the YAML file (default: ENV)")
+    p.add_argument("--out", default=None, help="output folder (default runs/train/<ENV>/<method>_s<seed>)")
+    p.add_argument("--eval-freq", type=int, default=None, help="steps between evaluations (default: steps/10)")
+    p.add_argument("--eval-episodes", type=int, default=10)
+    p.add_argument("--checkpoint-freq", type=int, default=None, help="steps between checkpoints (default: steps/5)")
+    p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
+    p.add_argument(
+        "--save-pretrained", default=None, metavar="NAME", help="copy the result to the package's pretrained/NAME.zip"
+    )
+    p.add_argument(
+        "--select",
+        choices=("final", "best"),
+        default="final",
+        help="which model --save-pretrained copies: the final one or the best periodic evaluation (latest on ties)",
+    )
+    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1: fastest for small networks)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(run=run)
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    """Train as ``args`` says; returns the exit status."""
+    import torch
+
+    from equirl.agents import train
+    from equirl.agents.hyperparams import PRETRAINED_DIR, hyperparams_for
+    from equirl.envs import get_symmetry, make_env
+
+    torch.set_num_threads(args.threads)
+    key, hp = hyperparams_for(args.env, args.hyperparams_key, args.hyperparams)
+    steps = int(args.steps or hp["n_timesteps"])
+    symmetry = get_symmetry(args.symmetry or args.env) if args.method != "plain" else None
+    env_kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in args.env_kwargs.items()}
+    out = Path(args.out or Path("runs/train") / args.env.replace("/", "_") / f"{args.method}_s{args.seed}")
+    command = shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]])
+
+    def env_factory() -> Any:
+        return make_env(args.env, **env_kwargs)
+
+    result = train(
+        env_factory,
+        args.method,
+        symmetry,
+        hp,
+        seed=args.seed,
+        total_timesteps=steps,
+        eval_freq=args.eval_freq,
+        n_eval_episodes=args.eval_episodes,
+        out_dir=out,
+        tensorboard_log=str(out / "tb"),
+        progress_bar=not args.no_progress,
+        checkpoint_freq=args.checkpoint_freq or max(1, steps // 5),
+        resume=args.resume,
+        metadata={
+            "env_id": args.env,
+            "env_kwargs": env_kwargs,
+            "symmetry": symmetry.name if symmetry else None,
+            "hyperparams_entry": key,
+            "command": command,
+        },
+        device=args.device,
+    )
+    print(
+        f"{args.env} {args.method} seed={args.seed}: {result.timesteps} steps in {result.train_seconds:.0f}s, "
+        f"greedy return {result.mean_return:.2f} ± {result.std_return:.2f} over {args.eval_episodes} episodes -> {out}"
+    )
+    if args.save_pretrained:
+        PRETRAINED_DIR.mkdir(parents=True, exist_ok=True)
+        meta = json.loads((out / "model.json").read_text())
+        src = out / "model.zip"
+        if args.select == "best" and meta.get("best_eval"):
+            best = meta["best_eval"]
+            src = out / "best_model.zip"
+            meta.update(
+                selected="best periodic evaluation (latest on ties)",
+                final_timesteps=meta["timesteps"],
+                final_eval_mean_return=meta["eval_mean_return"],
+                timesteps=int(best["timesteps"]),
+                eval_mean_return=best["mean_return"],
+                eval_std_return=best["std_return"],
+            )
+        else:
+            meta["selected"] = "final"
+        shutil.copy(src, PRETRAINED_DIR / f"{args.save_pretrained}.zip")
+        (PRETRAINED_DIR / f"{args.save_pretrained}.json").write_text(json.dumps(meta, indent=2) + "\n")
+        print(f"saved {PRETRAINED_DIR / args.save_pretrained}.zip")
+    return 0
