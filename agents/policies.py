@@ -27,8 +27,8 @@ from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from stable_baselines3.dqn.policies import DQNPolicy, QNetwork
 from torch import nn
 
-from equirl import METHODS, Symmetry, make_reducer, symmetrize, weight_entropy
-from equirl.proxy import ProxyLoss
+from equirl import METHODS, Symmetry, symmetrize, weight_entropy
+from equirl.config import EquivarianceConfig
 
 __all__ = ["EquiQNetwork", "EquiDQNPolicy"]
 
@@ -54,37 +54,24 @@ def check_equivariance_args(
     symmetry.validate(observation_space.shape, (int(action_space.n),))
 
 
-def equivariance_kwargs(
-    symmetry: Symmetry,
-    method: str,
-    proxy_loss: str | ProxyLoss,
-    straight_through: bool,
-    lambda_hidden: int,
-    lambda_temperature: float,
-) -> dict[str, Any]:
-    """The (picklable) arguments that define a symmetrisation, as both the policy and its Q-networks keep them."""
-    return dict(
-        symmetry=symmetry,
-        method=method,
-        proxy_loss=proxy_loss,
-        straight_through=straight_through,
-        lambda_hidden=lambda_hidden,
-        lambda_temperature=lambda_temperature,
-    )
-
-
 class _Symmetrised:
-    """``symmetry`` and ``method`` read from the one ``equivariance_kwargs`` dict."""
+    """``symmetry`` and ``method`` of a module that keeps a ``symmetry`` and an ``equivariance`` configuration."""
 
-    equivariance_kwargs: dict[str, Any]
-
-    @property
-    def symmetry(self) -> Symmetry:
-        return self.equivariance_kwargs["symmetry"]  # type: ignore[no-any-return]
+    symmetry: Symmetry
+    equivariance: EquivarianceConfig
 
     @property
     def method(self) -> str:
-        return self.equivariance_kwargs["method"]  # type: ignore[no-any-return]
+        return self.equivariance.method
+
+
+def _equivariance_of(equivariance: EquivarianceConfig | None, kwargs: dict[str, Any]) -> EquivarianceConfig:
+    """One configuration from either a given :class:`EquivarianceConfig` or its settings as keyword arguments."""
+    if equivariance is None:
+        return EquivarianceConfig.from_kwargs(**kwargs)
+    if not isinstance(equivariance, EquivarianceConfig):
+        raise TypeError(f"equivariance must be an equirl.EquivarianceConfig, got {type(equivariance).__name__}.")
+    return equivariance.replace(**kwargs) if kwargs else equivariance
 
 
 class EquiQNetwork(_Symmetrised, QNetwork):
@@ -92,11 +79,9 @@ class EquiQNetwork(_Symmetrised, QNetwork):
 
     :param symmetry: the group with its action on observations (as SB3 feeds them to the
         network, images channel-first and still uint8) and on the action dimension.
-    :param method: ``"equitune"``, ``"equizero"`` or ``"lambda"``.
-    :param proxy_loss: equizero's proxy loss (name in ``equirl.PROXY_LOSSES`` or a callable).
-    :param straight_through: equizero's forward with equitune's gradient while training.
-    :param lambda_hidden: width of the λ-net, which reads the last hidden layer of ``q_net``.
-    :param lambda_temperature: softmax temperature of the λ weights.
+    :param equivariance: the method and its settings (:class:`equirl.EquivarianceConfig`); its
+        settings may instead be given as keyword arguments (``method="lambda"``, ``lambda_hidden=64``, ...).
+        The λ-net reads the last hidden layer of ``q_net``.
     Other parameters as in SB3's ``QNetwork``. ``forward(obs [B, ...]) -> Q [B, n_actions]``.
     """
 
@@ -111,28 +96,18 @@ class EquiQNetwork(_Symmetrised, QNetwork):
         normalize_images: bool = True,
         *,
         symmetry: Symmetry,
-        method: str = "lambda",
-        proxy_loss: str | ProxyLoss = "neg_max",
-        straight_through: bool = True,
-        lambda_hidden: int = 64,
-        lambda_temperature: float = 1.0,
+        equivariance: EquivarianceConfig | None = None,
+        **equivariance_kwargs: Any,
     ) -> None:
-        check_equivariance_args(symmetry, method, observation_space, action_space)
+        config = _equivariance_of(equivariance, equivariance_kwargs)
+        check_equivariance_args(symmetry, config.method, observation_space, action_space)
         super().__init__(
             observation_space, action_space, features_extractor, features_dim, net_arch, activation_fn, normalize_images
         )
-        self.equivariance_kwargs: dict[str, Any] = equivariance_kwargs(
-            symmetry, method, proxy_loss, straight_through, lambda_hidden, lambda_temperature
-        )
+        self.symmetry = symmetry
+        self.equivariance = config
         hidden_dim = self.net_arch[-1] if self.net_arch else self.features_dim
-        self.reducer = make_reducer(
-            method,
-            feature_dim=hidden_dim,
-            proxy_loss=proxy_loss,
-            straight_through=straight_through,
-            lambda_hidden=lambda_hidden,
-            lambda_temperature=lambda_temperature,
-        )
+        self.reducer = config.make_reducer(hidden_dim)
         self.reset_weight_stats()
         # the hidden layers of q_net, as a plain tuple (not registered again as submodules)
         self._hidden_layers: tuple[nn.Module, ...] = tuple(self.q_net)[:-1]
@@ -188,7 +163,7 @@ class EquiQNetwork(_Symmetrised, QNetwork):
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()
-        data.update(self.equivariance_kwargs)
+        data.update(symmetry=self.symmetry, equivariance=self.equivariance)
         return data
 
 
@@ -197,12 +172,23 @@ class EquiDQNPolicy(_Symmetrised, DQNPolicy):
 
     :param symmetry: an ``equirl.Symmetry`` acting on observations and on the action dimension
         (for example ``envs.get_symmetry("CartPole-v1")``).
-    :param method: ``"equitune"``, ``"equizero"`` or ``"lambda"`` (λ-equitune, the default).
-    :param proxy_loss: equizero's proxy loss: ``"neg_max"`` (``-max_a Q``), ``"neg_margin"``, or a callable.
-    :param straight_through: equizero trains with equitune's gradient (its forward is unchanged).
-    :param lambda_hidden: width of the λ-net.
-    :param lambda_temperature: softmax temperature of the λ weights.
+    :param equivariance: an :class:`equirl.EquivarianceConfig`, or its settings as keyword arguments
+        (what ``policy_kwargs`` usually holds):
+
+        - ``method``: ``"equitune"``, ``"equizero"`` or ``"lambda"`` (λ-equitune, the default);
+        - ``proxy_loss``: equizero's proxy loss: ``"neg_max"`` (``-max_a Q``), ``"neg_margin"``, or a
+          registered name (:func:`equirl.proxy.register_proxy_loss`);
+        - ``straight_through``: equizero trains with equitune's gradient (its forward is unchanged);
+        - ``tie_tolerance``: equizero averages views whose proxy losses are this close;
+        - ``lambda_hidden``, ``lambda_temperature``: width of the λ-net and softmax temperature.
     Every other argument is SB3's ``DQNPolicy``'s, unchanged.
+
+    Non-finite observations: ``predict`` does not check its input. A NaN or inf in an observation
+    gives NaN Q-values (every view of the orbit sees it), and the greedy action of all-NaN Q-values
+    is action 0, silently. The package's own entry points (:func:`equirl.agents.train`,
+    :func:`equirl.agents.evaluate`, the transfer functions) wrap their environments in a check that
+    stops at the first non-finite observation, reward or Q-value with an error naming it; when calling
+    ``predict`` directly, check ``np.isfinite(obs).all()`` first.
     """
 
     q_net: EquiQNetwork
@@ -214,11 +200,6 @@ class EquiDQNPolicy(_Symmetrised, DQNPolicy):
         action_space: spaces.Discrete,
         lr_schedule: Schedule,
         symmetry: Symmetry | None = None,
-        method: str = "lambda",
-        proxy_loss: str | ProxyLoss = "neg_max",
-        straight_through: bool = True,
-        lambda_hidden: int = 64,
-        lambda_temperature: float = 1.0,
         net_arch: list[int] | None = None,
         activation_fn: type[nn.Module] = nn.ReLU,
         features_extractor_class: type[BaseFeaturesExtractor] = FlattenExtractor,
@@ -226,15 +207,17 @@ class EquiDQNPolicy(_Symmetrised, DQNPolicy):
         normalize_images: bool = True,
         optimizer_class: type[th.optim.Optimizer] = th.optim.Adam,
         optimizer_kwargs: dict[str, Any] | None = None,
+        equivariance: EquivarianceConfig | None = None,
+        **equivariance_kwargs: Any,
     ) -> None:
         if symmetry is None:
             raise TypeError(
                 "EquiDQNPolicy needs policy_kwargs=dict(symmetry=...), for example envs.get_symmetry('CartPole-v1')."
             )
-        check_equivariance_args(symmetry, method, observation_space, action_space)
-        self.equivariance_kwargs: dict[str, Any] = equivariance_kwargs(
-            symmetry, method, proxy_loss, straight_through, lambda_hidden, lambda_temperature
-        )
+        config = _equivariance_of(equivariance, equivariance_kwargs)
+        check_equivariance_args(symmetry, config.method, observation_space, action_space)
+        self.symmetry = symmetry
+        self.equivariance = config
         super().__init__(
             observation_space,
             action_space,
@@ -250,9 +233,10 @@ class EquiDQNPolicy(_Symmetrised, DQNPolicy):
 
     def make_q_net(self) -> EquiQNetwork:
         net_args = self._update_features_extractor(self.net_args, features_extractor=None)
-        return EquiQNetwork(**net_args, **self.equivariance_kwargs).to(self.device)
+        return EquiQNetwork(**net_args, symmetry=self.symmetry, equivariance=self.equivariance).to(self.device)
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
+        """SB3's parameters plus the symmetry and every equivariance setting (``policy.save`` keeps them all)."""
         data = super()._get_constructor_parameters()
-        data.update(self.equivariance_kwargs)
+        data.update(symmetry=self.symmetry, **self.equivariance.to_kwargs())
         return data

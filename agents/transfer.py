@@ -42,7 +42,7 @@ from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.type_aliases import TrainFreq
 
-from equirl import Symmetry
+from equirl import EquivarianceConfig, Symmetry
 
 __all__ = [
     "TransferError",
@@ -148,7 +148,7 @@ def _policy_kwargs_of(model: DQN) -> dict[str, Any]:
     for k in _NOT_POLICY_KWARGS:
         params.pop(k, None)
     # an equivariant source keeps its own symmetry arguments only if the caller does not replace them
-    for k in ("symmetry", "method", "proxy_loss", "straight_through", "lambda_hidden", "lambda_temperature"):
+    for k in ("symmetry", "equivariance", *EquivarianceConfig.field_names()):
         params.pop(k, None)
     return params
 
@@ -199,7 +199,7 @@ def equivariant_from_pretrained(
     if method == PLAIN:
         policy = type(pre.policy)
         if isinstance(pre.policy, EquiDQNPolicy):
-            policy_kwargs.update(pre.policy.equivariance_kwargs)
+            policy_kwargs.update(symmetry=pre.policy.symmetry, equivariance=pre.policy.equivariance)
     else:
         policy = EquiDQNPolicy
         policy_kwargs.update(equivariant_kwargs)

@@ -28,6 +28,7 @@ from equirl.averaging import (
     symmetrize,
     weight_entropy,
 )
+from equirl.config import EquivarianceConfig
 from equirl.groups import Group, cyclic, dihedral, direct_product, permutation_group, trivial_group
 from equirl.proxy import PROXY_LOSSES
 from equirl.symmetry import Symmetry
@@ -54,6 +55,7 @@ __all__ = [
     "reduce_orbit",
     "symmetrize",
     "weight_entropy",
+    "EquivarianceConfig",
     "Group",
     "cyclic",
     "dihedral",

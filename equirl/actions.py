@@ -38,6 +38,10 @@ __all__ = [
     "TrivialAction",
     "ComposedAction",
     "SPATIAL_OPS",
+    "ACTION_KINDS",
+    "register_action_kind",
+    "action_to_dict",
+    "action_from_dict",
 ]
 
 
@@ -86,6 +90,16 @@ class Action:
     def acts_trivially(self) -> bool:
         """True when every element acts as the identity."""
         return False
+
+    def to_dict(self) -> dict[str, Any]:
+        """The action as JSON-able data (its kind and the images of the generators; the group is not
+        included). See :func:`action_to_dict`."""
+        return action_to_dict(self)
+
+    @staticmethod
+    def from_dict(data: dict[str, Any], group: Group) -> Action:
+        """The action of ``group`` that :meth:`to_dict` wrote. See :func:`action_from_dict`."""
+        return action_from_dict(data, group)
 
 
 def _extend_over_words(action: Action, identity: np.ndarray, images: list[np.ndarray], compose: Any) -> np.ndarray:
@@ -523,3 +537,93 @@ class ComposedAction(Action):
 
     def __repr__(self) -> str:
         return f"ComposedAction({', '.join(repr(a) for a in self.actions)})"
+
+
+# -- actions as data -----------------------------------------------------------------------------
+ACTION_KINDS: dict[str, tuple[type[Action], Any, Any]] = {}
+"""Action kinds that have a data form: ``kind -> (class, to_data, from_data)``."""
+
+
+def register_action_kind(kind: str, cls: type[Action], to_data: Any, from_data: Any, overwrite: bool = False) -> None:
+    """Give actions of class ``cls`` (exactly that class) a data form under the name ``kind``.
+
+    :param to_data: ``action -> dict`` of JSON-able values (without the group).
+    :param from_data: ``(group, dict) -> action``, the inverse.
+    :raises ValueError: when ``kind`` is taken and ``overwrite`` is False.
+    """
+    if kind in ACTION_KINDS and ACTION_KINDS[kind][0] is not cls and not overwrite:
+        raise ValueError(f"An action kind named {kind!r} is already registered; pass overwrite=True to replace it.")
+    ACTION_KINDS[kind] = (cls, to_data, from_data)
+
+
+def action_to_dict(action: Action) -> dict[str, Any]:
+    """``{"kind": ..., **data}`` for an action of a registered kind (signs included).
+
+    :raises TypeError: for an action class with no data form, naming the class and how to register it.
+    """
+    for kind, (cls, to_data, _) in ACTION_KINDS.items():
+        if type(action) is cls:
+            return {"kind": kind, **to_data(action)}
+    raise TypeError(
+        f"The action {type(action).__module__}.{type(action).__qualname__} has no data form, so it cannot be "
+        "saved as data. Register one with equirl.actions.register_action_kind(kind, cls, to_data, from_data) "
+        f"(known kinds: {sorted(ACTION_KINDS)})."
+    )
+
+
+def action_from_dict(data: dict[str, Any], group: Group) -> Action:
+    """The action of ``group`` described by ``data`` (as written by :func:`action_to_dict`)."""
+    if not isinstance(data, dict) or "kind" not in data:
+        raise ValueError(f"An action as data must be a mapping with a 'kind', got {data!r}.")
+    kind = data["kind"]
+    if kind not in ACTION_KINDS:
+        raise ValueError(
+            f"Unknown action kind {kind!r}; known: {sorted(ACTION_KINDS)}. Register it with "
+            "equirl.actions.register_action_kind before loading."
+        )
+    fields = {k: v for k, v in data.items() if k != "kind"}
+    try:
+        return ACTION_KINDS[kind][2](group, fields)  # type: ignore[no-any-return]
+    except KeyError as err:
+        raise ValueError(f"Action of kind {kind!r}: missing field {err} in {data!r}.") from err
+
+
+def _floats(vectors: Sequence[np.ndarray]) -> list[list[float]]:
+    return [[float(v) for v in m] for m in vectors]
+
+
+register_action_kind("trivial", TrivialAction, lambda a: {}, lambda g, d: TrivialAction(g))
+register_action_kind(
+    "spatial",
+    SpatialAction,
+    lambda a: {"generators": list(a.ops), "dims": list(a.dims)},
+    lambda g, d: SpatialAction(g, list(d["generators"]), tuple(d["dims"])),  # type: ignore[arg-type]
+)
+register_action_kind(
+    "sign_flip",
+    SignFlipAction,
+    lambda a: {"generators": _floats(a.masks), "dim": a.dims[0]},
+    lambda g, d: SignFlipAction(g, d["generators"], int(d["dim"])),
+)
+register_action_kind(
+    "permutation",
+    PermutationAction,
+    lambda a: {
+        "generators": [[int(i) for i in p] for p in a.perms],
+        "dim": a.dims[0],
+        "signs": None if a.signs is None else _floats(a.signs),
+    },
+    lambda g, d: PermutationAction(g, d["generators"], int(d["dim"]), d.get("signs")),
+)
+register_action_kind(
+    "value_permutation",
+    ValuePermutationAction,
+    lambda a: {"generators": [[int(i) for i in p] for p in a.perms]},
+    lambda g, d: ValuePermutationAction(g, d["generators"]),
+)
+register_action_kind(
+    "composed",
+    ComposedAction,
+    lambda a: {"actions": [action_to_dict(x) for x in a.actions]},
+    lambda g, d: ComposedAction(*(action_from_dict(x, g) for x in d["actions"])),
+)

@@ -185,12 +185,13 @@ def make_reducer(
     lambda_hidden: int = 64,
     lambda_temperature: float = 1.0,
     lambda_net: nn.Module | None = None,
+    tie_tolerance: float = 1e-6,
 ) -> Reducer:
     """Build the reducer for ``method`` in :data:`METHODS`; see the reducers for the arguments."""
     if method == "equitune":
         return MeanReducer()
     if method == "equizero":
-        return ZeroReducer(proxy_loss, straight_through)
+        return ZeroReducer(proxy_loss, straight_through, tie_tolerance)
     if method == "lambda":
         if feature_dim is None and lambda_net is None:
             raise ValueError("method='lambda' needs feature_dim (or a lambda_net).")

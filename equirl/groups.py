@@ -151,6 +151,84 @@ class Group:
     def __repr__(self) -> str:
         return f"Group({self.name}, order={self.order}, elements={self.element_names})"
 
+    # -- as data ---------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """The group as JSON-able data: name, element and generator names, generators, Cayley table.
+
+        ``table[a][b]`` is the index of ``a·b``; :meth:`from_dict` rebuilds an equal group (same element
+        order, names and words) without any composition callable.
+        """
+        return {
+            "name": self.name,
+            "element_names": list(self.element_names),
+            "generator_names": list(self.generator_names),
+            "generators": [int(g) for g in self.generator_indices],
+            "table": self.table.tolist(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Group:
+        """The group :meth:`to_dict` wrote (or any Cayley table with generators); see :meth:`from_table`."""
+        if not isinstance(data, dict):
+            raise TypeError(f"Group.from_dict: expected a mapping, got {type(data).__name__}.")
+        missing = [k for k in ("name", "table", "generators") if k not in data]
+        if missing:
+            raise ValueError(f"Group.from_dict: missing {missing}; expected name, table, generators (and names).")
+        return cls.from_table(
+            data["name"],
+            data["table"],
+            data["generators"],
+            element_names=data.get("element_names"),
+            generator_names=data.get("generator_names"),
+        )
+
+    @classmethod
+    def from_table(
+        cls,
+        name: str,
+        table: Sequence[Sequence[int]] | np.ndarray,
+        generators: Sequence[int],
+        element_names: Sequence[str] | None = None,
+        generator_names: Sequence[str] | None = None,
+    ) -> Group:
+        """A group from its Cayley table (``table[a][b]`` = index of ``a·b``) and the indices of its generators.
+
+        The table is checked to be a group (square, entries in range, an identity, inverses,
+        associativity) and the generators to generate it. Elements are numbered breadth-first from the
+        generators as every :class:`Group` is, so a table written by :meth:`to_dict` comes back unchanged.
+        """
+        t = np.asarray(table)
+        if t.ndim != 2 or t.shape[0] != t.shape[1] or t.shape[0] < 1:
+            raise ValueError(f"Group {name!r}: the Cayley table must be a non-empty square matrix, got shape {t.shape}.")
+        if not np.issubdtype(t.dtype, np.integer):
+            raise ValueError(f"Group {name!r}: the Cayley table must hold integers, got {t.dtype}.")
+        n = t.shape[0]
+        if t.min() < 0 or t.max() >= n:
+            raise ValueError(f"Group {name!r}: Cayley table entries must lie in range({n}).")
+        ids = [e for e in range(n) if np.array_equal(t[e], np.arange(n)) and np.array_equal(t[:, e], np.arange(n))]
+        if not ids:
+            raise ValueError(f"Group {name!r}: the Cayley table has no identity element.")
+        for a in range(n):  # associativity, one row at a time: (a·b)·c == a·(b·c)
+            if not np.array_equal(t[t[a]], t[a][t]):
+                raise ValueError(f"Group {name!r}: the Cayley table is not associative (element {a}).")
+        gens = [int(g) for g in generators]
+        if any(not 0 <= g < n for g in gens):
+            raise ValueError(f"Group {name!r}: generator indices {gens} must lie in range({n}).")
+        names = list(element_names) if element_names is not None else None
+        if names is not None and len(names) != n:
+            raise ValueError(f"Group {name!r}: {len(names)} element names for {n} elements.")
+        group = cls(
+            name,
+            gens,
+            lambda a, b: int(t[a, b]),
+            ids[0],
+            generator_names,
+            (lambda e: names[e]) if names is not None else None,
+        )
+        if group.order != n:
+            raise ValueError(f"Group {name!r}: the generators {gens} generate {group.order} of the {n} elements.")
+        return group
+
     def _word_name(self, word: tuple[int, ...]) -> str:
         if not word:
             return "e"

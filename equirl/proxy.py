@@ -10,7 +10,17 @@ from collections.abc import Callable
 
 import torch
 
-__all__ = ["ProxyLoss", "PROXY_LOSSES", "resolve_proxy_loss", "neg_max", "neg_margin", "entropy", "neg_max_prob"]
+__all__ = [
+    "ProxyLoss",
+    "PROXY_LOSSES",
+    "resolve_proxy_loss",
+    "register_proxy_loss",
+    "proxy_loss_name",
+    "neg_max",
+    "neg_margin",
+    "entropy",
+    "neg_max_prob",
+]
 
 ProxyLoss = Callable[[torch.Tensor], torch.Tensor]
 
@@ -61,3 +71,36 @@ def resolve_proxy_loss(proxy: str | ProxyLoss) -> ProxyLoss:
     if proxy not in PROXY_LOSSES:
         raise ValueError(f"Unknown proxy loss {proxy!r}; expected a callable or one of {sorted(PROXY_LOSSES)}.")
     return PROXY_LOSSES[proxy]
+
+
+def register_proxy_loss(name: str, fn: ProxyLoss, overwrite: bool = False) -> None:
+    """Add ``fn`` to :data:`PROXY_LOSSES` under ``name``, so that configurations (and saved agents) can
+    name it. A saved agent that uses it loads only where the same name is registered again.
+
+    :raises ValueError: when ``name`` is taken (pass ``overwrite=True``) or ``fn`` is not callable.
+    """
+    if not callable(fn):
+        raise ValueError(f"register_proxy_loss({name!r}): expected a callable, got {type(fn).__name__}.")
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"register_proxy_loss: name must be a non-empty string, got {name!r}.")
+    if name in PROXY_LOSSES and PROXY_LOSSES[name] is not fn and not overwrite:
+        raise ValueError(f"A proxy loss named {name!r} is already registered; pass overwrite=True to replace it.")
+    PROXY_LOSSES[name] = fn
+
+
+def proxy_loss_name(proxy: str | ProxyLoss) -> str:
+    """The registered name of ``proxy`` (a name, or a callable registered in :data:`PROXY_LOSSES`).
+
+    :raises ValueError: for an unknown name, or a callable with no registered name, saying how to register it.
+    """
+    if isinstance(proxy, str):
+        resolve_proxy_loss(proxy)
+        return proxy
+    for name, fn in PROXY_LOSSES.items():
+        if fn is proxy:
+            return name
+    label = getattr(proxy, "__qualname__", None) or type(proxy).__name__
+    raise ValueError(
+        f"The proxy loss {label} has no registered name, so it cannot be written as data. Register it with "
+        "equirl.proxy.register_proxy_loss('my_proxy', fn) and pass proxy_loss='my_proxy'."
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from equirl.actions import Action
 from equirl.groups import Group
@@ -58,6 +59,42 @@ class Symmetry:
             raise ValueError(
                 f"Symmetry {self.name!r} does not fit outputs of shape {tuple(output_shape)}: {err}"
             ) from err
+
+    FORMAT = "equirl.symmetry/1"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The symmetry as JSON-able data: the group (elements' names, generators, Cayley table) and each
+        action by its kind and the images of the generators (signs included).
+
+        :raises TypeError: when an action has no data form (it names the class and how to register one).
+        """
+        return {
+            "format": self.FORMAT,
+            "name": self.name,
+            "description": self.description,
+            "group": self.group.to_dict(),
+            "input_action": self.input_action.to_dict(),
+            "output_action": self.output_action.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Symmetry:
+        """The symmetry :meth:`to_dict` wrote; a clear error for another format or a missing field."""
+        if not isinstance(data, dict):
+            raise TypeError(f"Symmetry.from_dict: expected a mapping, got {type(data).__name__}.")
+        if data.get("format") != cls.FORMAT:
+            raise ValueError(f"Symmetry.from_dict: expected format {cls.FORMAT!r}, got {data.get('format')!r}.")
+        missing = [k for k in ("group", "input_action", "output_action") if k not in data]
+        if missing:
+            raise ValueError(f"Symmetry.from_dict: missing {missing}.")
+        group = Group.from_dict(data["group"])
+        return cls(
+            group,
+            Action.from_dict(data["input_action"], group),
+            Action.from_dict(data["output_action"], group),
+            name=str(data.get("name", "")),
+            description=str(data.get("description", "")),
+        )
 
     def __repr__(self) -> str:
         label = f"{self.name!r}, " if self.name else ""
