@@ -3,6 +3,7 @@
 from equirl.agents.callbacks import GroupWeightLogger
 from equirl.agents.extractors import SmallKernelCNN
 from equirl.agents.hyperparams import load_hyperparams, split_hyperparams
+from equirl.agents.io import load_agent, save_agent
 from equirl.agents.policies import EquiDQNPolicy, EquiQNetwork
 from equirl.agents.training import (
     ALL_METHODS,
@@ -30,6 +31,8 @@ from equirl.agents.transfer import (
 __all__ = [
     "EquiDQNPolicy",
     "EquiQNetwork",
+    "save_agent",
+    "load_agent",
     "GroupWeightLogger",
     "SmallKernelCNN",
     "load_hyperparams",

@@ -133,22 +133,33 @@ def hyperparams_for(env_id: str, key: str | None = None, path: str | Path | None
 
 
 def list_pretrained() -> list[str]:
-    """Names of the pretrained agents shipped with the package (``load_pretrained(name)`` takes them)."""
-    return sorted(p.stem for p in PRETRAINED_DIR.glob("*.zip"))
+    """Names of the pretrained agents shipped with the package (``load_pretrained(name)`` takes them).
+
+    An agent ships as a safe folder ``pretrained/<name>/`` (``config.json`` + ``model.safetensors``,
+    see :func:`equirl.agents.save_agent`) and, for SB3 users, as ``pretrained/<name>.zip``.
+    """
+    folders = {p.name for p in PRETRAINED_DIR.iterdir() if (p / "config.json").is_file()} if PRETRAINED_DIR.is_dir() else set()
+    return sorted(folders | {p.stem for p in PRETRAINED_DIR.glob("*.zip")})
 
 
 def pretrained_path(name_or_path: str | Path) -> Path:
-    """The file for a shipped agent's name (``"cartpole_plain"``) or an existing path (``.zip`` optional).
+    """The saved agent for a shipped agent's name (``"cartpole_plain"``) or an existing path.
 
-    Raises ``FileNotFoundError`` listing the shipped names when neither exists.
+    A path may be an agent folder (``save_agent``'s format) or an SB3 zip (``.zip`` optional). A shipped
+    name gives the safe folder when there is one, else the zip. Raises ``FileNotFoundError`` listing the
+    shipped names when nothing matches.
     """
     path = Path(name_or_path)
+    if (path / "config.json").is_file():
+        return path
     for candidate in (path, path.with_suffix(".zip")):
         if candidate.is_file():
             return candidate
-    shipped = PRETRAINED_DIR / f"{path.name}.zip"
-    if path.parent == Path(".") and shipped.is_file():
-        return shipped
+    if path.parent == Path("."):
+        for shipped in (PRETRAINED_DIR / path.name, PRETRAINED_DIR / f"{path.name}.zip"):
+            if (shipped / "config.json").is_file() or shipped.is_file():
+                return shipped
     raise FileNotFoundError(
-        f"No pretrained agent {str(name_or_path)!r}: not a file, and not a shipped name ({', '.join(list_pretrained())})."
+        f"No pretrained agent {str(name_or_path)!r}: not a file or agent folder, and not a shipped name "
+        f"({', '.join(list_pretrained())})."
     )

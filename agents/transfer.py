@@ -34,6 +34,7 @@ import gymnasium as gym
 import numpy as np
 import torch as th
 from equirl.agents.hyperparams import pretrained_path
+from equirl.agents.io import SpacesOnlyEnv
 from equirl.agents.policies import EquiDQNPolicy, EquiQNetwork, check_equivariance_args
 from equirl.agents.training import ALL_METHODS, PLAIN, EvalCSVCallback, evaluate
 from gymnasium import spaces
@@ -81,35 +82,43 @@ class TransferError(ValueError):
     """A pretrained model that does not fit the symmetry (or environment) it is asked to transfer to."""
 
 
-class _SpacesOnlyEnv(gym.Env):
-    """A placeholder environment with the pretrained model's spaces, for models built without ``env``.
+def load_pretrained(
+    model_or_path: DQN | str | Path,
+    device: str = "cpu",
+    *,
+    trusted: bool = False,
+    env: gym.Env | Any | None = None,
+    symmetry: Symmetry | None = None,
+    **read_kwargs: Any,
+) -> DQN:
+    """A DQN from a shipped agent's name (``"cartpole_plain"``, see
+    :func:`equirl.agents.hyperparams.list_pretrained`), a saved agent folder, an SB3 zip, or the model itself.
 
-    The returned DQN can predict and be evaluated; ``learn`` needs ``model.set_env(real_env)`` first.
+    Nothing in a file is unpickled by default: a shipped name or agent folder is read by
+    :func:`equirl.agents.load_agent` (JSON + safetensors), and an SB3 zip by
+    :func:`equirl.agents.io.read_sb3_zip` (weights with ``torch.load(weights_only=True)``, the rest
+    from the JSON's readable fields; ``env``, ``symmetry`` and ``read_kwargs`` supply what cannot be
+    read safely, and the error says which). ``trusted=True`` loads a zip with SB3's ``DQN.load``, which
+    unpickles the objects stored in it and so runs any code they carry: only for files you made yourself.
     """
-
-    def __init__(self, observation_space: spaces.Space, action_space: spaces.Space) -> None:
-        self.observation_space = observation_space
-        self.action_space = action_space
-
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict]:
-        raise RuntimeError(
-            "This DQN was built by equivariant_from_pretrained without an environment; "
-            "call model.set_env(env) (or pass env=...) before model.learn()."
-        )
-
-    def step(self, action: Any) -> tuple[Any, float, bool, bool, dict]:
-        raise RuntimeError("No environment attached; call model.set_env(env) first.")
-
-
-def load_pretrained(model_or_path: DQN | str | Path, device: str = "cpu") -> DQN:
-    """A loaded SB3 DQN from a zip path (``.zip`` may be omitted), a shipped agent's name
-    (``"cartpole_plain"``, see :func:`equirl.agents.hyperparams.list_pretrained`) or the model itself."""
     if isinstance(model_or_path, DQN):
         return model_or_path
+    from equirl.agents.io import AgentFormatError, is_agent_dir, load_agent, read_sb3_zip
+
     path = pretrained_path(model_or_path)
     try:
-        return DQN.load(path, device=device)
+        if is_agent_dir(path):
+            return load_agent(path, device=device)
+        if trusted:
+            return DQN.load(path, device=device)
+        return read_sb3_zip(path, env, symmetry=symmetry, device=device, **read_kwargs)
+    except AgentFormatError as err:
+        raise TransferError(str(err)) from err
+    except (TypeError, ValueError) as err:
+        raise TransferError(f"Could not load {path} as a DQN agent: {err}") from err
     except Exception as err:  # noqa: BLE001 - re-raised with the path
+        if not trusted:
+            raise
         raise TransferError(f"Could not load {path} as a Stable-Baselines3 DQN: {err}") from err
 
 
@@ -162,6 +171,7 @@ def equivariant_from_pretrained(
     seed: int | None = None,
     device: str = "cpu",
     tensorboard_log: str | None = None,
+    trusted: bool = False,
     **equivariant_kwargs: Any,
 ) -> DQN:
     """A new SB3 DQN whose Q-network is the pretrained one symmetrised with ``method``.
@@ -177,6 +187,8 @@ def equivariant_from_pretrained(
     :param hyperparams: DQN arguments that replace the pretrained model's for finetuning (exploration,
         learning rate, ``learning_starts``, ...); keys not accepted by ``DQN`` are an error.
     :param seed: seed of the new DQN (exploration and replay sampling).
+    :param trusted: read an SB3 zip with SB3's own loader, which unpickles (and so runs) whatever the
+        file holds; by default the zip is read without unpickling (see :func:`load_pretrained`).
     :param equivariant_kwargs: :class:`EquiDQNPolicy` arguments (``proxy_loss``, ``lambda_hidden``, ...).
     :return: a DQN with the pretrained ``features_extractor.*`` and ``q_net.*`` weights, a fresh
         λ-net (zero last layer: untrained λ-equitune equals equitune), ``q_net_target`` equal to
@@ -186,7 +198,7 @@ def equivariant_from_pretrained(
     if method not in ALL_METHODS:
         raise ValueError(f"Unknown method {method!r}; expected one of {ALL_METHODS}.")
     source = _describe(model_or_path)
-    pre = load_pretrained(model_or_path, device=device)
+    pre = load_pretrained(model_or_path, device=device, trusted=trusted, env=env, symmetry=symmetry)
     if method != PLAIN:
         if symmetry is None:
             raise ValueError(f"method={method!r} needs a symmetry (for example envs.get_symmetry(env_id)).")
@@ -194,7 +206,7 @@ def equivariant_from_pretrained(
     policy_kwargs = _policy_kwargs_of(pre)
     dqn_kwargs = _dqn_kwargs_of(pre)
     dqn_kwargs.update(hyperparams or {})
-    target_env = env if env is not None else _SpacesOnlyEnv(pre.observation_space, pre.action_space)
+    target_env = env if env is not None else SpacesOnlyEnv(pre.observation_space, pre.action_space)
     policy: Any
     if method == PLAIN:
         policy = type(pre.policy)
@@ -316,6 +328,7 @@ def run_transfer(
     hyperparams: dict[str, Any] | None = None,
     progress_bar: bool = False,
     equivariant_kwargs: dict[str, Any] | None = None,
+    trusted: bool = False,
 ) -> TransferRun:
     """Zero-shot evaluation then finetuning of the pretrained agent made equivariant with ``method``.
 
@@ -325,12 +338,20 @@ def run_transfer(
         which equals equitune).
     :param eval_freq: evaluate every this many steps (default: 5 points).
     :param hyperparams: finetuning DQN arguments (see :func:`equivariant_from_pretrained`).
+    :param trusted: read an SB3 zip with SB3's unpickling loader (see :func:`load_pretrained`).
     Evaluation episodes use seed ``10_000 + seed`` (the same starts for every method).
     """
     start = time.perf_counter()
     env = Monitor(env_factory())
     model = equivariant_from_pretrained(
-        pretrained, symmetry, method, env=env, hyperparams=hyperparams, seed=seed, **(equivariant_kwargs or {})
+        pretrained,
+        symmetry,
+        method,
+        env=env,
+        hyperparams=hyperparams,
+        seed=seed,
+        trusted=trusted,
+        **(equivariant_kwargs or {}),
     )
     eval_seed = 10_000 + seed
     fit = 0
