@@ -37,7 +37,6 @@ from equirl.agents.hyperparams import pretrained_path
 from equirl.agents.io import SpacesOnlyEnv
 from equirl.agents.policies import EquiDQNPolicy, EquiQNetwork, check_equivariance_args
 from equirl.agents.training import ALL_METHODS, PLAIN, EvalCSVCallback, evaluate
-from gymnasium import spaces
 from stable_baselines3 import DQN
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.monitor import Monitor
