@@ -5,8 +5,10 @@ The library behind ``equirl bench`` (and ``scripts/benchmark.py``). Three parts,
 * **Runs.** :class:`RunSpec` names one training run (environment, method, seed, budget);
   :func:`run_one` trains it from scratch with :func:`agents.train` and the environment's entry in
   ``agents/hyperparams/dqn.yml`` and writes ``<out>/<env>/<method>/seed<k>/curve.csv`` and
-  ``summary.json``. ``summary.json`` is written last (atomically) and marks the run as finished, so
-  :func:`pending` skips it and an interrupted sweep resumes where it stopped.
+  ``summary.json``. ``summary.json`` is written last (atomically), records the run's full configuration
+  (:func:`run_config`) and marks the run as finished: :func:`pending` skips it when its configuration
+  equals the requested one, refuses a folder whose result was made with other settings, and re-runs a
+  damaged one, so an interrupted sweep resumes where it stopped. Pool workers exit with the sweep.
 * **Backends.** :func:`run_local` (a process pool, one torch thread per worker) and :func:`run_ray`
   (one Ray task per run, ``num_cpus=1`` each, on the cluster at ``address`` or a local instance)
   run the same :func:`run_one`; both show a tqdm bar over runs and never stop on one run's error.
@@ -22,6 +24,7 @@ acting and learning only.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import os
@@ -34,6 +37,7 @@ from typing import Any
 
 import numpy as np
 import yaml
+from equirl.agents.io import write_atomic
 from equirl.agents.training import ALL_METHODS
 
 __all__ = [
@@ -252,10 +256,27 @@ def _hyperparams(bench: EnvBenchmark) -> dict[str, Any]:
     return hp
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+def run_config(spec: RunSpec) -> dict[str, Any]:
+    """Everything that decides a run's result, as JSON: the benchmark entry (budget, evaluation settings,
+    overrides), method, seed, the resolved hyperparameters and the code version. ``summary.json`` stores
+    it; a summary counts as this run's only when its ``config`` equals this."""
+    from equirl.agents.training import _jsonable
+
+    import equirl
+
+    return _jsonable(  # type: ignore[no-any-return]
+        {
+            "bench": asdict(spec.bench),
+            "method": spec.method,
+            "seed": spec.seed,
+            "hyperparams": _hyperparams(spec.bench),
+            "code_version": equirl.__version__,
+        }
+    )
+
+
+class SweepConfigError(ValueError):
+    """A finished run under the output folder was made with other settings than the ones requested."""
 
 
 def run_one(spec: RunSpec, out_root: str | Path, torch_threads: int = 1) -> dict[str, Any]:
@@ -292,11 +313,12 @@ def run_one(spec: RunSpec, out_root: str | Path, torch_threads: int = 1) -> dict
     for i, row in enumerate(result.curve):
         spent = float(eval_cum[min(i, len(eval_cum) - 1)]) if len(eval_cum) else 0.0
         rows.append({**row, "train_seconds": max(0.0, row["wall_seconds"] - spent)})
-    with open(out / "curve.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(CURVE_FIELDS))
-        w.writeheader()
-        for row in rows:
-            w.writerow({k: row[k] for k in CURVE_FIELDS})
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(CURVE_FIELDS))
+    w.writeheader()
+    for row in rows:
+        w.writerow({k: row[k] for k in CURVE_FIELDS})
+    write_atomic(out / "curve.csv", buf.getvalue())
     eval_seconds = float(sum(factory.durations))
     train_seconds = max(1e-9, result.train_seconds - eval_seconds)
     summary = {
@@ -312,8 +334,9 @@ def run_one(spec: RunSpec, out_root: str | Path, torch_threads: int = 1) -> dict
         "final_return": result.mean_return,
         "final_return_std": result.std_return,
         "bench": asdict(bench),
+        "config": run_config(spec),
     }
-    _write_atomic(out / "summary.json", json.dumps(summary, indent=1, default=str))
+    write_atomic(out / "summary.json", json.dumps(summary, indent=1, default=str))  # last: marks the run finished
     return summary
 
 
@@ -326,13 +349,72 @@ def _safe_run(spec: RunSpec, out_root: str, torch_threads: int = 1) -> dict[str,
 
 
 def is_done(spec: RunSpec, out_root: str | Path) -> bool:
-    """Whether ``spec`` has a ``summary.json`` under ``out_root`` (finished earlier)."""
-    return (spec.out_dir(out_root) / "summary.json").exists()
+    """Whether ``spec`` finished earlier under ``out_root``: its ``summary.json`` parses and records this
+    run's configuration (:func:`run_config`).
+
+    A damaged summary is named in a warning, moved aside (``summary.json.damaged``) and the run counts as
+    not finished, so it is re-run.
+
+    :raises SweepConfigError: when the summary records other settings (another budget, evaluation,
+        hyperparameters or code version): it names the file and the differences; such a result is never
+        reused, and never overwritten: use another output folder, or delete that run's folder.
+    """
+    import warnings
+
+    path = spec.out_dir(out_root) / "summary.json"
+    if not path.exists():
+        return False
+    try:
+        summary = json.loads(path.read_text())
+        if not isinstance(summary, dict):
+            raise ValueError("not a JSON object")
+    except (ValueError, UnicodeDecodeError) as err:
+        warnings.warn(f"{path} is damaged ({err}); moved to {path.name}.damaged and the run is re-run.", stacklevel=2)
+        os.replace(path, path.with_name("summary.json.damaged"))
+        return False
+    requested = run_config(spec)
+    recorded = summary.get("config")
+    if recorded != requested:
+        keys = sorted(set(requested) | set(recorded or {}))
+        diff = [k for k in keys if (recorded or {}).get(k) != requested.get(k)]
+        raise SweepConfigError(
+            f"{path} was made with other settings than requested (differs in: {', '.join(diff) or 'config missing'}). "
+            "It is not reused and not overwritten: choose another --out, or delete that run's folder to re-run it."
+        )
+    return True
 
 
 def pending(specs: Iterable[RunSpec], out_root: str | Path) -> list[RunSpec]:
-    """The runs of ``specs`` not finished under ``out_root`` (resume = run only these)."""
+    """The runs of ``specs`` not finished under ``out_root`` (resume = run only these); see :func:`is_done`."""
     return [s for s in specs if not is_done(s, out_root)]
+
+
+def exit_with_parent(parent_pid: int) -> None:
+    """Pool-worker initializer: the worker exits when the process that started it dies (even by SIGKILL).
+
+    On Linux the kernel sends SIGKILL at the parent's death (``prctl(PR_SET_PDEATHSIG)``); elsewhere, and
+    as a fallback, a daemon thread checks every second whether the parent is gone.
+    """
+    import signal
+    import threading
+
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent_pid:  # the parent died before the prctl took effect
+        os._exit(1)
+
+    def watch() -> None:
+        while True:
+            time.sleep(1.0)
+            if os.getppid() != parent_pid:
+                os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="exit-with-parent").start()
 
 
 # -- backends ------------------------------------------------------------------------------------
@@ -359,7 +441,9 @@ def run_local(
             bar.update()
             bar.set_postfix_str(spec.run_id)
     else:
-        with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+        with ProcessPoolExecutor(
+            max_workers=workers, mp_context=get_context("spawn"), initializer=exit_with_parent, initargs=(os.getpid(),)
+        ) as pool:
             futures = {pool.submit(_safe_run, s, str(out_root)): s for s in specs}
             for fut in as_completed(futures):
                 results.append(fut.result())
@@ -486,7 +570,10 @@ def collect(out_root: str | Path) -> tuple[list[dict[str, Any]], list[dict[str, 
     runs: list[dict[str, Any]] = []
     curves: list[dict[str, Any]] = []
     for summary_file in sorted(Path(out_root).glob("**/summary.json")):
-        s = json.loads(summary_file.read_text())
+        try:
+            s = json.loads(summary_file.read_text())
+        except (ValueError, UnicodeDecodeError) as err:
+            raise ValueError(f"{summary_file} is damaged ({err}); delete it (the run is then re-run) and retry.") from err
         bench = s.get("bench") or {}
         runs.append(
             {k: s[k] for k in RUN_FIELDS} | {"threshold": bench.get("threshold"), "baseline": bench.get("baseline")}
@@ -505,10 +592,11 @@ def write_raw(runs: list[dict[str, Any]], curves: list[dict[str, Any]], dest: st
         ("runs.csv", runs, [*RUN_FIELDS, "threshold", "baseline"]),
         ("curves.csv", curves, ["env_id", "method", "seed", *CURVE_FIELDS]),
     ):
-        with open(dest / name, "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
-            w.writeheader()
-            w.writerows(rows)
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore")
+        w.writeheader()
+        w.writerows(rows)
+        write_atomic(dest / name, buf.getvalue())
 
 
 def read_raw(src: str | Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -646,10 +734,11 @@ def write_summary(rows: list[dict[str, Any]], path: str | Path) -> None:
     """Write the aggregated rows of :func:`aggregate` as CSV."""
     if not rows:
         return
-    with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(rows[0]))
+    w.writeheader()
+    w.writerows(rows)
+    write_atomic(path, buf.getvalue())
 
 
 def plot_curves(curves: list[dict[str, Any]], env_id: str, path: str | Path, threshold: float | None = None) -> None:

@@ -8,11 +8,13 @@ three equivariant methods differ only in the policy.
 from __future__ import annotations
 
 import csv
+import io
 import json
-import pickle
+import os
 import random
 import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,11 +27,23 @@ import stable_baselines3
 import torch as th
 from equirl.agents.callbacks import GroupWeightLogger
 from equirl.agents.hyperparams import split_hyperparams
+from equirl.agents.io import (
+    CONFIG_FILE,
+    WEIGHTS_FILE,
+    AgentFormatError,
+    agent_data,
+    load_agent,
+    read_json,
+    replace_dir,
+    write_agent_files,
+    write_atomic,
+)
 from equirl.agents.policies import EquiDQNPolicy
 from stable_baselines3 import DQN
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.monitor import Monitor
+from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecEnvWrapper
 
 from equirl import METHODS, Symmetry
 
@@ -157,12 +171,12 @@ class EvalCSVCallback(BaseCallback):
         self.best = dict(state.get("best", {}))
         self._offset = float(state.get("elapsed", 0.0))
         if self.csv_path:
-            self.csv_path.parent.mkdir(parents=True, exist_ok=True)
-            with open(self.csv_path, "w", newline="") as f:
-                w = csv.writer(f)
-                w.writerow(["timesteps", "mean_return", "std_return", "wall_seconds"])
-                for r in self.rows:
-                    w.writerow([r["timesteps"], r["mean_return"], r["std_return"], r["wall_seconds"]])
+            buf = io.StringIO()
+            w = csv.writer(buf)
+            w.writerow(["timesteps", "mean_return", "std_return", "wall_seconds"])
+            for r in self.rows:
+                w.writerow([r["timesteps"], r["mean_return"], r["std_return"], r["wall_seconds"]])
+            write_atomic(self.csv_path, buf.getvalue())
 
     def _on_training_start(self) -> None:
         self._start = time.perf_counter() - self._offset
@@ -185,7 +199,7 @@ class EvalCSVCallback(BaseCallback):
         self._last = self.num_timesteps
         if self.best_model_path and (not self.best or mean >= self.best["mean_return"]):
             self.best = dict(row)  # ties go to the later (longer-trained) model
-            self.model.save(self.best_model_path)
+            save_zip_atomic(self.model, self.best_model_path)
         self.logger.record("eval/mean_return", mean)
         self.logger.record("eval/std_return", std)
         if self.csv_path:
@@ -247,105 +261,240 @@ class CheckpointCallback(BaseCallback):
             self._last = self.num_timesteps
 
 
-def _rng_state(model: DQN) -> dict[str, Any]:
-    return {
-        "python": random.getstate(),
-        "numpy": np.random.get_state(),
-        "torch": th.get_rng_state(),
+def _rng_state(model: DQN) -> tuple[dict[str, Any], dict[str, th.Tensor]]:
+    """The Python, NumPy, torch and action-space RNG states as JSON and tensors (no pickle)."""
+    version, internal, gauss = random.getstate()
+    np_state = np.random.get_state(legacy=True)
+    data = {
+        "python": [version, list(internal), gauss],
+        "numpy": [np_state[0], np.asarray(np_state[1]).tolist(), *[_plain_number(v) for v in np_state[2:]]],
         "action_space": model.action_space.np_random.bit_generator.state,
     }
+    return data, {"rng.torch": th.get_rng_state()}
 
 
-def _set_rng_state(model: DQN, state: dict[str, Any]) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    th.set_rng_state(state["torch"])
-    model.action_space.np_random.bit_generator.state = state["action_space"]
+def _plain_number(v: Any) -> Any:
+    return v.item() if isinstance(v, np.generic) else v
+
+
+def _set_rng_state(model: DQN, data: dict[str, Any], tensors: dict[str, th.Tensor]) -> None:
+    version, internal, gauss = data["python"]
+    random.setstate((version, tuple(internal), gauss))
+    name, keys, *rest = data["numpy"]
+    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), *rest))
+    th.set_rng_state(tensors["rng.torch"])
+    model.action_space.np_random.bit_generator.state = data["action_space"]
+
+
+class EnvLog(VecEnvWrapper):
+    """Records what the training environment was told (seeds, resets, actions), so that a checkpoint can
+    restore it mid-episode by replaying the record through a fresh copy, without pickling it.
+
+    ``events``: one ``{"seed": s, "start": t}`` per reset (``s`` the seed pending at that reset, ``t`` the
+    number of actions before it); ``actions``: every action, ``[T, n_envs]``.
+    """
+
+    def __init__(self, venv: VecEnv) -> None:
+        super().__init__(venv)
+        self.events: list[dict[str, Any]] = []
+        self.actions: list[np.ndarray] = []
+        self._pending_seed: int | None = None
+
+    def seed(self, seed: int | None = None) -> Any:
+        self._pending_seed = seed
+        return self.venv.seed(seed)
+
+    def reset(self) -> Any:
+        self.events.append({"seed": self._pending_seed, "start": len(self.actions)})
+        self._pending_seed = None
+        return self.venv.reset()
+
+    def step_async(self, actions: np.ndarray) -> None:
+        self.actions.append(np.array(actions, copy=True))
+        self.venv.step_async(actions)
+
+    def step_wait(self) -> Any:
+        return self.venv.step_wait()
+
+    def replay(self, events: list[dict[str, Any]], actions: np.ndarray, top: VecEnv) -> Any:
+        """Drive ``top`` (this wrapper or a wrapper of it) through the recorded ``events`` and ``actions``;
+        returns the last observation, as ``top`` gives it."""
+        obs = None
+        bounds = [e["start"] for e in events[1:]] + [len(actions)]
+        for event, stop in zip(events, bounds, strict=True):
+            if event["seed"] is not None:
+                top.seed(int(event["seed"]))
+            obs = top.reset()
+            for t in range(int(event["start"]), int(stop)):
+                obs, *_ = top.step(actions[t])
+        return obs
+
+
+def _env_log(model: DQN) -> EnvLog | None:
+    env = model.get_env()
+    while env is not None:
+        if isinstance(env, EnvLog):
+            return env
+        env = getattr(env, "venv", None)
+    return None
+
+
+def make_training_env(env_factory: EnvFactory) -> EnvLog:
+    """The training environment as :func:`train` builds it: ``Monitor(env_factory())`` in a ``DummyVecEnv``,
+    recorded by :class:`EnvLog` so that checkpoints can restore it."""
+    return EnvLog(DummyVecEnv([lambda: Monitor(env_factory())]))
+
+
+CHECKPOINT_STATE = "state.json"
+CHECKPOINT_TENSORS = "state.safetensors"
 
 
 def save_checkpoint(
     model: DQN, directory: str | Path, total_timesteps: int, extra: dict[str, Any] | None = None, keep: int = 2
 ) -> Path:
-    """Write ``directory/ckpt_<steps>/`` with everything a run needs to continue exactly.
+    """Write ``directory/ckpt_<steps>/`` with everything a run needs to continue exactly, with no pickle.
 
-    Contents: ``model.zip`` (SB3: weights, optimizer, counters, exploration rate, last observation),
-    ``replay_buffer.pkl``, and ``state.pkl`` (the vectorised training environment mid-episode, the
-    Python/NumPy/torch RNG states, the action space's RNG used for ε-greedy, ``extra``). The folder is
-    written under a temporary name and renamed, then ``directory/latest`` names it; only the newest
-    ``keep`` checkpoints stay. Returns the checkpoint folder.
+    Contents: the agent (``config.json`` + ``model.safetensors``: weights, optimizer, counters, last
+    observation; see :func:`equirl.agents.save_agent`), ``state.safetensors`` (the replay buffer, the
+    torch RNG state and the training environment's record of actions) and ``state.json`` (Python,
+    NumPy and action-space RNG states, the environment's seeds and resets, ``extra``). The environment
+    is restored on resume by replaying its record through a fresh copy (no pickled environment).
+    The folder is written under a temporary name and renamed, then ``directory/latest`` is replaced
+    atomically; only the newest ``keep`` checkpoints stay. Returns the checkpoint folder.
     """
-    import cloudpickle
+    from safetensors.torch import save_file
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     name = f"ckpt_{model.num_timesteps:09d}"
-    tmp = directory / f".{name}.tmp"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
-    model.save(tmp / "model.zip")
-    model.save_replay_buffer(tmp / "replay_buffer.pkl")
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".tmp", dir=directory))
     try:
-        env_bytes: bytes | None = cloudpickle.dumps(model.get_env())
-    except Exception:  # noqa: BLE001 - an unpicklable env only costs a reset on resume
-        env_bytes = None
-    state = {
-        "rng": _rng_state(model),
-        "env": env_bytes,
-        "num_timesteps": model.num_timesteps,
-        "total_timesteps": int(total_timesteps),
-        "extra": extra or {},
-    }
-    with open(tmp / "state.pkl", "wb") as f:
-        pickle.dump(state, f)
-    final = directory / name
-    if final.exists():
-        shutil.rmtree(final)
-    tmp.rename(final)
-    (directory / "latest").write_text(name + "\n")
+        config, tensors = agent_data(model, training_state=True)
+        write_agent_files(tmp, config, tensors)
+        rng, state_tensors = _rng_state(model)
+        rb = model.replay_buffer
+        assert rb is not None
+        n = rb.buffer_size if rb.full else rb.pos
+        arrays = {}
+        for key in ("observations", "next_observations", "actions", "rewards", "dones", "timeouts"):
+            value = getattr(rb, key, None)
+            if isinstance(value, np.ndarray):
+                arrays[key] = value
+                state_tensors[f"replay.{key}"] = th.from_numpy(np.ascontiguousarray(value[:n]))
+        log = _env_log(model)
+        if log is not None and log.actions:
+            state_tensors["env.actions"] = th.from_numpy(np.stack(log.actions).astype(np.int64))
+        save_file(state_tensors, str(tmp / CHECKPOINT_TENSORS))
+        state = {
+            "num_timesteps": int(model.num_timesteps),
+            "total_timesteps": int(total_timesteps),
+            "rng": rng,
+            "replay": {"pos": int(rb.pos), "full": bool(rb.full), "stored": int(n), "arrays": sorted(arrays)},
+            "env": None if log is None else {"events": log.events, "n_actions": len(log.actions)},
+            "extra": extra or {},
+        }
+        (tmp / CHECKPOINT_STATE).write_text(json.dumps(state, indent=1, allow_nan=False) + "\n")
+        final = directory / name
+        replace_dir(tmp, final)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    write_atomic(directory / "latest", name + "\n")
     for old in sorted(directory.glob("ckpt_*"))[: -keep or None]:
-        shutil.rmtree(old, ignore_errors=True)
+        if old != final:
+            shutil.rmtree(old, ignore_errors=True)
     return final
 
 
+def _complete(ckpt: Path) -> bool:
+    """Whether ``ckpt`` holds every file of a checkpoint and its state parses."""
+    needed = (CHECKPOINT_STATE, CHECKPOINT_TENSORS, CONFIG_FILE, WEIGHTS_FILE)
+    if not all((ckpt / f).is_file() for f in needed):
+        return False
+    try:
+        json.loads((ckpt / CHECKPOINT_STATE).read_text())
+    except (ValueError, OSError):
+        return False
+    return True
+
+
 def latest_checkpoint(directory: str | Path) -> Path | None:
-    """The newest complete checkpoint folder under ``directory`` (or ``directory/checkpoints``), or None."""
+    """The newest complete checkpoint under ``directory`` (or ``directory/checkpoints``), or None.
+
+    The ``latest`` pointer is followed when it names a complete checkpoint; when it is missing,
+    damaged or points at an incomplete folder, the newest complete ``ckpt_*`` folder is used instead
+    (with a warning naming the pointer).
+    """
+    import warnings
+
     directory = Path(directory)
     for d in (directory, directory / "checkpoints"):
         pointer = d / "latest"
-        if pointer.exists():
-            ckpt = d / pointer.read_text().strip()
-            if (ckpt / "state.pkl").exists():
+        candidates = sorted((p for p in d.glob("ckpt_*") if p.is_dir()), reverse=True)
+        if not pointer.exists() and not candidates:
+            continue
+        try:
+            named = pointer.read_text().strip()
+        except (OSError, UnicodeDecodeError):
+            named = ""
+        if named and "/" not in named and _complete(d / named):
+            return d / named
+        for ckpt in candidates:
+            if _complete(ckpt):
+                warnings.warn(
+                    f"{pointer} is missing or damaged (or names an incomplete checkpoint); using {ckpt}, "
+                    "the newest complete checkpoint.",
+                    stacklevel=2,
+                )
                 return ckpt
     return None
 
 
 def load_checkpoint(
-    path: str | Path, env_factory: EnvFactory | None = None, device: str = "auto", **load_kwargs: Any
+    path: str | Path, env_factory: EnvFactory, device: str = "auto", **load_kwargs: Any
 ) -> tuple[DQN, dict[str, Any]]:
-    """Load a checkpoint written by :func:`save_checkpoint`; returns ``(model, state)``.
+    """Load a checkpoint written by :func:`save_checkpoint` (no pickle); returns ``(model, state)``.
 
-    The training environment is the pickled one, mid-episode, when it could be pickled; otherwise a
-    fresh ``env_factory()`` (which is then reset: the one thing that makes a resumed run differ from an
-    uninterrupted one). RNG states are restored last, after SB3's ``load`` has re-seeded everything.
+    The training environment is a fresh ``env_factory()`` driven through the recorded seeds, resets and
+    actions to the state it had (environments that are deterministic given their seed come back exactly;
+    a replay that does not reach the saved observation is an error). RNG states are restored last.
     ``state`` holds ``num_timesteps``, ``total_timesteps``, ``extra`` and ``env_restored``.
     """
-    import cloudpickle
+    from safetensors.torch import load_file
 
     path = Path(path)
-    with open(path / "state.pkl", "rb") as f:
-        state = pickle.load(f)
-    env: Any = cloudpickle.loads(state["env"]) if state["env"] is not None else None
-    state["env_restored"] = env is not None
-    if env is None:
-        if env_factory is None:
-            raise ValueError(f"Checkpoint {path} holds no environment; pass env_factory to resume it.")
-        env = Monitor(env_factory())
-    model = DQN.load(path / "model.zip", env=env, device=device, force_reset=env is None, **load_kwargs)
-    if not state["env_restored"]:
+    state = read_json(path / CHECKPOINT_STATE, "checkpoint state")
+    try:
+        tensors = load_file(str(path / CHECKPOINT_TENSORS), device="cpu")
+    except Exception as err:  # noqa: BLE001 - safetensors raises several types
+        raise AgentFormatError(f"{path / CHECKPOINT_TENSORS} is damaged: {err}") from err
+    venv = make_training_env(env_factory)
+    model = load_agent(path, env=venv, device=device, keep_last_obs=True, **load_kwargs)
+    saved_obs = model._last_obs
+    env_state = state.get("env")
+    state["env_restored"] = False
+    if env_state is not None and env_state["events"]:
+        actions = tensors["env.actions"].numpy() if "env.actions" in tensors else np.zeros((0, venv.num_envs), np.int64)
+        obs = venv.replay(env_state["events"], actions, model.get_env())  # type: ignore[arg-type]
+        if saved_obs is not None and not np.array_equal(obs, saved_obs):
+            raise AgentFormatError(
+                f"{path}: replaying the training environment's record did not reach the saved observation "
+                "(the environment is not deterministic given its seed); this checkpoint cannot be resumed exactly."
+            )
+        state["env_restored"] = True
+    else:
         model._last_obs = None  # type: ignore[assignment]
-    model.load_replay_buffer(path / "replay_buffer.pkl")
-    _set_rng_state(model, state["rng"])
+    rb = model.replay_buffer
+    assert rb is not None
+    replay = state["replay"]
+    n = int(replay["stored"])
+    for key in replay["arrays"]:
+        target = getattr(rb, key)
+        src = tensors[f"replay.{key}"].numpy()
+        if src.shape[1:] != target.shape[1:] or src.shape[0] != n or n > target.shape[0]:
+            raise AgentFormatError(f"{path / CHECKPOINT_TENSORS}: replay.{key} has shape {src.shape}, expected {n} rows of {target.shape[1:]}.")
+        target[:n] = src
+    rb.pos, rb.full = int(replay["pos"]), bool(replay["full"])
+    _set_rng_state(model, state["rng"], tensors)
     return model, state
 
 
@@ -391,10 +540,7 @@ def write_metadata(path: str | Path, **fields: Any) -> dict[str, Any]:
         {"stable_baselines3": stable_baselines3.__version__, "torch": th.__version__, "gymnasium": gym.__version__},
     )
     data.setdefault("created", time.strftime("%Y-%m-%dT%H:%M:%S%z"))
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as f:
-        json.dump(data, f, indent=2, sort_keys=False)
-        f.write("\n")
+    write_atomic(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
     return data  # type: ignore[no-any-return]
 
 
@@ -403,8 +549,94 @@ def read_metadata(zip_path: str | Path) -> dict[str, Any]:
     p = Path(zip_path).with_suffix(".json")
     if not p.exists():
         return {}
-    with open(p) as f:
-        return json.load(f)  # type: ignore[no-any-return]
+    return read_json(p, "metadata file")  # type: ignore[no-any-return]
+
+
+def save_zip_atomic(model: DQN, path: str | Path) -> Path:
+    """``model.save(path)`` through a temporary file renamed into place (never a half-written zip)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp.zip", dir=path.parent)
+    os.close(fd)
+    try:
+        model.save(tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return path
+
+
+RUN_FILE = "run.json"
+"""What :func:`train` records about a run in its folder (method, seed, budget, hyperparameters, ...)."""
+RUN_ARTIFACTS = ("eval.csv", "model.zip", "best_model.zip", "model.json", RUN_FILE, "checkpoints")
+"""What a run writes into its folder: ``overwrite=True`` removes exactly these."""
+
+
+class RunFolderError(FileExistsError):
+    """A run folder that holds another run, or a resume that does not match the recorded run."""
+
+
+def run_settings(
+    method: str,
+    seed: int,
+    hyperparams: dict[str, Any],
+    total_timesteps: int,
+    eval_freq: int,
+    n_eval_episodes: int,
+    metadata: dict[str, Any] | None,
+    overrides: dict[str, Any],
+) -> dict[str, Any]:
+    """The settings that define a run (JSON-safe), as recorded in ``run.json`` and compared on resume."""
+    meta = metadata or {}
+    return _jsonable(
+        {
+            "method": method,
+            "seed": seed,
+            "total_timesteps": total_timesteps,
+            "eval_freq": eval_freq,
+            "n_eval_episodes": n_eval_episodes,
+            "hyperparams": hyperparams,
+            "overrides": {k: v for k, v in overrides.items() if k != "device"},
+            **{k: meta[k] for k in ("env_id", "env_kwargs", "symmetry", "hyperparams_entry") if k in meta},
+        }
+    )
+
+
+def _differences(recorded: dict[str, Any], requested: dict[str, Any]) -> list[str]:
+    out = []
+    for k in sorted(set(recorded) | set(requested)):
+        if recorded.get(k) != requested.get(k):
+            out.append(f"{k}: recorded {recorded.get(k)!r}, requested {requested.get(k)!r}")
+    return out
+
+
+def _prepare_run_folder(out: Path, settings: dict[str, Any], resume: bool, overwrite: bool) -> None:
+    """Refuse a folder holding another run (unless ``overwrite``), and a resume that does not match."""
+    holds = [name for name in RUN_ARTIFACTS if (out / name).exists()]
+    if resume:
+        run_file = out / RUN_FILE
+        if run_file.exists():
+            recorded = read_json(run_file, "run record")
+            diff = _differences(recorded, settings)
+            if diff:
+                raise RunFolderError(
+                    f"--resume: the arguments differ from the run recorded in {run_file}: " + "; ".join(diff)
+                    + ". Resume with the recorded arguments, or start a new run in another folder."
+                )
+        return
+    if holds and not overwrite:
+        raise RunFolderError(
+            f"{out} already holds a run ({', '.join(holds)}). Continue it with resume (--resume), replace it with "
+            "overwrite (--overwrite), or choose another output folder."
+        )
+    for name in holds:
+        target = out / name
+        if target.is_dir():
+            shutil.rmtree(target)
+        else:
+            target.unlink()
 
 
 def train(
@@ -424,6 +656,7 @@ def train(
     resume: bool = False,
     metadata: dict[str, Any] | None = None,
     keep_checkpoints: int = 2,
+    overwrite: bool = False,
     **overrides: Any,
 ) -> TrainResult:
     """Train one agent (from scratch, or from the newest checkpoint with ``resume``) and evaluate it.
@@ -433,34 +666,59 @@ def train(
     :param eval_freq: evaluate every this many steps into ``out_dir/eval.csv`` (default: 10 points).
     :param checkpoint_freq: save a resumable checkpoint into ``out_dir/checkpoints`` every this many
         steps (needs ``out_dir``; default: none).
-    :param resume: continue from the newest checkpoint in ``out_dir`` if there is one (else start fresh).
-        The resumed run reproduces the uninterrupted one exactly when the environment pickles.
+    :param resume: continue from the newest complete checkpoint in ``out_dir``; an error when there is
+        none, or when the arguments differ from those recorded in ``out_dir/run.json`` (it names them).
+        The resumed run reproduces the uninterrupted one exactly when the environment is deterministic
+        given its seed (the checkpoint replays its recorded actions; nothing is unpickled).
+    :param overwrite: replace the run already in ``out_dir`` (by default a folder holding a run is refused).
     :param metadata: extra fields for ``out_dir/model.json`` (env id, the command, ...).
     Writes ``out_dir/model.zip``, ``out_dir/best_model.zip`` (best periodic evaluation) and ``out_dir/model.json``
     (env, method, steps, seed, evaluation return, hyperparameters, command). Returns a :class:`TrainResult`
     with the final greedy return over ``n_eval_episodes`` and the curve.
     """
     steps = int(total_timesteps if total_timesteps is not None else hyperparams["n_timesteps"])
+    if steps < 1:
+        raise ValueError(f"total_timesteps must be >= 1 environment step, got {steps}.")
     out = Path(out_dir) if out_dir else None
     if (checkpoint_freq or resume) and out is None:
         raise ValueError("checkpoint_freq and resume need out_dir (where the checkpoints live).")
+    freq = eval_freq or max(1, steps // 10)
+    settings = run_settings(method, seed, hyperparams, steps, freq, n_eval_episodes, metadata, overrides)
+    ckpt: Path | None = None
+    if out is not None:
+        _prepare_run_folder(out, settings, resume, overwrite)
+        if resume:
+            ckpt = latest_checkpoint(out / "checkpoints")
+            if ckpt is None:
+                raise FileNotFoundError(
+                    f"resume: no complete checkpoint in {out / 'checkpoints'}; nothing to resume. "
+                    "Start the run without resume."
+                )
+        else:
+            write_atomic(out / RUN_FILE, json.dumps(settings, indent=1) + "\n")
     evaluator = EvalCSVCallback(
         env_factory,
-        eval_freq or max(1, steps // 10),
+        freq,
         out / "eval.csv" if out else None,
         n_episodes=n_eval_episodes,
         best_model_path=out / "best_model.zip" if out else None,
     )
-    ckpt = latest_checkpoint(out / "checkpoints") if (resume and out) else None
     resumed_from: int | None = None
     if ckpt is not None:
         model, state = load_checkpoint(ckpt, env_factory, tensorboard_log=tensorboard_log)
         evaluator.set_state(state["extra"]["eval"])
         resumed_from = int(state["num_timesteps"])
-        steps = int(total_timesteps if total_timesteps is not None else state["total_timesteps"])
+        steps = int(state["total_timesteps"])
     else:
-        env = Monitor(env_factory())
-        model = build_dqn(env, method, symmetry, hyperparams, seed=seed, tensorboard_log=tensorboard_log, **overrides)
+        model = build_dqn(
+            make_training_env(env_factory),
+            method,
+            symmetry,
+            hyperparams,
+            seed=seed,
+            tensorboard_log=tensorboard_log,
+            **overrides,
+        )
     cbs: list[BaseCallback] = [evaluator, GroupWeightLogger(), *(callbacks or [])]
     if checkpoint_freq and out is not None:
         cbs.append(
@@ -484,7 +742,7 @@ def train(
         evaluator._evaluate_now()
     final = evaluator.rows[-1]
     if out is not None:
-        model.save(out / "model.zip")
+        save_zip_atomic(model, out / "model.zip")
         _, policy_kwargs, equi_kwargs = split_hyperparams(hyperparams)
         write_metadata(
             out / "model.json",

@@ -18,7 +18,9 @@ environment's entry in ``dqn.yml``.
 from __future__ import annotations
 
 import csv
+import io
 import json
+import os
 import time
 from collections import defaultdict
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -27,8 +29,13 @@ from typing import Any
 
 import numpy as np
 from equirl.agents.hyperparams import finetune_hyperparams, hyperparams_for, pretrained_path
+from equirl.agents.io import read_json, write_atomic
 from equirl.agents.training import ALL_METHODS
+from equirl.agents.transfer import load_pretrained
 from equirl.envs.wrappers import make_task_env
+
+SUITE_FILE = "suite.json"
+"""The settings of the suite's last run, next to its ``runs.jsonl``."""
 
 __all__ = ["TASKS", "PRETRAINED", "LABELS", "run_suite", "summarise", "plot"]
 
@@ -84,6 +91,7 @@ def _one_run(job: dict[str, Any]) -> dict[str, Any]:
         eval_freq=job["eval_freq"],
         n_eval_episodes=job["eval_episodes"],
         hyperparams=job["hyperparams"],
+        trusted=job.get("trusted", False),
     )
     print(
         f"  {job['task_name']:<40} {job['method']:<9} seed {job['seed']}: zero-shot {run.zero_shot:8.2f} "
@@ -201,12 +209,15 @@ def run_suite(
     plot_path: str | Path | None = None,
     summarise_only: bool = False,
     command: str = "",
+    trusted: bool = False,
 ) -> str:
     """Run the transfer suite of ``env_id`` (every task × method × seed) and write its outputs to ``out``.
 
     Budgets default to the ``finetune:`` mapping of the environment's entry in ``dqn.yml``; ``pretrained``
     defaults to the environment's shipped agent. Writes ``runs.jsonl`` (a line per finished run),
     ``runs.csv``, ``table.md``, ``summary.json`` and ``transfer.png``; returns the table (markdown).
+    ``suite.json`` records the settings, so that ``summarise_only`` tables the recorded run. The
+    pretrained agent is read without unpickling unless ``trusted`` (see :func:`equirl.agents.load_pretrained`).
     """
     if env_id not in TASKS:
         raise KeyError(f"No transfer tasks for {env_id!r}; known: {sorted(TASKS)} (add them to TASKS).")
@@ -241,6 +252,7 @@ def run_suite(
             "eval_episodes": eval_episodes,
             "hyperparams": ft_kwargs,
             "threads": threads,
+            "trusted": trusted,
         }
         for n in names
         for m in methods
@@ -252,22 +264,45 @@ def run_suite(
         flush=True,
     )
     start = time.perf_counter()
-    log = out / "runs.jsonl"  # one line per finished run, so that an interrupted sweep keeps what it did
+    log = out / "runs.jsonl"  # rewritten (atomically) after each finished run, so an interrupted suite keeps what it did
+    settings = {"env_id": env_id, "pretrained": pretrained, "symmetry": symmetry or env_id, "methods": methods,
+                "tasks": names, "seeds": seeds, "steps": steps, "lambda_fit_steps": fit, "eval_freq": eval_freq,
+                "eval_episodes": eval_episodes, "hyperparams": ft_kwargs, "command": command}
     if summarise_only:
-        runs = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+        if not log.exists():
+            raise FileNotFoundError(f"--summarise-only: {log} does not exist; run the suite first.")
+        runs = []
+        for i, line in enumerate(log.read_text().splitlines(), 1):
+            if line.strip():
+                try:
+                    runs.append(json.loads(line))
+                except json.JSONDecodeError as err:
+                    raise ValueError(f"{log}, line {i}, is damaged ({err}); rerun the suite.") from err
+        recorded = read_json(out / SUITE_FILE, "suite record") if (out / SUITE_FILE).exists() else None
+        if recorded is not None:  # the table describes the recorded run, not this command line's defaults
+            settings = recorded
+            methods, names = list(recorded["methods"]), list(recorded["tasks"])
+            seeds, steps, fit = recorded["seeds"], recorded["steps"], recorded["lambda_fit_steps"]
+            eval_episodes, pretrained, command = recorded["eval_episodes"], recorded["pretrained"], recorded["command"]
     else:
-        log.write_text("")
+        # load the pretrained agent once before anything is written: a file that does not load leaves
+        # the previous results in place
+        load_pretrained(pretrained, trusted=trusted, env=make_task_env(env_id, all_tasks[names[0]]))
         runs = []
 
         def keep(r: dict[str, Any]) -> None:
             runs.append(r)
-            with open(log, "a") as f:
-                f.write(json.dumps(r) + "\n")
+            if len(runs) == 1:
+                write_atomic(out / SUITE_FILE, json.dumps(settings, indent=1) + "\n")
+            write_atomic(log, "".join(json.dumps(x) + "\n" for x in runs))
 
         if jobs > 1:
             import multiprocessing as mp
 
-            with ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn")) as pool:
+            from equirl.agents.sweep import exit_with_parent
+
+            ctx = mp.get_context("spawn")
+            with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=exit_with_parent, initargs=(os.getpid(),)) as pool:
                 for fut in as_completed([pool.submit(_one_run, j) for j in job_list]):
                     keep(fut.result())
         else:
@@ -275,14 +310,13 @@ def run_suite(
                 keep(_one_run(j))
     seconds = time.perf_counter() - start
     names = [n for n in names if any(r["task"] == n for r in runs)]
-    with open(out / "runs.csv", "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["task", "method", "seed", "timesteps", "mean_return", "std_return"])
-        for r in runs:
-            for row in r["curve"]:
-                w.writerow(
-                    [r["task"], r["method"], r["seed"], int(row["timesteps"]), row["mean_return"], row["std_return"]]
-                )
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["task", "method", "seed", "timesteps", "mean_return", "std_return"])
+    for r in runs:
+        for row in r["curve"]:
+            w.writerow([r["task"], r["method"], r["seed"], int(row["timesteps"]), row["mean_return"], row["std_return"]])
+    write_atomic(out / "runs.csv", buf.getvalue())
     table, summary = summarise(runs, names, methods)
     header = (
         f"# Transfer: {env_id}\n\nPretrained: `{Path(pretrained).name}`; {seeds} seeds; finetuning budget "
@@ -290,9 +324,11 @@ def run_suite(
         f"measured after that stage); {eval_episodes} greedy evaluation episodes per point; "
         f"wall-clock {seconds / 60:.1f} min with {jobs} worker(s).\n\nCommand: `{command}`\n\n"
     )
-    (out / "table.md").write_text(header + table)
-    summary.update(command=command, wall_seconds=seconds, steps=steps, lambda_fit_steps=fit, seeds=seeds)
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    write_atomic(out / "table.md", header + table)
+    summary.update(
+        command=command, wall_seconds=seconds, steps=steps, lambda_fit_steps=fit, seeds=seeds, settings=settings
+    )
+    write_atomic(out / "summary.json", json.dumps(summary, indent=2) + "\n")
     title = f"{env_id}: pretrained {Path(pretrained).stem}, {seeds} seeds (mean ± std)"
     plot(runs, names, methods, out / "transfer.png", title)
     if plot_path:

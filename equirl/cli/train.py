@@ -5,6 +5,7 @@ Examples::
     equirl train CartPole-v1 --method plain --seed 0 --steps 50000
     equirl train equirl/RotGrid-Corner-v0 --method lambda --seed 1
     equirl train CartPole-v1 --method plain --out runs/cp --resume     # continue after a crash
+    equirl train CartPole-v1 --method plain --out runs/cp --overwrite  # replace the run in runs/cp
     equirl train CartPole-v1 --method plain --save-pretrained cartpole_plain  # -> equirl/agents/pretrained/
 
 The environment and its symmetry come from the catalogue (``equirl.envs.make_env(ENV)``,
@@ -19,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
-import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -49,10 +49,15 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--eval-freq", type=int, default=None, help="steps between evaluations (default: steps/10)")
     p.add_argument("--eval-episodes", type=int, default=10)
     p.add_argument("--checkpoint-freq", type=int, default=None, help="steps between checkpoints (default: steps/5)")
-    p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
+    p.add_argument("--resume", action="store_true", help="continue from the newest complete checkpoint in --out")
+    p.add_argument("--overwrite", action="store_true", help="replace the run already in --out (default: refuse)")
     p.add_argument(
-        "--save-pretrained", default=None, metavar="NAME", help="copy the result to the package's pretrained/NAME.zip"
+        "--save-pretrained",
+        default=None,
+        metavar="NAME",
+        help="copy the result to the package's pretrained/NAME (safe folder) and NAME.zip",
     )
+    p.add_argument("--force", action="store_true", help="let --save-pretrained replace an existing agent NAME")
     p.add_argument(
         "--select",
         choices=("final", "best"),
@@ -72,11 +77,29 @@ def run(args: argparse.Namespace) -> int:
 
     from equirl.agents import train
     from equirl.agents.hyperparams import PRETRAINED_DIR, hyperparams_for
+    from equirl.agents.training import RunFolderError
+    from equirl.cli import UsageError
     from equirl.envs import get_symmetry, make_env
 
     torch.set_num_threads(args.threads)
+    if args.steps is not None and args.steps < 1:
+        raise UsageError(f"--steps must be >= 1 environment step, got {args.steps}.")
+    if args.resume and args.overwrite:
+        raise UsageError("--resume and --overwrite exclude each other: continue the run, or replace it.")
+    targets = []
+    if args.save_pretrained:
+        name = args.save_pretrained
+        if not name or "/" in name or name.startswith("."):
+            raise UsageError(f"--save-pretrained takes a plain name (like cartpole_plain), got {name!r}.")
+        targets = [PRETRAINED_DIR / name, PRETRAINED_DIR / f"{name}.zip", PRETRAINED_DIR / f"{name}.json"]
+        taken = [str(t) for t in targets if t.exists()]
+        if taken and not args.force:
+            raise UsageError(
+                f"--save-pretrained {name}: {', '.join(taken)} already exist(s); pass --force to replace them "
+                "(the shipped agents are what the transfer results were measured with)."
+            )
     key, hp = hyperparams_for(args.env, args.hyperparams_key, args.hyperparams)
-    steps = int(args.steps or hp["n_timesteps"])
+    steps = int(args.steps if args.steps is not None else hp["n_timesteps"])
     symmetry = get_symmetry(args.symmetry or args.env) if args.method != "plain" else None
     env_kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in args.env_kwargs.items()}
     out = Path(args.out or Path("runs/train") / args.env.replace("/", "_") / f"{args.method}_s{args.seed}")
@@ -85,51 +108,66 @@ def run(args: argparse.Namespace) -> int:
     def env_factory() -> Any:
         return make_env(args.env, **env_kwargs)
 
-    result = train(
-        env_factory,
-        args.method,
-        symmetry,
-        hp,
-        seed=args.seed,
-        total_timesteps=steps,
-        eval_freq=args.eval_freq,
-        n_eval_episodes=args.eval_episodes,
-        out_dir=out,
-        tensorboard_log=str(out / "tb"),
-        progress_bar=not args.no_progress,
-        checkpoint_freq=args.checkpoint_freq or max(1, steps // 5),
-        resume=args.resume,
-        metadata={
-            "env_id": args.env,
-            "env_kwargs": env_kwargs,
-            "symmetry": symmetry.name if symmetry else None,
-            "hyperparams_entry": key,
-            "command": command,
-        },
-        device=args.device,
-    )
+    try:
+        result = train(
+            env_factory,
+            args.method,
+            symmetry,
+            hp,
+            seed=args.seed,
+            total_timesteps=steps,
+            eval_freq=args.eval_freq,
+            n_eval_episodes=args.eval_episodes,
+            out_dir=out,
+            tensorboard_log=str(out / "tb"),
+            progress_bar=not args.no_progress,
+            checkpoint_freq=args.checkpoint_freq or max(1, steps // 5),
+            resume=args.resume,
+            overwrite=args.overwrite,
+            metadata={
+                "env_id": args.env,
+                "env_kwargs": env_kwargs,
+                "symmetry": symmetry.name if symmetry else None,
+                "hyperparams_entry": key,
+                "command": command,
+            },
+            device=args.device,
+        )
+    except RunFolderError as err:
+        raise UsageError(str(err)) from err
     print(
         f"{args.env} {args.method} seed={args.seed}: {result.timesteps} steps in {result.train_seconds:.0f}s, "
         f"greedy return {result.mean_return:.2f} ± {result.std_return:.2f} over {args.eval_episodes} episodes -> {out}"
     )
     if args.save_pretrained:
-        PRETRAINED_DIR.mkdir(parents=True, exist_ok=True)
-        meta = json.loads((out / "model.json").read_text())
-        src = out / "model.zip"
-        if args.select == "best" and meta.get("best_eval"):
-            best = meta["best_eval"]
-            src = out / "best_model.zip"
-            meta.update(
-                selected="best periodic evaluation (latest on ties)",
-                final_timesteps=meta["timesteps"],
-                final_eval_mean_return=meta["eval_mean_return"],
-                timesteps=int(best["timesteps"]),
-                eval_mean_return=best["mean_return"],
-                eval_std_return=best["std_return"],
-            )
-        else:
-            meta["selected"] = "final"
-        shutil.copy(src, PRETRAINED_DIR / f"{args.save_pretrained}.zip")
-        (PRETRAINED_DIR / f"{args.save_pretrained}.json").write_text(json.dumps(meta, indent=2) + "\n")
-        print(f"saved {PRETRAINED_DIR / args.save_pretrained}.zip")
+        _save_pretrained(args, out, hp, env_factory, targets)
     return 0
+
+
+def _save_pretrained(args: argparse.Namespace, out: Path, hp: dict[str, Any], env_factory: Any, targets: list[Path]) -> None:
+    """Copy the chosen model of ``out`` to the package's pretrained agents: a safe folder, the zip and its metadata."""
+    from equirl.agents.io import read_json, read_sb3_zip, save_agent, write_atomic
+
+    folder, zip_path, meta_path = targets
+    meta = read_json(out / "model.json", "run metadata")
+    src = out / "model.zip"
+    if args.select == "best" and meta.get("best_eval"):
+        best = meta["best_eval"]
+        src = out / "best_model.zip"
+        meta.update(
+            selected="best periodic evaluation (latest on ties)",
+            final_timesteps=meta["timesteps"],
+            final_eval_mean_return=meta["eval_mean_return"],
+            timesteps=int(best["timesteps"]),
+            eval_mean_return=best["mean_return"],
+            eval_std_return=best["std_return"],
+        )
+    else:
+        meta["selected"] = "final"
+    train_freq = hp.get("train_freq", 4)
+    train_freq = tuple(train_freq) if isinstance(train_freq, list) else train_freq
+    model = read_sb3_zip(src, env_factory(), device="cpu", train_freq=train_freq)  # our own file, still read safely
+    save_agent(model, folder, overwrite=args.force, training_state=False)
+    write_atomic(zip_path, src.read_bytes())
+    write_atomic(meta_path, json.dumps(meta, indent=2) + "\n")
+    print(f"saved {folder}/ and {zip_path}")

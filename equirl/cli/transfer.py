@@ -2,8 +2,10 @@
 
 For each task (the original one and its transformed variants), each method and each seed, the
 pretrained Q-network is made equivariant, evaluated zero-shot, then finetuned (see
-:mod:`equirl.agents.transfer_suite`). Writes ``OUT/runs.jsonl``, ``runs.csv``, ``table.md``,
-``summary.json`` and ``transfer.png``.
+:mod:`equirl.agents.transfer_suite`). Writes ``OUT/runs.jsonl``, ``suite.json``, ``runs.csv``, ``table.md``,
+``summary.json`` and ``transfer.png``, each to a temporary name renamed into place. The pretrained
+agent (a shipped name, a saved agent folder or an SB3 zip) is read without unpickling anything unless
+``--trusted`` is given.
 
 Examples::
 
@@ -43,7 +45,17 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=1, help="torch threads per worker")
     p.add_argument("--out", default=None, help="output folder (default results/transfer/<env>)")
     p.add_argument("--plot", default=None, help="also write the plot here (e.g. docs/img/transfer_rotgrid.png)")
-    p.add_argument("--summarise-only", action="store_true", help="only rebuild table and plot from OUT/runs.jsonl")
+    p.add_argument(
+        "--summarise-only",
+        action="store_true",
+        help="only rebuild table and plot from OUT/runs.jsonl, with the settings recorded in OUT/suite.json",
+    )
+    p.add_argument(
+        "--trusted",
+        action="store_true",
+        help="load an SB3 zip with SB3's own loader, which unpickles it and so runs any code it holds "
+        "(default: read it without unpickling; only for files you made yourself)",
+    )
     p.set_defaults(run=run)
     return p
 
@@ -69,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
         plot_path=args.plot,
         summarise_only=args.summarise_only,
         command=shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        trusted=args.trusted,
     )
     print(table)
     return 0

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from equirl.agents import sweep
 
 from equirl.cli import bench as benchmark
@@ -158,7 +159,7 @@ def test_resume_skips_finished_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     specs = sweep.make_specs([_tiny_bench()], ["plain", "equitune"], [0, 1])
     done = specs[1]
     done.out_dir(tmp_path).mkdir(parents=True)
-    (done.out_dir(tmp_path) / "summary.json").write_text("{}")
+    (done.out_dir(tmp_path) / "summary.json").write_text(json.dumps({"config": sweep.run_config(done)}))
     (specs[2].out_dir(tmp_path)).mkdir(parents=True)  # started but unfinished (no summary): must rerun
     todo = sweep.pending(specs, tmp_path)
     assert done not in todo and len(todo) == 3
@@ -171,14 +172,37 @@ def test_resume_skips_finished_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert ran == [s.run_id for s in specs if s is not done]
 
 
-def test_resume_through_cli_skips_finished_runs(tiny_sweep: Path, capsys: pytest.CaptureFixture) -> None:
+def test_resume_through_cli_skips_finished_runs(
+    tiny_sweep: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     summaries = sorted(tiny_sweep.glob("**/summary.json"))
     stamps = [f.stat().st_mtime_ns for f in summaries]
-    args = ["run", "--envs", "CartPole-v1", "--methods", "plain", "equitune", "--seeds", "1", "--timesteps", "300",
+    b = _tiny_bench()
+    config = tmp_path / "bench.yml"
+    entry = {k: getattr(b, k) for k in ("timesteps", "eval_freq", "threshold", "baseline", "n_eval_episodes", "overrides")}
+    config.write_text(yaml.safe_dump({"environments": {"CartPole-v1": entry}}))
+    args = ["run", "--envs", "CartPole-v1", "--methods", "plain", "equitune", "--seeds", "1", "--config", str(config),
             "--workers", "1", "--out", str(tiny_sweep), "--no-progress"]  # fmt: skip
     assert equirl_main(["bench", *args]) == 0
     assert "2 runs, 2 already finished, 0 to run" in capsys.readouterr().out
     assert [f.stat().st_mtime_ns for f in summaries] == stamps
+    # the same runs asked for with another budget and evaluation: refused, naming the file; nothing touched
+    other = ["run", "--envs", "CartPole-v1", "--methods", "plain", "--seeds", "1", "--timesteps", "300",
+             "--workers", "1", "--out", str(tiny_sweep), "--no-progress"]  # fmt: skip
+    assert equirl_main(["bench", *other]) == 2
+    err = capsys.readouterr().err
+    assert "plain/seed0/summary.json was made with other settings" in err and "bench" in err
+    assert [f.stat().st_mtime_ns for f in summaries] == stamps
+
+
+def test_damaged_summary_is_named_and_rerun(tmp_path: Path) -> None:
+    spec = sweep.make_specs([_tiny_bench()], ["plain"], [0])[0]
+    spec.out_dir(tmp_path).mkdir(parents=True)
+    summary = spec.out_dir(tmp_path) / "summary.json"
+    summary.write_text('{"env_id": "CartPole-v1", "met')
+    with pytest.warns(UserWarning, match=f"{summary} is damaged"):
+        assert sweep.pending([spec], tmp_path) == [spec]
+    assert not summary.exists() and summary.with_name("summary.json.damaged").exists()
 
 
 # -- end to end ---------------------------------------------------------------------------------
