@@ -43,7 +43,7 @@ from stable_baselines3 import DQN
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.monitor import Monitor
-from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecEnvWrapper
+from stable_baselines3.common.vec_env import DummyVecEnv, VecCheckNan, VecEnv, VecEnvWrapper
 
 from equirl import METHODS, Symmetry
 
@@ -52,6 +52,8 @@ __all__ = [
     "ALL_METHODS",
     "build_dqn",
     "evaluate",
+    "NonFiniteError",
+    "checked",
     "EvalCSVCallback",
     "CheckpointCallback",
     "TrainResult",
@@ -110,14 +112,55 @@ def build_dqn(
     )
 
 
+def check_finite_weights(model: DQN, when: str) -> None:
+    """Raise :class:`NonFiniteError` when a weight of the Q-network (or its target) is NaN or inf."""
+    for name, p in model.policy.named_parameters():
+        if not th.isfinite(p).all():
+            raise NonFiniteError(
+                f"non-finite weight {name} {when} (step {model.num_timesteps}): training diverged, so every "
+                "Q-value is NaN or inf. Lower the learning rate or check the rewards."
+            )
+
+
+class NonFiniteError(FloatingPointError):
+    """A NaN or inf in an observation, reward, Q-value or weight, found by the package's own entry points."""
+
+
+def checked(venv: VecEnv) -> VecEnv:
+    """``venv`` wrapped in SB3's ``VecCheckNan``: the first NaN or inf observation or reward is an error."""
+    return VecCheckNan(venv, raise_exception=True, check_inf=True)
+
+
+class FiniteQCallback(BaseCallback):
+    """Stops training at the end of the first rollout whose last observation gets a non-finite Q-value."""
+
+    def _on_step(self) -> bool:
+        return True
+
+    def _on_rollout_end(self) -> None:
+        obs = self.model._last_obs  # type: ignore[union-attr]
+        if obs is None:
+            return
+        t, _ = self.model.policy.obs_to_tensor(obs)  # type: ignore[union-attr]
+        with th.no_grad():
+            q = self.model.policy.q_net(t)  # type: ignore[union-attr]
+        if not th.isfinite(q).all():
+            check_finite_weights(self.model, "during training")  # type: ignore[arg-type]
+            raise NonFiniteError(f"non-finite Q-values {q.tolist()} at step {self.num_timesteps}.")
+
+
 def evaluate(model: DQN, env_factory: EnvFactory, n_episodes: int = 10, seed: int = 10_000) -> tuple[float, float]:
-    """Mean and std of the undiscounted return of the greedy policy over ``n_episodes``."""
+    """Mean and std of the undiscounted return of the greedy policy over ``n_episodes``.
+
+    A NaN or inf observation or reward, or a non-finite weight, stops it with an error (not action 0)."""
+    check_finite_weights(model, "before evaluation")
     env = Monitor(env_factory())
     env.reset(seed=seed)
+    venv = checked(DummyVecEnv([lambda: env]))
     returns, _ = evaluate_policy(
-        model, env, n_eval_episodes=n_episodes, deterministic=True, return_episode_rewards=True
+        model, venv, n_eval_episodes=n_episodes, deterministic=True, return_episode_rewards=True
     )
-    env.close()
+    venv.close()
     return float(np.mean(returns)), float(np.std(returns))
 
 
@@ -339,10 +382,10 @@ def _env_log(model: DQN) -> EnvLog | None:
     return None
 
 
-def make_training_env(env_factory: EnvFactory) -> EnvLog:
+def make_training_env(env_factory: EnvFactory) -> VecEnv:
     """The training environment as :func:`train` builds it: ``Monitor(env_factory())`` in a ``DummyVecEnv``,
-    recorded by :class:`EnvLog` so that checkpoints can restore it."""
-    return EnvLog(DummyVecEnv([lambda: Monitor(env_factory())]))
+    recorded by :class:`EnvLog` so that checkpoints can restore it, checked for NaN/inf by :func:`checked`."""
+    return checked(EnvLog(DummyVecEnv([lambda: Monitor(env_factory())])))  # type: ignore[return-value]
 
 
 CHECKPOINT_STATE = "state.json"
@@ -473,8 +516,10 @@ def load_checkpoint(
     env_state = state.get("env")
     state["env_restored"] = False
     if env_state is not None and env_state["events"]:
-        actions = tensors["env.actions"].numpy() if "env.actions" in tensors else np.zeros((0, venv.num_envs), np.int64)
-        obs = venv.replay(env_state["events"], actions, model.get_env())  # type: ignore[arg-type]
+        actions = tensors["env.actions"].numpy() if "env.actions" in tensors else np.zeros((0, 1), np.int64)
+        log = _env_log(model)
+        assert log is not None
+        obs = log.replay(env_state["events"], actions, model.get_env())  # type: ignore[arg-type]
         if saved_obs is not None and not np.array_equal(obs, saved_obs):
             raise AgentFormatError(
                 f"{path}: replaying the training environment's record did not reach the saved observation "
@@ -719,7 +764,7 @@ def train(
             tensorboard_log=tensorboard_log,
             **overrides,
         )
-    cbs: list[BaseCallback] = [evaluator, GroupWeightLogger(), *(callbacks or [])]
+    cbs: list[BaseCallback] = [evaluator, GroupWeightLogger(), FiniteQCallback(), *(callbacks or [])]
     if checkpoint_freq and out is not None:
         cbs.append(
             CheckpointCallback(

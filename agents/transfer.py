@@ -36,11 +36,12 @@ import torch as th
 from equirl.agents.hyperparams import pretrained_path
 from equirl.agents.io import SpacesOnlyEnv
 from equirl.agents.policies import EquiDQNPolicy, EquiQNetwork, check_equivariance_args
-from equirl.agents.training import ALL_METHODS, PLAIN, EvalCSVCallback, evaluate
+from equirl.agents.training import ALL_METHODS, PLAIN, EvalCSVCallback, FiniteQCallback, checked, evaluate
 from stable_baselines3 import DQN
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.type_aliases import TrainFreq
+from stable_baselines3.common.vec_env import DummyVecEnv
 
 from equirl import EquivarianceConfig, Symmetry
 
@@ -341,7 +342,7 @@ def run_transfer(
     Evaluation episodes use seed ``10_000 + seed`` (the same starts for every method).
     """
     start = time.perf_counter()
-    env = Monitor(env_factory())
+    env = checked(DummyVecEnv([lambda: Monitor(env_factory())]))  # NaN/inf observations or rewards stop it
     model = equivariant_from_pretrained(
         pretrained,
         symmetry,
@@ -367,7 +368,7 @@ def run_transfer(
         evaluator._last = model.num_timesteps  # the zero-shot point is already in the curve
         model.learn(
             remaining,
-            callback=CallbackList([evaluator]),
+            callback=CallbackList([evaluator, FiniteQCallback()]),
             progress_bar=progress_bar,
             reset_num_timesteps=fit == 0,
             tb_log_name=f"{method}_s{seed}",

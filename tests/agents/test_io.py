@@ -54,7 +54,7 @@ def _image(method: str) -> DQN:
 
 
 def _trained(model: DQN) -> DQN:
-    model.learn(120)
+    model.learn(60)
     for net in (model.q_net, model.q_net_target):  # λ not equal to equitune, ties broken
         for p in net.reducer.parameters():
             torch.nn.init.normal_(p, std=0.5)
