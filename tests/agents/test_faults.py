@@ -180,8 +180,32 @@ def test_non_finite_weights_stop_evaluation() -> None:
 
 
 # -- SIGKILL (slow) --------------------------------------------------------------------------------
+EQUIRL = [sys.executable, "-c", "import sys; from equirl.cli import main; sys.exit(main())"]
+
+
+def _children(pid: int) -> list[int]:
+    """Process ids whose parent is ``pid`` (Linux /proc)."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(stat.parent.name))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
 def _train_cmd(out: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "equirl.cli", "train", "CartPole-v1", "--steps", "1500", "--eval-freq", "300",
+    return [*EQUIRL, "train", "CartPole-v1", "--steps", "1500", "--eval-freq", "300",
             "--eval-episodes", "2", "--checkpoint-freq", "256", "--out", str(out), "--no-progress", *extra]  # fmt: skip
 
 
@@ -202,15 +226,14 @@ def test_sigkill_during_training_then_resume(tmp_path: Path, trial: int) -> None
     deadline = time.time() + 120
     while not (out / "checkpoints" / "latest").exists() and time.time() < deadline:
         time.sleep(0.05)
-    time.sleep(random.Random(trial).uniform(0.0, 2.0))
+    time.sleep(random.Random(trial).uniform(0.0, 1.5))  # during training, evaluations, zip and checkpoint writes
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     for z in out.glob("*.zip"):
         assert _zip_ok(z), z
     for j in out.rglob("*.json"):
         json.loads(j.read_text())
-    if (out / "model.zip").exists():  # it finished before the kill
-        return
+    assert not (out / "model.json").exists(), "the run finished before the kill; make it longer"
     resumed = subprocess.run(_train_cmd(out, "--resume"), env=env, capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     a = list(csv.reader((tmp_path / "full" / "eval.csv").open()))
@@ -219,3 +242,26 @@ def test_sigkill_during_training_then_resume(tmp_path: Path, trial: int) -> None
     ma = json.loads((tmp_path / "full" / "model.json").read_text())
     mb = json.loads((out / "model.json").read_text())
     assert ma["eval_mean_return"] == mb["eval_mean_return"] and mb["resumed_from"] is not None
+
+
+@pytest.mark.slow
+def test_killing_the_sweep_stops_its_workers(tmp_path: Path) -> None:
+    config = tmp_path / "bench.yml"
+    config.write_text(
+        "environments:\n  CartPole-v1: {timesteps: 200000, eval_freq: 100000, threshold: 475, baseline: 22}\n"
+    )
+    cmd = [*EQUIRL, "bench", "run", "--envs", "CartPole-v1", "--methods", "plain", "equitune", "--seeds", "1",
+           "--config", str(config), "--workers", "2", "--out", str(tmp_path / "out"), "--no-progress"]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline, workers = time.time() + 60, []
+    while time.time() < deadline and len(workers) < 2:
+        time.sleep(0.2)
+        workers = [p for p in _children(proc.pid) if "spawn_main" in Path(f"/proc/{p}/cmdline").read_text()]
+    assert len(workers) == 2, "the sweep did not start two workers"
+    time.sleep(3.0)  # the workers are training now
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    deadline = time.time() + 10
+    while time.time() < deadline and any(_alive(p) for p in workers):
+        time.sleep(0.2)
+    assert not any(_alive(p) for p in workers), "pool workers kept running after the sweep was killed"

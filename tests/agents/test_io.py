@@ -271,3 +271,15 @@ def test_unreadable_fields_name_the_argument(tmp_path: Path) -> None:
             "MlpPolicy", "CartPole-v1", device="cpu").get_env()
     )
     assert model.observation_space.shape == (4,)
+
+
+def test_transfer_command_reads_the_zip_safely(tmp_path: Path) -> None:
+    from equirl.cli import main as equirl_main
+
+    marker = tmp_path / "pwned"
+    evil = _data_payload(_plain_zip(tmp_path), tmp_path / "evil.zip", marker)
+    args = ["transfer", "CartPole-v1", "--pretrained", str(evil), "--methods", "equizero", "--tasks", "0",
+            "--seeds", "1", "--steps", "0", "--eval-episodes", "1", "--out", str(tmp_path / "out")]  # fmt: skip
+    assert equirl_main(args) == 0
+    assert not marker.exists()
+    assert len((tmp_path / "out" / "runs.jsonl").read_text().splitlines()) == 1
