@@ -141,9 +141,10 @@ class FiniteQCallback(BaseCallback):
         obs = self.model._last_obs  # type: ignore[union-attr]
         if obs is None:
             return
-        t, _ = self.model.policy.obs_to_tensor(obs)  # type: ignore[union-attr]
+        policy: Any = self.model.policy
+        t, _ = policy.obs_to_tensor(obs)
         with th.no_grad():
-            q = self.model.policy.q_net(t)  # type: ignore[union-attr]
+            q = policy.q_net(t)
         if not th.isfinite(q).all():
             check_finite_weights(self.model, "during training")  # type: ignore[arg-type]
             raise NonFiniteError(f"non-finite Q-values {q.tolist()} at step {self.num_timesteps}.")
@@ -242,7 +243,7 @@ class EvalCSVCallback(BaseCallback):
         self._last = self.num_timesteps
         if self.best_model_path and (not self.best or mean >= self.best["mean_return"]):
             self.best = dict(row)  # ties go to the later (longer-trained) model
-            save_zip_atomic(self.model, self.best_model_path)
+            save_zip_atomic(self.model, self.best_model_path)  # type: ignore[arg-type]
         self.logger.record("eval/mean_return", mean)
         self.logger.record("eval/std_return", std)
         if self.csv_path:
@@ -307,7 +308,7 @@ class CheckpointCallback(BaseCallback):
 def _rng_state(model: DQN) -> tuple[dict[str, Any], dict[str, th.Tensor]]:
     """The Python, NumPy, torch and action-space RNG states as JSON and tensors (no pickle)."""
     version, internal, gauss = random.getstate()
-    np_state = np.random.get_state(legacy=True)
+    np_state: Any = np.random.get_state(legacy=True)
     data = {
         "python": [version, list(internal), gauss],
         "numpy": [np_state[0], np.asarray(np_state[1]).tolist(), *[_plain_number(v) for v in np_state[2:]]],
