@@ -375,11 +375,16 @@ def is_done(spec: RunSpec, out_root: str | Path) -> bool:
     requested = run_config(spec)
     recorded = summary.get("config")
     if recorded != requested:
-        keys = sorted(set(requested) | set(recorded or {}))
-        diff = [k for k in keys if (recorded or {}).get(k) != requested.get(k)]
+        if not isinstance(recorded, dict):
+            what = "records no configuration (written by an older equirl), so it cannot be shown to match"
+        else:
+            keys = sorted(set(requested) | set(recorded))
+            what = "was made with other settings than requested (differs in: " + ", ".join(
+                k for k in keys if recorded.get(k) != requested.get(k)
+            ) + ")"
         raise SweepConfigError(
-            f"{path} was made with other settings than requested (differs in: {', '.join(diff) or 'config missing'}). "
-            "It is not reused and not overwritten: choose another --out, or delete that run's folder to re-run it."
+            f"{path} {what}. It is not reused and not overwritten: choose another --out, or delete that run's "
+            "folder to re-run it."
         )
     return True
 

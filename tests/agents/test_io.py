@@ -17,13 +17,13 @@ from pathlib import Path
 import pytest
 import torch
 from equirl.agents import EquiDQNPolicy, SmallKernelCNN, equivariant_from_pretrained, load_agent, save_agent
+from equirl.agents.hyperparams import list_pretrained, pretrained_path
 from equirl.agents.io import AgentFormatError, read_sb3_zip
 from equirl.agents.transfer import TransferError, load_pretrained
 from equirl.envs import get_symmetry
 from stable_baselines3 import DQN
 from stable_baselines3.common.env_util import make_vec_env
 
-import equirl as E
 from tests.agents.image_env import RandomImageEnv
 from tests.conftest import d4_image_symmetry
 
@@ -177,13 +177,25 @@ def test_damaged_files_are_named(tmp_path: Path) -> None:
         load_agent(folder)
 
 
-def test_pretrained_names_load_the_safe_format() -> None:
-    model = load_pretrained("cartpole_plain")
-    zipped = read_sb3_zip(Path(E.__file__).parents[1] / "agents" / "pretrained" / "cartpole_plain.zip", device="cpu")
-    x = torch.randn(16, 4)
+@pytest.mark.parametrize("name", list_pretrained())
+def test_pretrained_names_load_the_safe_format(name: str) -> None:
+    """Every shipped agent: the safe folder (what the name loads) equals its SB3 zip, read without unpickling."""
+    folder = pretrained_path(name)
+    assert folder.is_dir()
+    _assert_only_json_and_safetensors(folder)
+    model = load_pretrained(name)
+    zipped = read_sb3_zip(folder.with_suffix(".zip"), device="cpu")
+    x = th_stack([model.observation_space.sample() for _ in range(16)])
     with torch.no_grad():
         assert torch.equal(model.q_net(x), zipped.q_net(x))
-    assert int(model.train_freq.frequency) == 256  # from the shipped hyperparameters, not SB3's default
+    meta = json.loads(folder.with_suffix(".json").read_text())
+    assert int(model.train_freq.frequency) == int(meta["hyperparams"]["train_freq"])  # not SB3's default
+
+
+def th_stack(samples: list) -> torch.Tensor:
+    import numpy as np
+
+    return torch.as_tensor(np.stack(samples))
 
 
 # -- malicious files -------------------------------------------------------------------------------
