@@ -673,34 +673,27 @@ def read_sb3_zip(
     pk_field = data.get("policy_kwargs") if isinstance(data.get("policy_kwargs"), dict) else {}
     given = dict(policy_kwargs or {})
     kwargs: dict[str, Any] = {}
-    if "activation_fn" in given:
-        kwargs["activation_fn"] = given.pop("activation_fn")
-    elif "activation_fn" in pk_field:
-        kwargs["activation_fn"] = _class_from_repr(pk_field["activation_fn"], "activation_fn", path, "policy_kwargs['activation_fn']")
-    if "features_extractor_class" in given:
-        kwargs["features_extractor_class"] = given.pop("features_extractor_class")
-    elif "features_extractor_class" in pk_field:
-        kwargs["features_extractor_class"] = _class_from_repr(
-            pk_field["features_extractor_class"], "features_extractor_class", path, "policy_kwargs['features_extractor_class']"
-        )
-    for key in ("features_extractor_kwargs", "normalize_images", "optimizer_kwargs"):
-        if key in given:
-            kwargs[key] = given.pop(key)
-        elif key in pk_field:
+    for key in ("activation_fn", "features_extractor_class", "optimizer_class"):  # classes, by allowed name
+        if key in pk_field and key not in given:
+            kwargs[key] = _class_from_repr(pk_field[key], key, path, f"policy_kwargs['{key}']")
+    for key in ("features_extractor_kwargs", "normalize_images", "optimizer_kwargs", "net_arch"):  # literals
+        if key in pk_field and key not in given:
             kwargs[key] = _literal(pk_field[key], key, path, f"policy_kwargs['{key}']")
-    kwargs["net_arch"] = given.pop("net_arch", None) or _infer_net_arch(weights)
     unread = sorted(
         k
         for k in pk_field
         if not k.startswith(":")
         and k not in kwargs
+        and k not in given
         and k not in ("symmetry", "equivariance", *EquivarianceConfig.field_names())
     )
-    if unread and not given:
+    if unread:
         raise AgentFormatError(
-            f"{path}: policy_kwargs {unread} cannot be used without unpickling; pass policy_kwargs={{...}} with them."
+            f"{path}: policy_kwargs {unread} cannot be read without unpickling; pass policy_kwargs={{...}} with them."
         )
     kwargs.update(given)
+    if not kwargs.get("net_arch"):
+        kwargs["net_arch"] = _infer_net_arch(weights)
     if policy_cls is EquiDQNPolicy:
         if symmetry is None:
             raise AgentFormatError(
