@@ -341,20 +341,29 @@ class EnvLog(VecEnvWrapper):
     def __init__(self, venv: VecEnv) -> None:
         super().__init__(venv)
         self.events: list[dict[str, Any]] = []
-        self.actions: list[np.ndarray] = []
+        self._actions = np.zeros((1024, venv.num_envs), dtype=np.int64)  # grows by doubling
+        self._n = 0
         self._pending_seed: int | None = None
+
+    @property
+    def actions(self) -> np.ndarray:
+        """Every action given so far, ``[T, n_envs]`` int64."""
+        return self._actions[: self._n]
 
     def seed(self, seed: int | None = None) -> Any:
         self._pending_seed = seed
         return self.venv.seed(seed)
 
     def reset(self) -> Any:
-        self.events.append({"seed": self._pending_seed, "start": len(self.actions)})
+        self.events.append({"seed": self._pending_seed, "start": self._n})
         self._pending_seed = None
         return self.venv.reset()
 
     def step_async(self, actions: np.ndarray) -> None:
-        self.actions.append(np.array(actions, copy=True))
+        if self._n == len(self._actions):
+            self._actions = np.concatenate([self._actions, np.zeros_like(self._actions)])
+        self._actions[self._n] = np.asarray(actions).reshape(self.num_envs)
+        self._n += 1
         self.venv.step_async(actions)
 
     def step_wait(self) -> Any:
@@ -426,8 +435,8 @@ def save_checkpoint(
                 arrays[key] = value
                 state_tensors[f"replay.{key}"] = th.from_numpy(np.ascontiguousarray(value[:n]))
         log = _env_log(model)
-        if log is not None and log.actions:
-            state_tensors["env.actions"] = th.from_numpy(np.stack(log.actions).astype(np.int64))
+        if log is not None and len(log.actions):
+            state_tensors["env.actions"] = th.from_numpy(log.actions.copy())
         save_file(state_tensors, str(tmp / CHECKPOINT_TENSORS))
         state = {
             "num_timesteps": int(model.num_timesteps),
