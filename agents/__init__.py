@@ -1,6 +1,7 @@
 """The Stable-Baselines3 layer: equivariant DQN policies, extractors, callbacks, training and transfer."""
 
 from equirl.agents.callbacks import GroupWeightLogger
+from equirl.agents.export import export_onnx
 from equirl.agents.extractors import SmallKernelCNN
 from equirl.agents.hyperparams import load_hyperparams, split_hyperparams
 from equirl.agents.policies import EquiDQNPolicy, EquiQNetwork
@@ -31,6 +32,7 @@ __all__ = [
     "EquiDQNPolicy",
     "EquiQNetwork",
     "GroupWeightLogger",
+    "export_onnx",
     "SmallKernelCNN",
     "load_hyperparams",
     "split_hyperparams",

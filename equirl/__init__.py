@@ -25,7 +25,9 @@ from equirl.averaging import (
     equivariance_error,
     make_reducer,
     reduce_orbit,
+    reduce_orbit_weights,
     symmetrize,
+    symmetrize_weights,
     weight_entropy,
 )
 from equirl.groups import Group, cyclic, dihedral, direct_product, permutation_group, trivial_group
@@ -52,7 +54,9 @@ __all__ = [
     "equivariance_error",
     "make_reducer",
     "reduce_orbit",
+    "reduce_orbit_weights",
     "symmetrize",
+    "symmetrize_weights",
     "weight_entropy",
     "Group",
     "cyclic",

@@ -257,7 +257,8 @@ class IndexAction(Action):
                     (G, *([1] * (start - 1)), *size, *([1] * len(post)))
                 ),
             )
-            self._cache[key] = plan
+            if _eager(plan.idx_flat, plan.sign_view):  # never cache tracer / fake tensors made while exporting
+                self._cache[key] = plan
         return plan
 
     # -- batched application ----------------------------------------------------------------
@@ -324,6 +325,11 @@ class IndexAction(Action):
         if p.sign_view is not None:
             yf = yf * p.sign_view
         return yf if p.flat is None else yf.reshape(y.shape)
+
+
+def _eager(*tensors: torch.Tensor | None) -> bool:
+    """True when every tensor given is a plain eager tensor (not a fake or functional one made by a tracer)."""
+    return all(t is None or type(t) is torch.Tensor for t in tensors)
 
 
 @dataclass(frozen=True)
@@ -490,9 +496,12 @@ class ValuePermutationAction(Action):
 
     def _table(self, device: torch.device) -> torch.Tensor:
         key = ("table", device)
-        if key not in self._cache:
-            self._cache[key] = torch.as_tensor(self.table, device=device)
-        return self._cache[key]  # type: ignore[no-any-return]
+        if key in self._cache:
+            return self._cache[key]  # type: ignore[no-any-return]
+        table = torch.as_tensor(self.table, device=device)
+        if _eager(table):
+            self._cache[key] = table
+        return table
 
     def orbit(self, x: torch.Tensor) -> torch.Tensor:
         return self._table(x.device)[:, x.long()].to(x.dtype)
@@ -603,15 +612,25 @@ class _MergedIndexAction(IndexAction):
 
     def generator_images(self, size: tuple[int, ...]) -> list[tuple[np.ndarray, np.ndarray | None]]:
         n = int(np.prod(size))
-        trailing = -self.dims[-1] - 1  # sample dims after the span, untouched by every part
-        x = torch.arange(1, n + 1, dtype=torch.float64).reshape(1, *size, *([1] * trailing))
-        has_sign = any(a.tables(a.acted_size(x.shape[1:]))[1] is not None for a in self.parts)
+        lo = self.dims[0]
+        # each part's acted axes within the span, and its tables (numpy only: no tensors, so this also
+        # runs while a tracer captures the forward)
+        parts = []
+        for a in self.parts:
+            axes = [d - lo for d in a.dims]
+            idx, sign = a.tables(tuple(size[i] for i in axes))
+            parts.append((axes, idx, sign))
+        has_sign = any(sign is not None for _, _, sign in parts)
         images: list[tuple[np.ndarray, np.ndarray | None]] = []
         for ge in self.group.generator_indices:
-            y = x
-            for a in self.parts:
-                y = a.apply(ge, y)
-            v = y.reshape(-1).numpy()
+            y = np.arange(1, n + 1, dtype=np.float64).reshape(size)  # ±(1 + source index), sign and index in one
+            for axes, idx, sign in parts:  # out[..., k] = sign[k] · in[..., idx[k]] over the part's flattened axes
+                moved = np.moveaxis(y, axes, list(range(len(size) - len(axes), len(size))))
+                flat = moved.reshape(*moved.shape[: len(size) - len(axes)], -1)[..., idx[ge]]
+                if sign is not None:
+                    flat = flat * sign[ge]
+                y = np.moveaxis(flat.reshape(moved.shape), list(range(len(size) - len(axes), len(size))), axes)
+            v = y.reshape(-1)
             images.append((np.abs(v).astype(np.int64) - 1, np.sign(v) if has_sign else None))
         return images
 
