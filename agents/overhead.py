@@ -8,7 +8,8 @@ method, the benchmark times, side by side and interleaved over repetitions:
 - ``predict1``: ``model.predict(obs)`` on one observation;
 - ``predictB``: ``model.predict(obs)`` on a batch of observations;
 - ``learn``: ``model.learn(steps)`` from scratch with the entry's ``train_freq``/``gradient_steps``,
-  with one or several vectorised environments (``n_envs``).
+  with one or several vectorised environments (``n_envs``);
+- ``threads``: plain ``learn`` on CartPole with one torch thread against torch's default (one per core).
 
 Besides plain DQN, every measure (but ``learn``) has a *same-arithmetic reference*: plain DQN on
 ``|G|`` times the batch (``|G|·B`` for a step, ``|G|`` observations for ``predict1``), which does the
@@ -58,6 +59,7 @@ __all__ = [
     "orbit_forward_variants",
     "run_forward_modes",
     "write_text",
+    "write_rows",
 ]
 
 RAW_FIELDS = (
@@ -66,7 +68,7 @@ RAW_FIELDS = (
 )  # fmt: skip
 """Columns of the raw CSV: one row per timed block (``seconds`` per call, averaged over ``calls``)."""
 
-MEASURES = ("step", "predict1", "predictB", "learn")
+MEASURES = ("step", "predict1", "predictB", "learn", "threads")
 METHODS_TIMED = ("plain", "equitune", "equizero", "lambda")
 REFERENCE = "reference"
 
@@ -259,6 +261,23 @@ def _learn_variants(case: Case, device: str, n_envs_list: Sequence[int], steps: 
     return variants
 
 
+def _thread_variants(case: Case, device: str, steps: int) -> list[_Variant]:
+    """Plain ``learn(steps)`` with one torch thread and with one per core (torch's default)."""
+    variants = []
+    for n in sorted({1, os.cpu_count() or 1}):
+
+        def run(n: int = n) -> None:
+            before = torch.get_num_threads()
+            torch.set_num_threads(n)
+            try:
+                _build(case, "plain", device).learn(steps)
+            finally:
+                torch.set_num_threads(before)
+
+        variants.append(_Variant("threads", f"plain-{n}-threads", steps, run, calls=1))
+    return variants
+
+
 def run_benchmark(
     out_csv: str | Path,
     label: str,
@@ -273,6 +292,7 @@ def run_benchmark(
     learn_scale: float = 1.0,
     device: str = "cpu",
     overwrite: bool = False,
+    pass_id: str = "",
     progress: Callable[[str], None] = print,
 ) -> Path:
     """Run the benchmark and write one raw CSV row per timed block to ``out_csv``.
@@ -283,6 +303,8 @@ def run_benchmark(
     :param batch_sizes: gradient-step batch sizes; ``None`` is the hyperparameter entry's.
     :param learn_scale: multiplies each case's ``learn_steps``.
     :param overwrite: replace an existing ``out_csv`` (otherwise refuse).
+    :param pass_id: prefix of the ``rep`` column, so that several passes (for example ``before`` and
+        ``after`` alternating on a busy machine) can be pooled into one report.
     Returns the path written (through a temporary name, renamed into place at the end).
     """
     out_csv = Path(out_csv)
@@ -299,8 +321,6 @@ def run_benchmark(
     dev_name = device if not device.startswith("cuda") else f"{device}:{torch.cuda.get_device_name()}"
     dev_name = f"{dev_name} ({platform.processor() or platform.machine()}, {os.cpu_count()} cpus)"
     rows: list[dict[str, Any]] = []
-    out_csv.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_csv.with_name(out_csv.name + ".tmp")
 
     for name in names:
         case = CASES[name]
@@ -310,8 +330,8 @@ def run_benchmark(
             rows.append(
                 dict(label=label, commit=commit, device=dev_name, case=case.name, obs=case.obs, group=sym.group.name,
                      G=sym.order, measure=v.measure, variant=v.variant, batch=v.batch, n_envs=v.n_envs,
-                     threads=threads, rep=rep, seconds=f"{seconds:.6e}", calls=v.calls, load1=_load1(),
-                     time=f"{time.time():.0f}")
+                     threads=threads, rep=f"{pass_id}{rep}", seconds=f"{seconds:.6e}", calls=v.calls,
+                     load1=_load1(), time=f"{time.time():.0f}")
             )  # fmt: skip
 
         micro = [m for m in measures if m != "learn"]
@@ -323,9 +343,12 @@ def run_benchmark(
             steps = max(1, int(case.learn_steps * learn_scale))
             progress(f"[{label}] {name}: learn({steps}) with n_envs {list(n_envs)}")
             _interleave(_learn_variants(case, device, n_envs, steps), learn_repeats, target_s, device, emit)
-        _write_rows(tmp, rows)  # partial results survive an interrupted run
-    _write_rows(tmp, rows)
-    os.replace(tmp, out_csv)
+        if "threads" in measures and case.learn_steps and case.obs == "vector":
+            steps = max(1, int(case.learn_steps * learn_scale))
+            progress(f"[{label}] {name}: plain learn({steps}) with 1 thread and with {os.cpu_count()}")
+            _interleave(_thread_variants(case, device, steps), learn_repeats, target_s, device, emit)
+        write_rows(out_csv, rows)  # partial results survive an interrupted run
+    write_rows(out_csv, rows)
     return out_csv
 
 
@@ -338,11 +361,16 @@ def write_text(path: str | Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def _write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
-    with open(path, "w", newline="") as f:
+def write_rows(path: str | Path, rows: list[dict[str, Any]]) -> None:
+    """Write raw rows (:data:`RAW_FIELDS`) to ``path`` through a temporary name renamed into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=RAW_FIELDS)
         w.writeheader()
         w.writerows(rows)
+    os.replace(tmp, path)
 
 
 # -- the forward alone on an accelerator: eager, torch.compile, CUDA graphs --------------------------
@@ -352,18 +380,21 @@ def orbit_forward_variants(
     """Inference forwards ``q_net(obs [batch, ...])`` of every method (and plain) in several execution modes.
 
     ``eager`` is the module as it is; ``compile`` is ``torch.compile(q_net)``; ``cudagraph`` captures
-    the eager forward into a CUDA graph (CUDA devices only) and replays it on a static input. Returns
+    the eager forward into a CUDA graph (CUDA devices only) and replays it on a static input. Besides
+    ``plain`` and the three methods, ``reference`` is plain on ``|G|·batch`` observations. Returns
     ``{"<method>/<mode>": fn}``; a mode that fails to build is left out (a warning is printed).
     """
     case = CASES[case_name]
+    G = case.make_symmetry().order
     out: dict[str, Callable[[], torch.Tensor]] = {}
-    for m in METHODS_TIMED:
-        model = _build(case, m, device)
+    for m in (*METHODS_TIMED, REFERENCE):
+        model = _build(case, "plain" if m == REFERENCE else m, device)
         q_net = model.q_net
         q_net.eval()
         space = model.observation_space
         assert space.shape is not None
-        obs = torch.as_tensor(np.stack([space.sample() for _ in range(batch)]), device=device)
+        n = G * batch if m == REFERENCE else batch  # the reference: plain on |G|·batch observations
+        obs = torch.as_tensor(np.stack([space.sample() for _ in range(n)]), device=device)
         for mode in modes:
             try:
                 if mode == "eager":
@@ -411,10 +442,14 @@ def run_forward_modes(
     batch_sizes: Sequence[int] = (64, 256),
     repeats: int = 5,
     target_s: float = 0.1,
+    modes: Sequence[str] = ("eager", "compile", "cudagraph"),
     overwrite: bool = False,
     progress: Callable[[str], None] = print,
 ) -> Path:
-    """Time :func:`orbit_forward_variants` (measure ``forward-<mode>``) into a raw CSV like :func:`run_benchmark`."""
+    """Time :func:`orbit_forward_variants` (measure ``forward-<mode>``) into a raw CSV like :func:`run_benchmark`.
+
+    The CSV is rewritten after every case and batch size, so an interrupted run keeps what it measured.
+    """
     out_csv = Path(out_csv)
     if out_csv.exists() and not overwrite:
         raise FileExistsError(f"{out_csv} exists; choose another path or pass overwrite=True.")
@@ -424,11 +459,12 @@ def run_forward_modes(
         sym = CASES[name].make_symmetry()
         for batch in batch_sizes:
             progress(f"[{label}] forward modes: {name} batch {batch}")
-            fns = orbit_forward_variants(name, batch, device)
+            fns = orbit_forward_variants(name, batch, device, modes)
             variants = []
             for key, fn in fns.items():
                 method, mode = key.split("/")
-                variants.append(_Variant(f"forward-{mode}", method, batch, fn))
+                n = sym.order * batch if method == REFERENCE else batch
+                variants.append(_Variant(f"forward-{mode}", method, n, fn))
 
             def emit(v: _Variant, rep: int, seconds: float, name: str = name, sym: Symmetry = sym) -> None:
                 rows.append(
@@ -439,10 +475,8 @@ def run_forward_modes(
                 )  # fmt: skip
 
             _interleave(variants, repeats, target_s, device, emit)
-    tmp = out_csv.with_name(out_csv.name + ".tmp")
-    out_csv.parent.mkdir(parents=True, exist_ok=True)
-    _write_rows(tmp, rows)
-    os.replace(tmp, out_csv)
+            write_rows(out_csv, rows)
+    write_rows(out_csv, rows)
     return out_csv
 
 
@@ -479,7 +513,7 @@ class Summary:
     n: int
 
 
-def _ratios(a: dict[int, float], b: dict[int, float]) -> tuple[float, float, float]:
+def _ratios(a: dict[str, float], b: dict[str, float]) -> tuple[float, float, float]:
     r = [a[k] / b[k] for k in a if k in b]
     if not r:
         return (float("nan"),) * 3
@@ -488,13 +522,13 @@ def _ratios(a: dict[int, float], b: dict[int, float]) -> tuple[float, float, flo
 
 def summarise(rows: list[dict[str, str]]) -> list[Summary]:
     """Medians and per-round ratios of every method, grouped as in :class:`Summary`."""
-    groups: dict[tuple[Any, ...], dict[str, dict[int, float]]] = defaultdict(lambda: defaultdict(dict))
+    groups: dict[tuple[Any, ...], dict[str, dict[str, float]]] = defaultdict(lambda: defaultdict(dict))
     info: dict[tuple[Any, ...], tuple[str, int]] = {}
     loads: dict[tuple[Any, ...], list[float]] = defaultdict(list)
     for r in rows:
         key = (r["label"], r["case"], r["measure"], int(r["n_envs"]))
         batch = int(r["batch"])
-        groups[key][r["variant"] + f"@{batch}"][int(r["rep"])] = float(r["seconds"])
+        groups[key][r["variant"] + f"@{batch}"][r["rep"]] = float(r["seconds"])
         info[key] = (r["obs"], int(r["G"]))
         loads[key].append(float(r["load1"]))
     out = []
@@ -506,8 +540,9 @@ def summarise(rows: list[dict[str, str]]) -> list[Summary]:
             batch = int(batch_s)
             if variant == REFERENCE:
                 continue
-            plain = by.get(f"plain@{batch}", {})
-            ref_batch = G * batch if measure in ("step", "predictB") else G if measure == "predict1" else -1
+            plain = by.get(f"plain@{batch}", by.get(f"plain-1-threads@{batch}", {}))
+            ref_batch = G * batch if measure in ("step", "predictB") or measure.startswith("forward") else -1
+            ref_batch = G if measure == "predict1" else ref_batch
             ref = by.get(f"{REFERENCE}@{ref_batch}", {})
             out.append(
                 Summary(label, case, obs, G, measure, batch, n_envs, variant, statistics.median(times.values()),
@@ -521,6 +556,7 @@ _MEASURE_TITLES = {
     "predict1": "`model.predict(obs)`, one observation",
     "predictB": "`model.predict(obs)`, a batch of observations",
     "learn": "Whole run, `model.learn(steps)` from scratch (the entry's train_freq / gradient_steps)",
+    "threads": "Plain DQN `model.learn(steps)`: torch threads (columns: time / time with 1 thread)",
     "forward-eager": "Inference forward `q_net(obs)`, eager",
     "forward-compile": "Inference forward `q_net(obs)`, `torch.compile`",
     "forward-cudagraph": "Inference forward `q_net(obs)`, CUDA graph replay",
@@ -547,7 +583,8 @@ def markdown_report(summaries: list[Summary]) -> str:
         lines += [f"### {label}", ""]
         for measure in [m for m in _MEASURE_TITLES if any(s.measure == m for s in ss)]:
             rows = [s for s in ss if s.measure == measure]
-            methods = [m for m in METHODS_TIMED if m != "plain" and any(s.method == m for s in rows)]
+            named = list(METHODS_TIMED) + sorted({s.method for s in rows if s.method not in METHODS_TIMED})
+            methods = [m for m in named if m not in ("plain", "plain-1-threads") and any(s.method == m for s in rows)]
             has_ref = any(s.vs_reference[0] == s.vs_reference[0] for s in rows)
             lines += [f"{_MEASURE_TITLES[measure]}; ratio median (min-max) over n rounds", ""]
             head = "| case | \\|G\\| | batch | n_envs | plain ms | n | load |"
@@ -563,7 +600,7 @@ def markdown_report(summaries: list[Summary]) -> str:
                           if k[0] in CASES else 99, k[1], k[2]))  # fmt: skip
             for case, batch, n_envs in keys:
                 cell = {s.method: s for s in rows if (s.case, s.batch, s.n_envs) == (case, batch, n_envs)}
-                p = cell.get("plain")
+                p = cell.get("plain", cell.get("plain-1-threads"))
                 if p is None:
                     continue
                 line = f"| {case} | {p.G} | {batch} | {n_envs} | {p.seconds * 1e3:.3f} | {p.n} | {p.load1:.1f} |"

@@ -220,7 +220,8 @@ class LambdaReducer(Reducer):
     def weights(self, outputs: torch.Tensor, features: torch.Tensor | None) -> torch.Tensor:
         if features is None:
             raise ValueError("λ-equitune needs features h(g·x); the network gave none.")
-        return torch.softmax(self.scores(features) / self.temperature, dim=0)
+        scores = self.scores(features)
+        return torch.softmax(scores if self.temperature == 1.0 else scores / self.temperature, dim=0)
 
 
 def make_reducer(

@@ -39,12 +39,17 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--device", default="cpu")
     run.add_argument("--threads", type=int, default=1, help="torch threads (default 1, see above)")
     run.add_argument("--overwrite", action="store_true")
+    run.add_argument("--pass-id", default="", help="prefix of the rep column (pool several passes in one report)")
     fwd = sub.add_parser("forward", help="inference forward in eager / compile / CUDA-graph modes")
     fwd.add_argument("--label", default="forward")
     fwd.add_argument("--out", required=True)
     fwd.add_argument("--cases", nargs="*", choices=list(overhead.CASES), default=None)
     fwd.add_argument("--batch-sizes", type=int, nargs="*", default=[64, 256])
     fwd.add_argument("--device", default="cuda")
+    fwd.add_argument("--modes", nargs="*", default=["eager", "compile", "cudagraph"],
+                     choices=["eager", "compile", "cudagraph"])
+    fwd.add_argument("--repeats", type=int, default=5)
+    fwd.add_argument("--block-seconds", type=float, default=0.1)
     fwd.add_argument("--threads", type=int, default=1)
     fwd.add_argument("--overwrite", action="store_true")
     rep = sub.add_parser("report", help="tables and plot from raw CSVs")
@@ -65,14 +70,15 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     if args.cmd == "forward":
         path = overhead.run_forward_modes(
-            args.out, args.label, args.device, args.cases, args.batch_sizes, overwrite=args.overwrite
-        )
+            args.out, args.label, args.device, args.cases, args.batch_sizes, args.repeats, args.block_seconds,
+            args.modes, overwrite=args.overwrite,
+        )  # fmt: skip
     else:
         path = overhead.run_benchmark(
             args.out, args.label, cases=args.cases, measures=args.measures, repeats=args.repeats,
             learn_repeats=args.learn_repeats, target_s=args.block_seconds,
             batch_sizes=args.batch_sizes or [None], n_envs=args.n_envs, learn_scale=args.learn_scale,
-            device=args.device, overwrite=args.overwrite,
+            device=args.device, overwrite=args.overwrite, pass_id=args.pass_id,
         )  # fmt: skip
     print(f"wrote {path}")
     return 0
