@@ -129,6 +129,9 @@ entry, MiniGrid full view 8x8 on the ``MiniGrid-Empty-5x5`` entry)."""
 
 # -- helpers -----------------------------------------------------------------------------------------
 def _commit() -> str:
+    """The git commit measured (``EQUIRL_BENCH_COMMIT`` when set, for a copy of the package outside git)."""
+    if os.environ.get("EQUIRL_BENCH_COMMIT"):
+        return os.environ["EQUIRL_BENCH_COMMIT"]
     try:
         out = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True,
