@@ -337,7 +337,7 @@ def run_benchmark(
                      load1=_load1(), time=f"{time.time():.0f}")
             )  # fmt: skip
 
-        micro = [m for m in measures if m != "learn"]
+        micro = [m for m in measures if m not in ("learn", "threads")]
         for batch in batch_sizes if micro else []:
             progress(f"[{label}] {name} (|G| = {sym.order}): {', '.join(micro)} at batch {batch or 'default'}")
             variants = [v for v in _micro_variants(case, device, batch, predict_batch) if v.measure in micro]
