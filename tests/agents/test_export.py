@@ -97,3 +97,14 @@ def test_eval_forward_is_stateless_and_traces(method: str) -> None:
         traced = torch.jit.trace(q_net, torch.randn(3, 4), check_trace=False)
         assert "isclose" not in str(traced.inlined_graph)
         assert torch.allclose(traced(x), expected, atol=1e-6)
+
+
+def test_torch_export_with_a_dynamic_batch() -> None:
+    """torch.export captures the evaluation forward (nothing stored on the module) and follows the batch."""
+    model = _model("CartPole-v1", "CartPole-v1", "lambda")
+    q_net = model.q_net.eval()
+    program = torch.export.export(q_net, (torch.randn(3, 4),), dynamic_shapes={"obs": {0: torch.export.Dim("batch")}})
+    x = torch.randn(11, 4)
+    with torch.no_grad():
+        assert torch.allclose(program.module()(x), q_net(x), atol=1e-6)
+    assert q_net.reducer.last_weights is None
