@@ -55,6 +55,7 @@ __all__ = [
     "read_raw",
     "summarise",
     "markdown_report",
+    "comparison_table",
     "plot_report",
     "orbit_forward_variants",
     "run_forward_modes",
@@ -623,6 +624,36 @@ def markdown_report(summaries: list[Summary]) -> str:
                     line += f" {ratio:.2f} |"
                 lines.append(line)
             lines.append("")
+    return "\n".join(lines)
+
+
+def comparison_table(summaries: list[Summary], measure: str, against: str, labels: Sequence[str]) -> str:
+    """One markdown table comparing labels (``before``, ``after``): cells ``median₁ → median₂`` of each method's
+    ratio ``against`` ``"plain"`` or ``"reference"``, one row per case (and n_envs where it varies)."""
+    rows = [s for s in summaries if s.measure == measure and s.label in labels and s.method in METHODS_TIMED[1:]]
+    keys = sorted({(s.case, s.batch, s.n_envs) for s in rows},
+                  key=lambda k: (list(CASES).index(k[0]) if k[0] in CASES else 99, k[1], k[2]))  # fmt: skip
+    methods = [m for m in METHODS_TIMED[1:] if any(s.method == m for s in rows)]
+    arrow = " → ".join(labels)
+    lines = [
+        "| case | \\|G\\| | n_envs | " + " | ".join(f"{m} / {against} ({arrow})" for m in methods) + " | load |",
+        "|---|---|---|" + "---|" * len(methods) + "---|",
+    ]
+    for case, batch, n_envs in keys:
+        cells, loads, G = [], [], 0
+        for m in methods:
+            vals = []
+            for label in labels:
+                hit = [s for s in rows if (s.case, s.batch, s.n_envs, s.method, s.label) == (case, batch, n_envs, m, label)]
+                if hit:
+                    G = hit[0].G
+                    loads.append(hit[0].load1)
+                    vals.append(hit[0].vs_plain[0] if against == "plain" else hit[0].vs_reference[0])
+                else:
+                    vals.append(float("nan"))
+            cells.append(" → ".join("" if v != v else f"{v:.2f}" for v in vals))
+        load = f"{statistics.median(loads):.1f}" if loads else ""
+        lines.append(f"| {case} | {G} | {n_envs} | " + " | ".join(cells) + f" | {load} |")
     return "\n".join(lines)
 
 

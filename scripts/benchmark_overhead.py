@@ -56,11 +56,20 @@ def main(argv: list[str] | None = None) -> int:
     rep.add_argument("raw", nargs="+", help="raw CSVs written by run / forward")
     rep.add_argument("--md", default=None, help="write the tables here (default: print only)")
     rep.add_argument("--plot", default=None, help="write the gradient-step plot here")
+    rep.add_argument("--compare", nargs=2, metavar=("LABEL1", "LABEL2"), default=None,
+                     help="also print compact LABEL1 -> LABEL2 tables (e.g. before after)")
     args = parser.parse_args(argv)
 
     if args.cmd == "report":
         summaries = overhead.summarise(overhead.read_raw(args.raw))
         text = overhead.markdown_report(summaries)
+        if args.compare:
+            compact = []
+            for measure, against in (("step", "reference"), ("step", "plain"), ("predict1", "plain"),
+                                     ("predict1", "reference"), ("predictB", "reference"), ("learn", "plain")):
+                compact += [f"{measure}, ratio against {against}:", "",
+                            overhead.comparison_table(summaries, measure, against, args.compare), ""]
+            text = "\n".join(compact) + "\n" + text
         print(text)
         if args.md:
             overhead.write_text(args.md, text + "\n")
