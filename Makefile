@@ -42,7 +42,9 @@ lint: setup
 	$(VENV)/bin/mypy
 
 bench: setup
-	$(PY) scripts/benchmark_overhead.py
+	$(PY) scripts/benchmark_overhead.py run --label local --out runs/benchmark_overhead/raw.csv --overwrite
+	$(PY) scripts/benchmark_overhead.py report runs/benchmark_overhead/raw.csv \
+		--md runs/benchmark_overhead/tables.md --plot runs/benchmark_overhead/step.png
 
 clean:
 	rm -rf $(VENV) runs results

@@ -1,6 +1,7 @@
 """The Stable-Baselines3 layer: equivariant DQN policies, extractors, callbacks, training and transfer."""
 
 from equirl.agents.callbacks import GroupWeightLogger
+from equirl.agents.export import export_onnx
 from equirl.agents.extractors import SmallKernelCNN
 from equirl.agents.hyperparams import load_hyperparams, split_hyperparams
 from equirl.agents.io import load_agent, save_agent
@@ -34,6 +35,7 @@ __all__ = [
     "save_agent",
     "load_agent",
     "GroupWeightLogger",
+    "export_onnx",
     "SmallKernelCNN",
     "load_hyperparams",
     "split_hyperparams",

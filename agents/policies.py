@@ -27,7 +27,8 @@ from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from stable_baselines3.dqn.policies import DQNPolicy, QNetwork
 from torch import nn
 
-from equirl import METHODS, Symmetry, symmetrize, weight_entropy
+from equirl import METHODS, Symmetry, weight_entropy
+from equirl.averaging import symmetrize_weights
 from equirl.config import EquivarianceConfig
 
 __all__ = ["EquiQNetwork", "EquiDQNPolicy"]
@@ -111,6 +112,7 @@ class EquiQNetwork(_Symmetrised, QNetwork):
         self.reset_weight_stats()
         # the hidden layers of q_net, as a plain tuple (not registered again as submodules)
         self._hidden_layers: tuple[nn.Module, ...] = tuple(self.q_net)[:-1]
+        self._head_layer: tuple[nn.Module] = (self.q_net[-1],)  # a tuple: not registered as a submodule
 
     def encode(self, obs: th.Tensor) -> th.Tensor:
         """Raw observations ``[N, ...]`` -> last hidden layer ``[N, F]`` (what the λ-net reads)."""
@@ -121,32 +123,55 @@ class EquiQNetwork(_Symmetrised, QNetwork):
 
     def head(self, h: th.Tensor) -> th.Tensor:
         """Last hidden layer ``[N, F]`` -> Q-values ``[N, n_actions]``."""
-        return self.q_net[-1](h)
+        return self._head_layer[0](h)
+
+    collect_weight_stats: bool = False
+    """When True, training-mode forwards add their group weights to the statistics that
+    :meth:`weight_stats` returns (what :class:`~equirl.agents.GroupWeightLogger` switches on). Off by
+    default, so that the forward stores nothing and costs nothing beyond the Q-values."""
 
     def forward(self, obs: PyTorchObs) -> th.Tensor:
-        """Equivariant Q-values ``[B, n_actions]`` for raw observations ``[B, ...]``."""
+        """Equivariant Q-values ``[B, n_actions]`` for raw observations ``[B, ...]``.
+
+        Stateless unless :attr:`collect_weight_stats` is on and the module is training, so the
+        evaluation-mode network exports (``torch.export``, ``torch.jit.trace``, ONNX) with a dynamic batch.
+        """
         assert isinstance(obs, th.Tensor)
-        q = symmetrize(obs, self.symmetry, self.encode, self.head, self.reducer)
-        if self.training and self.reducer.last_weights is not None:
-            w = self.reducer.last_weights
-            self._stats["weights"] += w.mean(1)
-            self._stats["entropy"] += weight_entropy(w).mean()
-            self._stats["max_weight"] += w.max(0).values.mean()
-            self._stats["count"] += 1
+        if not obs.is_floating_point():
+            # SB3's preprocess_obs starts with obs.float() for Box spaces; doing it before the orbit gives the
+            # same values and keeps the orbit's index operations on float32, much faster than on uint8 on CPU
+            obs = obs.float()
+        q, w = symmetrize_weights(obs, self.symmetry, self.encode, self.head, self.reducer)
+        if w is not None and self.collect_weight_stats and self.training:
+            self._add_weight_stats(w.detach())
         return q
 
+    def _add_weight_stats(self, w: th.Tensor) -> None:
+        """Accumulate statistics of weights ``[G, B]`` in place, as tensors (no Python counters)."""
+        stats = self._stats
+        stats["weights"].add_(w.mean(1))
+        stats["entropy"].add_(weight_entropy(w).mean())
+        stats["max_weight"].add_(w.max(0).values.mean())
+        stats["count"].add_(1)
+
     def reset_weight_stats(self) -> None:
-        """Clear the running averages of the group weights seen in training-mode forwards."""
+        """Clear the running sums of the group weights seen in training-mode forwards."""
         G = self.symmetry.order
-        self._stats: dict[str, Any] = {"weights": th.zeros(G), "entropy": th.zeros(()), "max_weight": th.zeros(())}
-        self._stats["count"] = 0
+        device = self._stats["weights"].device if hasattr(self, "_stats") else None
+        self._stats: dict[str, th.Tensor] = {
+            "weights": th.zeros(G, device=device),
+            "entropy": th.zeros((), device=device),
+            "max_weight": th.zeros((), device=device),
+            "count": th.zeros((), device=device),
+        }
 
     def weight_stats(self, reset: bool = True) -> dict[str, float]:
         """Mean group-weight statistics since the last reset (empty when none were recorded).
 
-        Keys: ``entropy`` (nats; ``log|G|`` = uniform), ``max_weight``, and ``weight/<element>``.
+        Forwards add to them only while :attr:`collect_weight_stats` is on. Keys: ``entropy`` (nats;
+        ``log|G|`` = uniform), ``max_weight``, and ``weight/<element>``.
         """
-        n = self._stats["count"]
+        n = float(self._stats["count"])
         if n == 0:
             return {}
         out = {"entropy": float(self._stats["entropy"]) / n, "max_weight": float(self._stats["max_weight"]) / n}
@@ -158,7 +183,7 @@ class EquiQNetwork(_Symmetrised, QNetwork):
 
     def _apply(self, fn: Any, recurse: bool = True) -> EquiQNetwork:  # keep stats on the module's device
         super()._apply(fn, recurse)
-        self._stats = {k: (fn(v) if isinstance(v, th.Tensor) else v) for k, v in self._stats.items()}
+        self._stats = {k: fn(v) for k, v in self._stats.items()}
         return self
 
     def _get_constructor_parameters(self) -> dict[str, Any]:

@@ -25,7 +25,9 @@ from equirl.averaging import (
     equivariance_error,
     make_reducer,
     reduce_orbit,
+    reduce_orbit_weights,
     symmetrize,
+    symmetrize_weights,
     weight_entropy,
 )
 from equirl.config import EquivarianceConfig
@@ -53,7 +55,9 @@ __all__ = [
     "equivariance_error",
     "make_reducer",
     "reduce_orbit",
+    "reduce_orbit_weights",
     "symmetrize",
+    "symmetrize_weights",
     "weight_entropy",
     "EquivarianceConfig",
     "Group",

@@ -79,6 +79,13 @@ class Action:
             torch.as_tensor(self.group.inverse_table, device=y.device)
         ]
 
+    def inverse_mean(self, y: torch.Tensor) -> torch.Tensor:
+        """``y [|G|, ...] -> [...]``: the mean over ``g`` of ``g⁻¹`` applied to slice ``g`` (equitune's reduction).
+
+        Equals ``inverse_each(y).mean(0)``; subclasses may compute it with fewer operations.
+        """
+        return self.inverse_each(y).mean(0)
+
     def apply(self, g: int, x: torch.Tensor) -> torch.Tensor:
         """``g·x`` for one element index ``g`` and a batch ``x [*batch, *sample]``."""
         if not 0 <= g < self.group.order:
@@ -145,6 +152,9 @@ class TrivialAction(Action):
 
     def orbit(self, x: torch.Tensor) -> torch.Tensor:
         return x.unsqueeze(0).expand(self.group.order, *x.shape)
+
+    def inverse_mean(self, y: torch.Tensor) -> torch.Tensor:
+        return y.mean(0)
 
     @property
     def acts_trivially(self) -> bool:
@@ -242,8 +252,15 @@ class IndexAction(Action):
             view = (G, *([1] * (start - 1)), n, *([1] * len(post)))
             identity = bool(np.all(idx == np.arange(n)))
             sign_dtype = dtype if dtype.is_floating_point else torch.float32
+            one_idx = one_sign = None
+            if G == 2:  # the one non-identity element (its own inverse), for the involution fast path
+                one_idx = None if identity else torch.as_tensor(idx[1], device=device)
+                if sign is not None:
+                    one_sign = torch.as_tensor(sign[1], device=device, dtype=sign_dtype).reshape(view[1:])
             plan = _Plan(
                 start=start,
+                one_idx=one_idx,
+                one_sign=one_sign,
                 flat=(n, *post) if len(size) > 1 else None,
                 idx_flat=None if identity else torch.as_tensor(idx.reshape(-1), device=device),
                 idx_view=None if identity else torch.as_tensor(idx, device=device).reshape(view),
@@ -254,7 +271,8 @@ class IndexAction(Action):
                     (G, *([1] * (start - 1)), *size, *([1] * len(post)))
                 ),
             )
-            self._cache[key] = plan
+            if _eager(plan.idx_flat, plan.sign_view):  # never cache tracer / fake tensors made while exporting
+                self._cache[key] = plan
         return plan
 
     # -- batched application ----------------------------------------------------------------
@@ -267,6 +285,9 @@ class IndexAction(Action):
             )
         axis = p.start - 1  # the acted axis in x (no group dim yet)
         xf = x if p.flat is None else x.reshape(*x.shape[:axis], *p.flat)
+        if self.group.order == 2:  # involution: [x, r·x], contiguous, in two ops
+            out = torch.stack([xf, self._one(xf, axis, p)])
+            return out if p.flat is None else out.reshape(2, *x.shape)
         out = xf.index_select(axis, p.idx_flat).unflatten(axis, (self.group.order, -1)).movedim(axis, 0)
         if p.sign_view is not None:
             out = out * p.sign_view
@@ -290,6 +311,21 @@ class IndexAction(Action):
     def inverse_each(self, y: torch.Tensor) -> torch.Tensor:
         return self._gather_each(y, inverse=True)
 
+    def inverse_mean(self, y: torch.Tensor) -> torch.Tensor:
+        if self.group.order == 2 and y.shape[0] == 2:  # involution: (y₀ + r·y₁) / 2 without a gather
+            p = self._plan(y.shape, y.device, y.dtype, True)
+            y1 = y[1] if p.flat is None else y[1].reshape(*y.shape[1 : p.start], *p.flat)
+            r = self._one(y1, p.start - 1, p)
+            return 0.5 * (y[0] + (r if p.flat is None else r.reshape(y.shape[1:])))
+        return self._gather_each(y, inverse=True).mean(0)
+
+    @staticmethod
+    def _one(x: torch.Tensor, axis: int, p: _Plan) -> torch.Tensor:
+        """The non-identity element of a group of order 2 on ``x`` (acted dims flattened at ``axis``)."""
+        if p.one_idx is not None:
+            x = x.index_select(axis, p.one_idx)
+        return x if p.one_sign is None else x * p.one_sign
+
     def _gather_each(self, y: torch.Tensor, inverse: bool) -> torch.Tensor:
         """Slice ``g`` of ``y [|G|, ...]`` transformed by ``g`` (or by ``g⁻¹``), in one gather."""
         if y.shape[0] != self.group.order:
@@ -305,6 +341,11 @@ class IndexAction(Action):
         return yf if p.flat is None else yf.reshape(y.shape)
 
 
+def _eager(*tensors: torch.Tensor | None) -> bool:
+    """True when every tensor given is a plain eager tensor (not a fake or functional one made by a tracer)."""
+    return all(t is None or type(t) is torch.Tensor for t in tensors)
+
+
 @dataclass(frozen=True)
 class _Plan:
     """Cached tensors for applying an :class:`IndexAction` to tensors of one layout."""
@@ -315,6 +356,8 @@ class _Plan:
     idx_view: torch.Tensor | None  # [G, 1.., N, 1..] for gather (None: identity)
     sign_view: torch.Tensor | None  # [G, 1.., N, 1..] (None: no signs)
     sign_orbit: torch.Tensor | None  # [G, 1.., *acted sizes, 1..] for sign-only orbits
+    one_idx: torch.Tensor | None = None  # |G| = 2: [N] index row of the non-identity element (None: identity)
+    one_sign: torch.Tensor | None = None  # |G| = 2: [1.., N, 1..] its signs, for one slice (None: no signs)
 
 
 # -- spatial -----------------------------------------------------------------------------------
@@ -467,9 +510,12 @@ class ValuePermutationAction(Action):
 
     def _table(self, device: torch.device) -> torch.Tensor:
         key = ("table", device)
-        if key not in self._cache:
-            self._cache[key] = torch.as_tensor(self.table, device=device)
-        return self._cache[key]  # type: ignore[no-any-return]
+        if key in self._cache:
+            return self._cache[key]  # type: ignore[no-any-return]
+        table = torch.as_tensor(self.table, device=device)
+        if _eager(table):
+            self._cache[key] = table
+        return table
 
     def orbit(self, x: torch.Tensor) -> torch.Tensor:
         return self._table(x.device)[:, x.long()].to(x.dtype)
@@ -515,20 +561,45 @@ class ComposedAction(Action):
         for a in self.actions:
             a.validate(sample_shape)
 
+    def merged(self) -> IndexAction | None:
+        """One :class:`IndexAction` equal to this composition, or None when a part is not an index action.
+
+        When every part is an :class:`IndexAction` (or acts trivially), the composition is a signed
+        permutation of the span of their dims, read off from the parts themselves; applying it costs
+        one ``index_select`` per orbit instead of one gather per part.
+        """
+        if "merged" not in self._cache:
+            parts = [a for a in self.actions if not a.acts_trivially]
+            ok = bool(parts) and all(isinstance(a, IndexAction) for a in parts)
+            self._cache["merged"] = _MergedIndexAction(self.group, parts) if ok else None  # type: ignore[arg-type]
+        return self._cache["merged"]  # type: ignore[no-any-return]
+
     def orbit(self, x: torch.Tensor) -> torch.Tensor:
+        m = self.merged()
+        return self._orbit_parts(x) if m is None else m.orbit(x)
+
+    def apply_each(self, y: torch.Tensor) -> torch.Tensor:
+        m = self.merged()
+        return self._each_parts(y, inverse=False) if m is None else m.apply_each(y)
+
+    def inverse_each(self, y: torch.Tensor) -> torch.Tensor:
+        m = self.merged()
+        return self._each_parts(y, inverse=True) if m is None else m.inverse_each(y)
+
+    def inverse_mean(self, y: torch.Tensor) -> torch.Tensor:
+        m = self.merged()
+        return self._each_parts(y, inverse=True).mean(0) if m is None else m.inverse_mean(y)
+
+    # the general path: one part after the other (the reference for the merged tables)
+    def _orbit_parts(self, x: torch.Tensor) -> torch.Tensor:
         y = self.actions[0].orbit(x)
         for a in self.actions[1:]:
             y = a.apply_each(y)
         return y
 
-    def apply_each(self, y: torch.Tensor) -> torch.Tensor:
+    def _each_parts(self, y: torch.Tensor, inverse: bool) -> torch.Tensor:
         for a in self.actions:
-            y = a.apply_each(y)
-        return y
-
-    def inverse_each(self, y: torch.Tensor) -> torch.Tensor:
-        for a in self.actions:
-            y = a.inverse_each(y)
+            y = a.inverse_each(y) if inverse else a.apply_each(y)
         return y
 
     @property
@@ -627,3 +698,45 @@ register_action_kind(
     lambda a: {"actions": [action_to_dict(x) for x in a.actions]},
     lambda g, d: ComposedAction(*(action_from_dict(x, g) for x in d["actions"])),
 )
+
+
+class _MergedIndexAction(IndexAction):
+    """Index actions on disjoint dims, merged into one signed permutation of the span of their dims.
+
+    The generator images are read off from the parts by applying each generator to ``±(1 + arange)``
+    over the span (so index and sign come out of one tensor), and then extended over the group's words
+    and checked like any :class:`IndexAction`.
+    """
+
+    def __init__(self, group: Group, parts: Sequence[IndexAction]) -> None:
+        lo = min(a.dims[0] for a in parts)
+        hi = max(a.dims[-1] for a in parts)
+        super().__init__(group, tuple(range(lo, hi + 1)))
+        self.parts = list(parts)
+
+    def generator_images(self, size: tuple[int, ...]) -> list[tuple[np.ndarray, np.ndarray | None]]:
+        n = int(np.prod(size))
+        lo = self.dims[0]
+        # each part's acted axes within the span, and its tables (numpy only: no tensors, so this also
+        # runs while a tracer captures the forward)
+        parts = []
+        for a in self.parts:
+            axes = [d - lo for d in a.dims]
+            idx, sign = a.tables(tuple(size[i] for i in axes))
+            parts.append((axes, idx, sign))
+        has_sign = any(sign is not None for _, _, sign in parts)
+        images: list[tuple[np.ndarray, np.ndarray | None]] = []
+        for ge in self.group.generator_indices:
+            y = np.arange(1, n + 1, dtype=np.float64).reshape(size)  # ±(1 + source index), sign and index in one
+            for axes, idx, sign in parts:  # out[..., k] = sign[k] · in[..., idx[k]] over the part's flattened axes
+                moved = np.moveaxis(y, axes, list(range(len(size) - len(axes), len(size))))
+                flat = moved.reshape(*moved.shape[: len(size) - len(axes)], -1)[..., idx[ge]]
+                if sign is not None:
+                    flat = flat * sign[ge]
+                y = np.moveaxis(flat.reshape(moved.shape), list(range(len(size) - len(axes), len(size))), axes)
+            v = y.reshape(-1)
+            images.append((np.abs(v).astype(np.int64) - 1, np.sign(v) if has_sign else None))
+        return images
+
+    def __repr__(self) -> str:
+        return f"merged({', '.join(repr(a) for a in self.parts)})"

@@ -24,6 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from equirl.actions import Action
 from equirl.proxy import ProxyLoss, resolve_proxy_loss
 from equirl.symmetry import Symmetry
 
@@ -35,7 +36,9 @@ __all__ = [
     "LambdaReducer",
     "make_reducer",
     "symmetrize",
+    "symmetrize_weights",
     "reduce_orbit",
+    "reduce_orbit_weights",
     "GroupAveraged",
     "equivariance_error",
     "weight_entropy",
@@ -53,12 +56,26 @@ def _weighted_sum(weights: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
     return (w * values).sum(0)
 
 
-class Reducer(nn.Module):
-    """Turns the back-transformed outputs ``ρ(g)⁻¹ M(g·x)`` into one output.
+def _capturing() -> bool:
+    """True while torch.jit traces, torch.export / ONNX export captures, or torch.compile compiles."""
+    return bool(
+        torch.jit.is_tracing()
+        or torch.jit.is_scripting()
+        or torch.compiler.is_compiling()
+        or torch.onnx.is_in_onnx_export()
+    )
 
-    ``forward(outputs, back, features)`` takes ``outputs = M(g·x)`` and ``back = ρ(g)⁻¹ M(g·x)``,
-    both ``[G, B, ...]``, and ``features = h(g·x)`` ``[G, B, F]`` (or None), and returns ``[B, ...]``.
-    The weights of the last call are kept, detached, in ``last_weights`` ``[G, B]`` for logging.
+
+class Reducer(nn.Module):
+    """Turns the outputs over the orbit ``M(g·x)`` into one output ``Σ_g w_g ρ(g)⁻¹ M(g·x)``.
+
+    :meth:`combine` is the stateless reduction that :func:`symmetrize` uses; ``forward(outputs, back,
+    features)`` is the same reduction for callers that have ``back = ρ(g)⁻¹ M(g·x)`` already. Both
+    take ``outputs`` ``[G, B, ...]`` and ``features = h(g·x)`` ``[G, B, F]`` (or None) and give ``[B, ...]``.
+
+    When ``record_weights`` is True (the default), the weights of the last call are kept, detached,
+    in ``last_weights`` ``[G, B]`` for inspection (not while a tracer, exporter or compiler captures
+    the forward, so that exported graphs stay stateless); set it to False for a stateless module.
     """
 
     method: str = ""
@@ -66,14 +83,27 @@ class Reducer(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.last_weights: torch.Tensor | None = None
+        self.record_weights = True
 
     def weights(self, outputs: torch.Tensor, features: torch.Tensor | None) -> torch.Tensor:
         """Convex weights ``[G, B]`` over the group."""
         raise NotImplementedError
 
+    def combine(
+        self, outputs: torch.Tensor, output_action: Action, features: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``(Σ_g w_g ρ(g)⁻¹ outputs[g] [B, ...], w [G, B] or None when uniform)``, storing nothing."""
+        w = self.weights(outputs, features)
+        return _weighted_sum(w, output_action.inverse_each(outputs)), w
+
+    def record(self, weights: torch.Tensor | None) -> None:
+        """Keep ``weights`` (detached) in ``last_weights`` when ``record_weights`` is on and nothing captures."""
+        if getattr(self, "record_weights", True) and not _capturing():
+            self.last_weights = None if weights is None else weights.detach()
+
     def forward(self, outputs: torch.Tensor, back: torch.Tensor, features: torch.Tensor | None) -> torch.Tensor:
         w = self.weights(outputs, features)
-        self.last_weights = w.detach()
+        self.record(w)
         return _weighted_sum(w, back)
 
 
@@ -86,8 +116,13 @@ class MeanReducer(Reducer):
         G, B = outputs.shape[:2]
         return torch.full((G, B), 1.0 / G, device=outputs.device, dtype=outputs.dtype)
 
+    def combine(
+        self, outputs: torch.Tensor, output_action: Action, features: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        return output_action.inverse_mean(outputs), None
+
     def forward(self, outputs: torch.Tensor, back: torch.Tensor, features: torch.Tensor | None) -> torch.Tensor:
-        self.last_weights = None  # uniform: nothing to log
+        self.record(None)  # uniform: nothing to log
         return back.mean(0)
 
 
@@ -115,17 +150,28 @@ class ZeroReducer(Reducer):
         with torch.no_grad():
             loss = self._proxy(outputs)
             best = loss.min(0, keepdim=True).values
-            # |loss - best| <= tol·(1 + |best|): views this close to the best are tied
-            ties = torch.isclose(loss, best, rtol=self.tie_tolerance, atol=self.tie_tolerance)
+            # views within tol + |tol·best| of the best are tied: torch.isclose(loss, best, tol, tol) for
+            # finite losses (loss >= best), as one comparison and with ops every exporter has
+            tol = self.tie_tolerance
+            ties = (loss - best) <= (best * tol).abs() + tol
             w = ties.to(outputs.dtype)
             return w / w.sum(0, keepdim=True)
 
-    def forward(self, outputs: torch.Tensor, back: torch.Tensor, features: torch.Tensor | None) -> torch.Tensor:
-        selected = super().forward(outputs, back, features)
+    def combine(
+        self, outputs: torch.Tensor, output_action: Action, features: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        back = output_action.inverse_each(outputs)
+        w = self.weights(outputs, features)
+        return self._straight_through(_weighted_sum(w, back), back), w
+
+    def _straight_through(self, selected: torch.Tensor, back: torch.Tensor) -> torch.Tensor:
         if self.straight_through and back.requires_grad:
             mean = back.mean(0)
             return mean + (selected - mean).detach()
         return selected
+
+    def forward(self, outputs: torch.Tensor, back: torch.Tensor, features: torch.Tensor | None) -> torch.Tensor:
+        return self._straight_through(super().forward(outputs, back, features), back)
 
     def extra_repr(self) -> str:
         name = self.proxy_loss if isinstance(self.proxy_loss, str) else getattr(self.proxy_loss, "__name__", "custom")
@@ -174,7 +220,8 @@ class LambdaReducer(Reducer):
     def weights(self, outputs: torch.Tensor, features: torch.Tensor | None) -> torch.Tensor:
         if features is None:
             raise ValueError("λ-equitune needs features h(g·x); the network gave none.")
-        return torch.softmax(self.scores(features) / self.temperature, dim=0)
+        scores = self.scores(features)
+        return torch.softmax(scores if self.temperature == 1.0 else scores / self.temperature, dim=0)
 
 
 def make_reducer(
@@ -214,11 +261,27 @@ def reduce_orbit(
         sequence models: one weight per sample and step); 0 gives one weight per sample.
     Returns ``[B, *P, ...]``.
     """
-    back = symmetry.output_action.inverse_each(outputs)
+    out, w = reduce_orbit_weights(outputs, symmetry, reducer, features, position_dims)
+    reducer.record(w)
+    return out
+
+
+def reduce_orbit_weights(
+    outputs: torch.Tensor,
+    symmetry: Symmetry,
+    reducer: Reducer,
+    features: torch.Tensor | None = None,
+    position_dims: int = 0,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """:func:`reduce_orbit` without side effects: ``(output [B, *P, ...], weights [G, B·prod(P)] or None)``.
+
+    The weights are None for equitune (uniform). Nothing is stored on the reducer.
+    """
+    action = symmetry.output_action
     if not isinstance(reducer, LambdaReducer):
         features = None
     if position_dims == 0:
-        return reducer(outputs, back, None if features is None else features.reshape(*outputs.shape[:2], -1))
+        return reducer.combine(outputs, action, None if features is None else features.reshape(*outputs.shape[:2], -1))
     G, B = outputs.shape[:2]
     positions = outputs.shape[2 : 2 + position_dims]
     n = B * math.prod(positions)
@@ -226,8 +289,8 @@ def reduce_orbit(
     def fold(t: torch.Tensor) -> torch.Tensor:
         return t.reshape(G, n, *t.shape[2 + position_dims :])
 
-    out = reducer(fold(outputs), fold(back), None if features is None else fold(features))
-    return out.reshape(B, *positions, *out.shape[1:])
+    out, w = reducer.combine(fold(outputs), action, None if features is None else fold(features))
+    return out.reshape(B, *positions, *out.shape[1:]), w
 
 
 def symmetrize(
@@ -241,13 +304,32 @@ def symmetrize(
 
     ``encoder [N, ...] -> [N, F]`` gives the features the λ-net reads; ``head [N, F] -> [N, ...]``
     gives the output (when ``head`` is None the encoder's output is both). The whole orbit goes
-    through the network as one batch ``[|G|·B, ...]``. Returns ``[B, ...]``.
+    through the network as one batch ``[|G|·B, ...]``. Returns ``[B, ...]``. The weights are kept in
+    ``reducer.last_weights`` when the reducer records them (see :class:`Reducer`); use
+    :func:`symmetrize_weights` for a forward without side effects.
     """
-    G, B = symmetry.order, x.shape[0]
-    orbit = symmetry.input_action.orbit(x).reshape(G * B, *x.shape[1:])
+    out, w = symmetrize_weights(x, symmetry, encoder, head, reducer)
+    reducer.record(w)
+    return out
+
+
+def symmetrize_weights(
+    x: torch.Tensor,
+    symmetry: Symmetry,
+    encoder: Callable[[torch.Tensor], torch.Tensor],
+    head: Callable[[torch.Tensor], torch.Tensor] | None,
+    reducer: Reducer,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """:func:`symmetrize` without side effects: ``(output [B, ...], weights [G, B] or None for equitune)``.
+
+    Stateless, with a batch size that stays symbolic, so ``torch.export``, ``torch.jit.trace`` and
+    ONNX export capture it with a dynamic batch.
+    """
+    G = symmetry.order
+    orbit = symmetry.input_action.orbit(x).flatten(0, 1)  # [G·B, ...]
     h = encoder(orbit)
     y = h if head is None else head(h)
-    return reduce_orbit(y.reshape(G, B, *y.shape[1:]), symmetry, reducer, h.reshape(G, B, -1))
+    return reduce_orbit_weights(y.unflatten(0, (G, -1)), symmetry, reducer, h.unflatten(0, (G, -1)))
 
 
 class GroupAveraged(nn.Module):

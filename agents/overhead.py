@@ -1,0 +1,694 @@
+"""What symmetrisation costs: the overhead benchmark's library (``scripts/benchmark_overhead.py`` is its CLI).
+
+For every case (an environment with its symmetry and its ``dqn.yml`` hyperparameters) and every
+method, the benchmark times, side by side and interleaved over repetitions:
+
+- ``step``: one DQN gradient step, SB3's ``model.train(gradient_steps=1, batch_size=B)`` (replay
+  sample, target forward, online forward and backward, Adam), on one shared, filled replay buffer;
+- ``predict1``: ``model.predict(obs)`` on one observation;
+- ``predictB``: ``model.predict(obs)`` on a batch of observations;
+- ``learn``: ``model.learn(steps)`` from scratch with the entry's ``train_freq``/``gradient_steps``,
+  with one or several vectorised environments (``n_envs``);
+- ``threads``: plain ``learn`` on CartPole with one torch thread against torch's default (one per core).
+
+Besides plain DQN, every measure (but ``learn``) has a *same-arithmetic reference*: plain DQN on
+``|G|`` times the batch (``|G|·B`` for a step, ``|G|`` observations for ``predict1``), which does the
+network arithmetic of the orbit without any symmetrisation. A method's ratio against the reference
+is what the symmetrisation itself costs; its ratio against plain is what a user pays.
+
+Every timed block is one row of the raw CSV (:data:`RAW_FIELDS`); ratios are taken per repetition
+between the blocks of one round (so that load changes hit both sides) and summarised by their
+median and range. The load average is recorded with every block. Only public APIs are used, so
+the same module measures an older checkout of the package (``--label before``).
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import platform
+import random
+import statistics
+import subprocess
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from stable_baselines3 import DQN
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.logger import Logger
+
+from equirl import Symmetry
+
+__all__ = [
+    "RAW_FIELDS",
+    "MEASURES",
+    "Case",
+    "CASES",
+    "run_benchmark",
+    "read_raw",
+    "summarise",
+    "markdown_report",
+    "comparison_table",
+    "plot_report",
+    "orbit_forward_variants",
+    "run_forward_modes",
+    "write_text",
+    "write_rows",
+]
+
+RAW_FIELDS = (
+    "label", "commit", "device", "case", "obs", "group", "G", "measure", "variant", "batch",
+    "n_envs", "threads", "rep", "seconds", "calls", "load1", "time",
+)  # fmt: skip
+"""Columns of the raw CSV: one row per timed block (``seconds`` per call, averaged over ``calls``)."""
+
+MEASURES = ("step", "predict1", "predictB", "learn", "threads")
+METHODS_TIMED = ("plain", "equitune", "equizero", "lambda")
+REFERENCE = "reference"
+
+
+@dataclass(frozen=True)
+class Case:
+    """One benchmark case: an environment, its symmetry and the ``dqn.yml`` entry to train it with.
+
+    :param name: short label (``cartpole-C2``).
+    :param obs: ``"vector"`` or ``"image"`` (how the group acts: on a vector, or on image dims).
+    :param make_env: ``() -> gymnasium.Env``.
+    :param make_symmetry: ``() -> Symmetry``.
+    :param hyperparams: the ``dqn.yml`` entry used (plain and equivariant alike).
+    :param learn_steps: env steps of the ``learn`` measure (0: not measured for this case).
+    """
+
+    name: str
+    obs: str
+    make_env: Callable[[], gym.Env]
+    make_symmetry: Callable[[], Symmetry]
+    hyperparams: str
+    learn_steps: int = 0
+
+
+def _catalogue(name: str) -> tuple[Callable[[], gym.Env], Callable[[], Symmetry]]:
+    from equirl.envs import get_symmetry, make_env
+
+    return (lambda: make_env(name)), (lambda: get_symmetry(name))
+
+
+def _rotgrid_flat_c4() -> tuple[Callable[[], gym.Env], Callable[[], Symmetry]]:
+    from equirl.envs.gridworld import rotgrid_symmetry
+
+    return (lambda: gym.make("equirl/RotGrid-v0", obs_mode="flat")), (
+        lambda: rotgrid_symmetry("C4", flat=True, size=7)
+    )
+
+
+def _cases() -> dict[str, Case]:
+    rot = "equirl/RotGrid-Corner-v0"
+    mini = "MiniGrid-Empty-5x5-v0"
+    specs = [
+        ("cartpole-C2", "vector", _catalogue("CartPole-v1"), "CartPole-v1", 3000),
+        ("rotgrid-flat-C4", "vector", _rotgrid_flat_c4(), rot, 0),
+        ("rotgrid-flat-D4", "vector", _catalogue("equirl/RotGrid-v0/flat"), rot, 0),
+        ("rotgrid-C4", "image", _catalogue("equirl/RotGrid-v0/C4"), rot, 0),
+        ("rotgrid-D4", "image", _catalogue("equirl/RotGrid-v0"), rot, 0),
+        ("minigrid-ego-C2", "image", _catalogue(mini), mini, 0),
+        ("minigrid-full-D4", "image", _catalogue("MiniGrid-Empty-8x8-v0/full-D4"), mini, 2000),
+    ]
+    return {n: Case(n, o, mk[0], mk[1], hp, steps) for n, o, mk, hp, steps in specs}
+
+
+CASES: dict[str, Case] = _cases()
+"""The shipped cases: |G| = 2, 4, 8 on vector and image observations (RotGrid on the ``RotGrid-Corner``
+entry, MiniGrid full view 8x8 on the ``MiniGrid-Empty-5x5`` entry)."""
+
+
+# -- helpers -----------------------------------------------------------------------------------------
+def _commit() -> str:
+    """The git commit measured (``EQUIRL_BENCH_COMMIT`` when set, for a copy of the package outside git)."""
+    if os.environ.get("EQUIRL_BENCH_COMMIT"):
+        return os.environ["EQUIRL_BENCH_COMMIT"]
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True,
+            cwd=Path(__file__).resolve().parent,
+        )  # fmt: skip
+        return out.stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def _load1() -> float:
+    try:
+        return round(os.getloadavg()[0], 2)
+    except OSError:
+        return float("nan")
+
+
+def _silent_logger() -> Logger:
+    return Logger(folder=None, output_formats=[])
+
+
+def _build(case: Case, method: str, device: str, seed: int = 0, n_envs: int = 1, **overrides: Any) -> DQN:
+    from equirl.agents import build_dqn, load_hyperparams
+
+    hp = load_hyperparams(case.hyperparams)
+    sym = case.make_symmetry() if method != "plain" else None
+    env: Any = case.make_env() if n_envs == 1 else make_vec_env(case.make_env, n_envs=n_envs, seed=seed)
+    model = build_dqn(env, method, sym, hp, seed=seed, device=device, **overrides)
+    model.set_logger(_silent_logger())
+    return model
+
+
+def _calibrate(fn: Callable[[], object], target_s: float) -> int:
+    """Calls per block so that one block lasts about ``target_s`` (after one warm-up call)."""
+    fn()
+    start = time.perf_counter()
+    n = 0
+    while n < 3 or time.perf_counter() - start < target_s / 4:
+        fn()
+        n += 1
+    per_call = (time.perf_counter() - start) / n
+    return max(1, int(round(target_s / per_call)))
+
+
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def _time_block(fn: Callable[[], object], calls: int, device: str) -> float:
+    _sync(device)
+    start = time.perf_counter()
+    for _ in range(calls):
+        fn()
+    _sync(device)
+    return (time.perf_counter() - start) / calls
+
+
+@dataclass
+class _Variant:
+    measure: str
+    variant: str
+    batch: int
+    fn: Callable[[], object]
+    n_envs: int = 1
+    calls: int = 0
+
+
+def _interleave(
+    variants: list[_Variant], repeats: int, target_s: float, device: str, emit: Callable[[_Variant, int, float], None]
+) -> None:
+    """Time every variant ``repeats`` times, one block each per round, in a shuffled order per round."""
+    for v in variants:
+        if v.calls == 0:
+            v.calls = _calibrate(v.fn, target_s)
+    rng = random.Random(0)
+    for rep in range(repeats):
+        order = list(variants)
+        rng.shuffle(order)
+        for v in order:
+            emit(v, rep, _time_block(v.fn, v.calls, device))
+
+
+# -- the measures ------------------------------------------------------------------------------------
+def _micro_variants(case: Case, device: str, batch: int | None, predict_batch: int) -> list[_Variant]:
+    """Gradient step and predict variants for every method plus the same-arithmetic references."""
+    G = case.make_symmetry().order
+    models = {m: _build(case, m, device, learning_starts=10**9) for m in METHODS_TIMED}
+    plain = models["plain"]
+    B = int(batch or plain.batch_size)
+    # one replay buffer for all, filled with the random policy (learning_starts is never reached)
+    plain.learn(max(G * B, G * predict_batch) + 50)
+    buffer = plain.replay_buffer
+    assert buffer is not None
+    n = buffer.size()
+    obs_batch = np.asarray(buffer.observations[: max(G * predict_batch, G), 0])
+    obs1 = obs_batch[:1][0]
+    variants: list[_Variant] = []
+    for m, model in models.items():
+        model.replay_buffer = buffer
+        if n < G * B:
+            raise RuntimeError(f"{case.name}: replay buffer holds {n} < |G|·B = {G * B} transitions.")
+        variants.append(_Variant("step", m, B, _train_fn(model, B)))
+        variants.append(_Variant("predict1", m, 1, _predict_fn(model, obs1)))
+        variants.append(_Variant("predictB", m, predict_batch, _predict_fn(model, obs_batch[:predict_batch])))
+    variants += [
+        _Variant("step", REFERENCE, G * B, _train_fn(plain, G * B)),
+        _Variant("predict1", REFERENCE, G, _predict_fn(plain, obs_batch[:G])),
+        _Variant("predictB", REFERENCE, G * predict_batch, _predict_fn(plain, obs_batch[: G * predict_batch])),
+    ]
+    return variants
+
+
+def _train_fn(model: DQN, batch: int) -> Callable[[], object]:
+    return lambda: model.train(gradient_steps=1, batch_size=batch)
+
+
+def _predict_fn(model: DQN, obs: np.ndarray) -> Callable[[], object]:
+    return lambda: model.predict(obs, deterministic=True)
+
+
+def _learn_variants(case: Case, device: str, n_envs_list: Sequence[int], steps: int) -> list[_Variant]:
+    """``learn(steps)`` from scratch for every method and each ``n_envs`` (a fresh model per block)."""
+    variants = []
+    for n_envs in n_envs_list:
+        for m in METHODS_TIMED:
+
+            def run(m: str = m, n_envs: int = n_envs) -> None:
+                model = _build(case, m, device, n_envs=n_envs)
+                model.learn(steps)
+
+            variants.append(_Variant("learn", m, steps, run, n_envs=n_envs, calls=1))
+    return variants
+
+
+def _thread_variants(case: Case, device: str, steps: int) -> list[_Variant]:
+    """Plain ``learn(steps)`` with one torch thread and with one per core (torch's default)."""
+    variants = []
+    for n in sorted({1, os.cpu_count() or 1}):
+
+        def run(n: int = n) -> None:
+            before = torch.get_num_threads()
+            torch.set_num_threads(n)
+            try:
+                _build(case, "plain", device).learn(steps)
+            finally:
+                torch.set_num_threads(before)
+
+        variants.append(_Variant("threads", f"plain-{n}-threads", steps, run, calls=1))
+    return variants
+
+
+def run_benchmark(
+    out_csv: str | Path,
+    label: str,
+    cases: Iterable[str] | None = None,
+    measures: Sequence[str] = MEASURES,
+    repeats: int = 5,
+    learn_repeats: int = 3,
+    target_s: float = 0.1,
+    batch_sizes: Sequence[int | None] = (None,),
+    predict_batch: int = 32,
+    n_envs: Sequence[int] = (1, 4),
+    learn_scale: float = 1.0,
+    device: str = "cpu",
+    overwrite: bool = False,
+    pass_id: str = "",
+    progress: Callable[[str], None] = print,
+) -> Path:
+    """Run the benchmark and write one raw CSV row per timed block to ``out_csv``.
+
+    :param label: what was measured (``before``, ``after``, ``gpu``...), stored in every row.
+    :param cases: names from :data:`CASES` (default: all).
+    :param measures: a subset of :data:`MEASURES`.
+    :param batch_sizes: gradient-step batch sizes; ``None`` is the hyperparameter entry's.
+    :param learn_scale: multiplies each case's ``learn_steps``.
+    :param overwrite: replace an existing ``out_csv`` (otherwise refuse).
+    :param pass_id: prefix of the ``rep`` column, so that several passes (for example ``before`` and
+        ``after`` alternating on a busy machine) can be pooled into one report.
+    Returns the path written (through a temporary name, renamed into place at the end).
+    """
+    out_csv = Path(out_csv)
+    if out_csv.exists() and not overwrite:
+        raise FileExistsError(f"{out_csv} exists; choose another --out or pass --overwrite to replace it.")
+    unknown = [m for m in measures if m not in MEASURES]
+    if unknown:
+        raise ValueError(f"Unknown measure(s) {unknown}; expected some of {MEASURES}.")
+    names = list(cases) if cases is not None else list(CASES)
+    bad = [n for n in names if n not in CASES]
+    if bad:
+        raise ValueError(f"Unknown case(s) {bad}; expected some of {list(CASES)}.")
+    commit, threads = _commit(), torch.get_num_threads()
+    dev_name = device if not device.startswith("cuda") else f"{device}:{torch.cuda.get_device_name()}"
+    dev_name = f"{dev_name} ({platform.processor() or platform.machine()}, {os.cpu_count()} cpus)"
+    rows: list[dict[str, Any]] = []
+
+    for name in names:
+        case = CASES[name]
+        sym = case.make_symmetry()
+
+        def emit(v: _Variant, rep: int, seconds: float, case: Case = case, sym: Symmetry = sym) -> None:
+            rows.append(
+                dict(label=label, commit=commit, device=dev_name, case=case.name, obs=case.obs, group=sym.group.name,
+                     G=sym.order, measure=v.measure, variant=v.variant, batch=v.batch, n_envs=v.n_envs,
+                     threads=threads, rep=f"{pass_id}{rep}", seconds=f"{seconds:.6e}", calls=v.calls,
+                     load1=_load1(), time=f"{time.time():.0f}")
+            )  # fmt: skip
+
+        micro = [m for m in measures if m not in ("learn", "threads")]
+        for batch in batch_sizes if micro else []:
+            progress(f"[{label}] {name} (|G| = {sym.order}): {', '.join(micro)} at batch {batch or 'default'}")
+            variants = [v for v in _micro_variants(case, device, batch, predict_batch) if v.measure in micro]
+            _interleave(variants, repeats, target_s, device, emit)
+        if "learn" in measures and case.learn_steps:
+            steps = max(1, int(case.learn_steps * learn_scale))
+            progress(f"[{label}] {name}: learn({steps}) with n_envs {list(n_envs)}")
+            _interleave(_learn_variants(case, device, n_envs, steps), learn_repeats, target_s, device, emit)
+        if "threads" in measures and case.learn_steps and case.obs == "vector":
+            steps = max(1, int(case.learn_steps * learn_scale))
+            progress(f"[{label}] {name}: plain learn({steps}) with 1 thread and with {os.cpu_count()}")
+            _interleave(_thread_variants(case, device, steps), learn_repeats, target_s, device, emit)
+        write_rows(out_csv, rows)  # partial results survive an interrupted run
+    write_rows(out_csv, rows)
+    return out_csv
+
+
+def write_text(path: str | Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary name renamed into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def write_rows(path: str | Path, rows: list[dict[str, Any]]) -> None:
+    """Write raw rows (:data:`RAW_FIELDS`) to ``path`` through a temporary name renamed into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=RAW_FIELDS)
+        w.writeheader()
+        w.writerows(rows)
+    os.replace(tmp, path)
+
+
+# -- the forward alone on an accelerator: eager, torch.compile, CUDA graphs --------------------------
+def orbit_forward_variants(
+    case_name: str, batch: int, device: str, modes: Sequence[str] = ("eager", "compile", "cudagraph")
+) -> dict[str, Callable[[], torch.Tensor]]:
+    """Inference forwards ``q_net(obs [batch, ...])`` of every method (and plain) in several execution modes.
+
+    ``eager`` is the module as it is; ``compile`` is ``torch.compile(q_net)``; ``cudagraph`` captures
+    the eager forward into a CUDA graph (CUDA devices only) and replays it on a static input. Besides
+    ``plain`` and the three methods, ``reference`` is plain on ``|G|·batch`` observations. Returns
+    ``{"<method>/<mode>": fn}``; a mode that fails to build is left out (a warning is printed).
+    """
+    case = CASES[case_name]
+    G = case.make_symmetry().order
+    out: dict[str, Callable[[], torch.Tensor]] = {}
+    for m in (*METHODS_TIMED, REFERENCE):
+        model = _build(case, "plain" if m == REFERENCE else m, device)
+        q_net = model.q_net
+        q_net.eval()
+        space = model.observation_space
+        assert space.shape is not None
+        n = G * batch if m == REFERENCE else batch  # the reference: plain on |G|·batch observations
+        obs = torch.as_tensor(np.stack([space.sample() for _ in range(n)]), device=device)
+        for mode in modes:
+            try:
+                if mode == "eager":
+                    out[f"{m}/eager"] = _forward_fn(q_net, obs)
+                elif mode == "compile":
+                    out[f"{m}/compile"] = _forward_fn(torch.compile(q_net), obs)
+                    out[f"{m}/compile"]()  # compile now, outside the timed blocks
+                elif mode == "cudagraph" and device.startswith("cuda"):
+                    out[f"{m}/cudagraph"] = _cuda_graph(q_net, obs)
+            except Exception as err:  # noqa: BLE001 - report and go on: a mode may not be supported
+                print(f"warning: {case_name} {m} {mode} failed: {type(err).__name__}: {err}")
+    return out
+
+
+def _forward_fn(module: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> Callable[[], torch.Tensor]:
+    def forward() -> torch.Tensor:
+        with torch.no_grad():
+            return module(x)
+
+    return forward
+
+
+def _cuda_graph(module: torch.nn.Module, obs: torch.Tensor) -> Callable[[], torch.Tensor]:
+    static_in = obs.clone()
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream), torch.no_grad():
+        for _ in range(3):  # warm-up on a side stream, as torch.cuda.graphs asks
+            module(static_in)
+    torch.cuda.current_stream().wait_stream(stream)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph), torch.no_grad():
+        static_out = module(static_in)
+
+    def replay() -> torch.Tensor:
+        graph.replay()
+        return static_out
+
+    return replay
+
+
+def run_forward_modes(
+    out_csv: str | Path,
+    label: str,
+    device: str,
+    cases: Iterable[str] | None = None,
+    batch_sizes: Sequence[int] = (64, 256),
+    repeats: int = 5,
+    target_s: float = 0.1,
+    modes: Sequence[str] = ("eager", "compile", "cudagraph"),
+    overwrite: bool = False,
+    progress: Callable[[str], None] = print,
+) -> Path:
+    """Time :func:`orbit_forward_variants` (measure ``forward-<mode>``) into a raw CSV like :func:`run_benchmark`.
+
+    The CSV is rewritten after every case and batch size, so an interrupted run keeps what it measured.
+    """
+    out_csv = Path(out_csv)
+    if out_csv.exists() and not overwrite:
+        raise FileExistsError(f"{out_csv} exists; choose another path or pass overwrite=True.")
+    rows: list[dict[str, Any]] = []
+    commit, threads = _commit(), torch.get_num_threads()
+    for name in cases or CASES:
+        sym = CASES[name].make_symmetry()
+        for batch in batch_sizes:
+            progress(f"[{label}] forward modes: {name} batch {batch}")
+            fns = orbit_forward_variants(name, batch, device, modes)
+            variants = []
+            for key, fn in fns.items():
+                method, mode = key.split("/")
+                n = sym.order * batch if method == REFERENCE else batch
+                variants.append(_Variant(f"forward-{mode}", method, n, fn))
+
+            def emit(v: _Variant, rep: int, seconds: float, name: str = name, sym: Symmetry = sym) -> None:
+                rows.append(
+                    dict(label=label, commit=commit, device=device, case=name, obs=CASES[name].obs,
+                         group=sym.group.name, G=sym.order, measure=v.measure, variant=v.variant, batch=v.batch,
+                         n_envs=1, threads=threads, rep=rep, seconds=f"{seconds:.6e}", calls=v.calls,
+                         load1=_load1(), time=f"{time.time():.0f}")
+                )  # fmt: skip
+
+            _interleave(variants, repeats, target_s, device, emit)
+            write_rows(out_csv, rows)
+    write_rows(out_csv, rows)
+    return out_csv
+
+
+# -- reading and reporting ---------------------------------------------------------------------------
+def read_raw(paths: Iterable[str | Path]) -> list[dict[str, str]]:
+    """All rows of the raw CSVs at ``paths``."""
+    rows: list[dict[str, str]] = []
+    for p in paths:
+        with open(p, newline="") as f:
+            rows.extend(csv.DictReader(f))
+    return rows
+
+
+@dataclass(frozen=True)
+class Summary:
+    """One method's cost in one (label, case, measure, batch, n_envs): medians and paired ratios.
+
+    ``vs_plain`` and ``vs_reference`` are ``(median, min, max)`` over repetitions of the per-round
+    ratio ``t_method / t_plain`` (``t_method / t_reference``); NaN where there is no reference.
+    """
+
+    label: str
+    case: str
+    obs: str
+    G: int
+    measure: str
+    batch: int
+    n_envs: int
+    method: str
+    seconds: float
+    vs_plain: tuple[float, float, float]
+    vs_reference: tuple[float, float, float]
+    load1: float
+    n: int
+
+
+def _ratios(a: dict[str, float], b: dict[str, float]) -> tuple[float, float, float]:
+    r = [a[k] / b[k] for k in a if k in b]
+    if not r:
+        return (float("nan"),) * 3
+    return statistics.median(r), min(r), max(r)
+
+
+def summarise(rows: list[dict[str, str]]) -> list[Summary]:
+    """Medians and per-round ratios of every method, grouped as in :class:`Summary`."""
+    groups: dict[tuple[Any, ...], dict[str, dict[str, float]]] = defaultdict(lambda: defaultdict(dict))
+    info: dict[tuple[Any, ...], tuple[str, int]] = {}
+    loads: dict[tuple[Any, ...], list[float]] = defaultdict(list)
+    for r in rows:
+        key = (r["label"], r["case"], r["measure"], int(r["n_envs"]))
+        batch = int(r["batch"])
+        groups[key][r["variant"] + f"@{batch}"][r["rep"]] = float(r["seconds"])
+        info[key] = (r["obs"], int(r["G"]))
+        loads[key].append(float(r["load1"]))
+    out = []
+    for key, by in groups.items():
+        label, case, measure, n_envs = key
+        obs, G = info[key]
+        for vb, times in by.items():
+            variant, batch_s = vb.split("@")
+            batch = int(batch_s)
+            if variant == REFERENCE:
+                continue
+            plain = by.get(f"plain@{batch}", by.get(f"plain-1-threads@{batch}", {}))
+            ref_batch = G * batch if measure in ("step", "predictB") or measure.startswith("forward") else -1
+            ref_batch = G if measure == "predict1" else ref_batch
+            ref = by.get(f"{REFERENCE}@{ref_batch}", {})
+            out.append(
+                Summary(label, case, obs, G, measure, batch, n_envs, variant, statistics.median(times.values()),
+                        _ratios(times, plain), _ratios(times, ref), statistics.median(loads[key]), len(times))
+            )  # fmt: skip
+    return out
+
+
+_MEASURE_TITLES = {
+    "step": "Gradient step, `model.train(1, B)` (B = the entry's batch size)",
+    "predict1": "`model.predict(obs)`, one observation",
+    "predictB": "`model.predict(obs)`, a batch of observations",
+    "learn": "Whole run, `model.learn(steps)` from scratch (the entry's train_freq / gradient_steps)",
+    "threads": "Plain DQN `model.learn(steps)`: torch threads (columns: time / time with 1 thread)",
+    "forward-eager": "Inference forward `q_net(obs)`, eager",
+    "forward-compile": "Inference forward `q_net(obs)`, `torch.compile`",
+    "forward-cudagraph": "Inference forward `q_net(obs)`, CUDA graph replay",
+}
+
+
+def _fmt(r: tuple[float, float, float]) -> str:
+    if r[0] != r[0]:  # NaN
+        return ""
+    return f"{r[0]:.2f} ({r[1]:.2f}-{r[2]:.2f})"
+
+
+def markdown_report(summaries: list[Summary]) -> str:
+    """Markdown tables: per label and measure, one row per case (and batch / n_envs), one column pair per method.
+
+    Cells are ``median (min-max)`` of the paired ratios; ``ref`` is the same-arithmetic reference
+    (plain DQN at ``|G|`` times the batch).
+    """
+    lines: list[str] = []
+    by_label: dict[str, list[Summary]] = defaultdict(list)
+    for s in summaries:
+        by_label[s.label].append(s)
+    for label, ss in by_label.items():
+        lines += [f"### {label}", ""]
+        for measure in [m for m in _MEASURE_TITLES if any(s.measure == m for s in ss)]:
+            rows = [s for s in ss if s.measure == measure]
+            named = list(METHODS_TIMED) + sorted({s.method for s in rows if s.method not in METHODS_TIMED})
+            methods = [m for m in named if m not in ("plain", "plain-1-threads") and any(s.method == m for s in rows)]
+            has_ref = any(s.vs_reference[0] == s.vs_reference[0] for s in rows)
+            lines += [f"{_MEASURE_TITLES[measure]}; ratio median (min-max) over n rounds", ""]
+            head = "| case | \\|G\\| | batch | n_envs | plain ms | n | load |"
+            sep = "|---|---|---|---|---|---|---|"
+            for m in methods:
+                head += f" {m} / plain |" + (f" {m} / ref |" if has_ref else "")
+                sep += "---|" + ("---|" if has_ref else "")
+            if has_ref:
+                head += " ref / plain |"
+                sep += "---|"
+            lines += [head, sep]
+            keys = sorted({(s.case, s.batch, s.n_envs) for s in rows}, key=lambda k: (list(CASES).index(k[0])
+                          if k[0] in CASES else 99, k[1], k[2]))  # fmt: skip
+            for case, batch, n_envs in keys:
+                cell = {s.method: s for s in rows if (s.case, s.batch, s.n_envs) == (case, batch, n_envs)}
+                p = cell.get("plain", cell.get("plain-1-threads"))
+                if p is None:
+                    continue
+                line = f"| {case} | {p.G} | {batch} | {n_envs} | {p.seconds * 1e3:.3f} | {p.n} | {p.load1:.1f} |"
+                for m in methods:
+                    c = cell.get(m)
+                    line += f" {_fmt(c.vs_plain) if c else ''} |" + (
+                        f" {_fmt(c.vs_reference) if c else ''} |" if has_ref else ""
+                    )
+                if has_ref:
+                    # reference / plain = (method / plain) / (method / reference), from the medians
+                    ratio = cell[methods[0]].vs_plain[0] / cell[methods[0]].vs_reference[0] if methods else float("nan")
+                    line += f" {ratio:.2f} |"
+                lines.append(line)
+            lines.append("")
+    return "\n".join(lines)
+
+
+def comparison_table(summaries: list[Summary], measure: str, against: str, labels: Sequence[str]) -> str:
+    """One markdown table comparing labels (``before``, ``after``): cells ``median₁ → median₂`` of each method's
+    ratio ``against`` ``"plain"`` or ``"reference"``, one row per case (and n_envs where it varies)."""
+    rows = [s for s in summaries if s.measure == measure and s.label in labels and s.method in METHODS_TIMED[1:]]
+    keys = sorted({(s.case, s.batch, s.n_envs) for s in rows},
+                  key=lambda k: (list(CASES).index(k[0]) if k[0] in CASES else 99, k[1], k[2]))  # fmt: skip
+    methods = [m for m in METHODS_TIMED[1:] if any(s.method == m for s in rows)]
+    arrow = " → ".join(labels)
+    lines = [
+        "| case | \\|G\\| | n_envs | " + " | ".join(f"{m} / {against} ({arrow})" for m in methods) + " | load |",
+        "|---|---|---|" + "---|" * len(methods) + "---|",
+    ]
+    for case, batch, n_envs in keys:
+        cells, loads, G = [], [], 0
+        for m in methods:
+            vals = []
+            for label in labels:
+                hit = [s for s in rows if (s.case, s.batch, s.n_envs, s.method, s.label) == (case, batch, n_envs, m, label)]
+                if hit:
+                    G = hit[0].G
+                    loads.append(hit[0].load1)
+                    vals.append(hit[0].vs_plain[0] if against == "plain" else hit[0].vs_reference[0])
+                else:
+                    vals.append(float("nan"))
+            cells.append(" → ".join("" if v != v else f"{v:.2f}" for v in vals))
+        load = f"{statistics.median(loads):.1f}" if loads else ""
+        lines.append(f"| {case} | {G} | {n_envs} | " + " | ".join(cells) + f" | {load} |")
+    return "\n".join(lines)
+
+
+def plot_report(summaries: list[Summary], path: str | Path, measure: str = "step") -> None:
+    """Bar chart of each method's ratio against the same-arithmetic reference, per case and label."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [s for s in summaries if s.measure == measure and s.method != "plain" and s.n_envs == 1]
+    labels = sorted({s.label for s in rows})
+    cases = [c for c in CASES if any(s.case == c for s in rows)]
+    methods = [m for m in METHODS_TIMED if m != "plain"]
+    fig, axes = plt.subplots(1, len(labels), figsize=(6 * len(labels), 3.8), squeeze=False, sharey=True)
+    width = 0.8 / len(methods)
+    for ax, label in zip(axes[0], labels, strict=True):
+        for i, m in enumerate(methods):
+            vals, lo, hi = [], [], []
+            for c in cases:
+                s = [x for x in rows if x.label == label and x.case == c and x.method == m]
+                r = s[0].vs_reference if s else (float("nan"),) * 3
+                vals.append(r[0])
+                lo.append(r[0] - r[1])
+                hi.append(r[2] - r[0])
+            ax.bar(np.arange(len(cases)) + (i - 1) * width, vals, width, yerr=[lo, hi], label=m, capsize=2)
+        ax.axhline(1.0, color="gray", lw=0.8)
+        ax.axhline(1.05, color="k", ls="--", lw=0.8, label="target 1.05")
+        ax.set_xticks(np.arange(len(cases)), cases, rotation=30, ha="right", fontsize=8)
+        ax.set_title(f"{label}: gradient step / same-arithmetic reference", fontsize=9)
+    axes[0][0].set_ylabel("time ratio")
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    path = Path(path)
+    tmp = path.with_name(path.stem + ".tmp" + path.suffix)
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    os.replace(tmp, path)

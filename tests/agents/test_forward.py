@@ -1,0 +1,89 @@
+"""The Q-network's forward: equal to the general path, stateless unless a logger asks, statistics as tensors."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from equirl.agents import GroupWeightLogger, build_dqn, load_hyperparams
+from equirl.envs import get_symmetry, make_env
+from stable_baselines3.common.logger import Logger
+from stable_baselines3.common.preprocessing import preprocess_obs
+
+import equirl as E
+
+METHODS = ["equitune", "equizero", "lambda"]
+
+
+def _model(env_id: str, hp_id: str, method: str, **overrides):  # type: ignore[no-untyped-def]
+    hp = load_hyperparams(hp_id)
+    hp["policy_kwargs"]["net_arch"] = [32]
+    model = build_dqn(make_env(env_id), method, get_symmetry(env_id), hp, seed=0, **overrides)
+    if method == "lambda":
+        torch.manual_seed(0)
+        for p in model.q_net.reducer.parameters():
+            torch.nn.init.normal_(p, std=0.5)
+    return model
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize(("env_id", "hp_id"), [("CartPole-v1", "CartPole-v1"),
+                                              ("MiniGrid-Empty-5x5-v0/full-D4", "MiniGrid-Empty-5x5-v0")])  # fmt: skip
+def test_q_network_forward_equals_the_general_path(method: str, env_id: str, hp_id: str) -> None:
+    """Raw (uint8) observations through the fast forward against: orbit of the raw observations by the
+    general path, SB3's preprocessing, the network, inverse_each and the reducer module."""
+    model = _model(env_id, hp_id, method)
+    q_net = model.q_net.eval()
+    sym = q_net.symmetry
+    space = model.observation_space
+    space.seed(0)
+    obs = torch.as_tensor(torch.stack([torch.as_tensor(space.sample()) for _ in range(5)]))
+    with torch.no_grad():
+        fast = q_net(obs)
+        G, B = sym.order, obs.shape[0]
+        orbit = E.Action.orbit(sym.input_action, obs).reshape(G * B, *obs.shape[1:])  # the gather path
+        h = q_net.features_extractor(preprocess_obs(orbit, space, q_net.normalize_images))
+        for layer in list(q_net.q_net)[:-1]:
+            h = layer(h)
+        y = list(q_net.q_net)[-1](h).reshape(G, B, -1)
+        general = q_net.reducer(y, sym.output_action.inverse_each(y), h.reshape(G, B, -1))
+    assert torch.allclose(fast, general, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("method", ["equizero", "lambda"])
+def test_forward_stores_nothing_unless_asked(method: str) -> None:
+    model = _model("CartPole-v1", "CartPole-v1", method)
+    q_net = model.q_net
+    x = torch.randn(8, 4)
+    for training in (False, True):
+        q_net.train(training)
+        q_net(x)
+    assert q_net.reducer.last_weights is None and q_net.weight_stats() == {}
+    q_net.collect_weight_stats = True
+    q_net.eval()
+    q_net(x)
+    assert q_net.weight_stats(reset=False) == {}  # evaluation forwards are never counted
+    q_net.train()
+    q_net(x)
+    q_net(x)
+    assert all(type(v) is torch.Tensor for v in q_net._stats.values())  # no Python counters
+    stats = q_net.weight_stats()
+    assert set(stats) == {"entropy", "max_weight", "weight/e", "weight/r"}
+    assert abs(stats["weight/e"] + stats["weight/r"] - 1) < 1e-6 and q_net.weight_stats() == {}
+
+
+def test_group_weight_logger_switches_collection_on_and_off() -> None:
+    model = _model("CartPole-v1", "CartPole-v1", "lambda", learning_starts=50, train_freq=16, gradient_steps=2,
+                   batch_size=16)  # fmt: skip
+    model.set_logger(Logger(None, []))
+    assert model.q_net.collect_weight_stats is False
+    seen = []
+
+    class Probe(GroupWeightLogger):
+        def _on_rollout_end(self) -> None:
+            seen.append((self.model.q_net.collect_weight_stats, float(self.model.q_net._stats["count"])))
+            super()._on_rollout_end()
+
+    model.learn(200, callback=Probe())
+    assert seen and all(on for on, _ in seen) and any(n > 0 for _, n in seen)
+    assert model.q_net.collect_weight_stats is False  # off again after training
+    assert model.q_net_target.collect_weight_stats is False

@@ -1,0 +1,71 @@
+"""The overhead benchmark's bookkeeping: raw rows, paired ratios, the report (no speed is asserted)."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+from equirl.agents import overhead
+
+
+def _row(variant: str, batch: int, rep: str, seconds: float, measure: str = "step", **kw: object) -> dict[str, str]:
+    base = dict(label="x", commit="c", device="cpu", case="cartpole-C2", obs="vector", group="C2", G=2,
+                measure=measure, variant=variant, batch=batch, n_envs=1, threads=1, rep=rep, seconds=seconds,
+                calls=10, load1=1.5, time=0)  # fmt: skip
+    base.update(kw)
+    return {k: str(v) for k, v in base.items()}
+
+
+def test_paired_ratios_against_plain_and_the_same_arithmetic_reference() -> None:
+    rows = []
+    for rep, load in (("a0", 1.0), ("a1", 3.0), ("b0", 1.0)):  # a busy round: everything slower together
+        rows += [_row("plain", 64, rep, 1.0 * load), _row("reference", 128, rep, 1.5 * load),
+                 _row("equitune", 64, rep, 1.65 * load), _row("lambda", 64, rep, 2.0 * load)]  # fmt: skip
+    rows.append(_row("equizero", 64, "a0", 3.0))  # a method with one round only
+    by = {s.method: s for s in overhead.summarise(rows)}
+    assert set(by) == {"plain", "equitune", "lambda", "equizero"}
+    assert by["equitune"].vs_plain == pytest.approx((1.65, 1.65, 1.65))
+    assert by["equitune"].vs_reference == pytest.approx((1.1, 1.1, 1.1))
+    assert by["lambda"].vs_reference[0] == pytest.approx(2.0 / 1.5)
+    assert by["equizero"].n == 1 and by["equizero"].vs_plain[0] == pytest.approx(3.0)
+    assert by["plain"].seconds == pytest.approx(1.0)  # the median over rounds
+    text = overhead.markdown_report(list(by.values()))
+    assert "| cartpole-C2 | 2 | 64 | 1 | 1000.000 | 3 |" in text
+    assert "1.10 (1.10-1.10)" in text and "| 1.50 |" in text  # equitune / ref, and ref / plain
+
+
+def test_predict1_reference_is_plain_on_one_observation_per_element() -> None:
+    rows = [_row("plain", 1, "0", 1.0, "predict1"), _row("reference", 2, "0", 1.2, "predict1"),
+            _row("equitune", 1, "0", 1.8, "predict1")]  # fmt: skip
+    (eq,) = [s for s in overhead.summarise(rows) if s.method == "equitune"]
+    assert eq.vs_reference[0] == pytest.approx(1.5)
+
+
+def test_bad_arguments_are_refused_before_any_timing(tmp_path: Path) -> None:
+    out = tmp_path / "raw.csv"
+    out.write_text("a user's results")
+    with pytest.raises(FileExistsError, match="--overwrite"):
+        overhead.run_benchmark(out, "t", cases=["cartpole-C2"], measures=["predict1"])
+    assert out.read_text() == "a user's results"
+    with pytest.raises(ValueError, match="Unknown case"):
+        overhead.run_benchmark(tmp_path / "b.csv", "t", cases=["pong"])
+    with pytest.raises(ValueError, match="Unknown measure"):
+        overhead.run_benchmark(tmp_path / "b.csv", "t", measures=["speed"])
+
+
+@pytest.mark.slow
+def test_run_writes_raw_rows_and_refuses_to_overwrite(tmp_path: Path) -> None:
+    out = tmp_path / "raw.csv"
+    overhead.run_benchmark(out, "t", cases=["cartpole-C2"], measures=["predict1"], repeats=2, target_s=0.001,
+                           progress=lambda _: None)  # fmt: skip
+    with open(out, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert tuple(rows[0]) == overhead.RAW_FIELDS
+    variants = {(r["variant"], r["batch"]) for r in rows}
+    assert variants == {("plain", "1"), ("equitune", "1"), ("equizero", "1"), ("lambda", "1"), ("reference", "2")}
+    assert len(rows) == 2 * len(variants) and all(float(r["seconds"]) > 0 for r in rows)
+    with pytest.raises(FileExistsError, match="--overwrite"):
+        overhead.run_benchmark(out, "t", cases=["cartpole-C2"], measures=["predict1"])
+    with pytest.raises(ValueError, match="Unknown case"):
+        overhead.run_benchmark(tmp_path / "b.csv", "t", cases=["pong"])

@@ -1,0 +1,197 @@
+"""Every fast path against the general path it replaces, on random inputs, for every shipped symmetry kind."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from equirl.envs import get_symmetry
+from equirl.envs.gridworld import rotgrid_symmetry
+from torch import nn
+
+import equirl as E
+from equirl.actions import ComposedAction, IndexAction
+
+
+def _signed_c2() -> E.Symmetry:
+    c2 = E.cyclic(2)
+    return E.Symmetry(
+        c2, E.PermutationAction(c2, [[2, 1, 0, 3]], signs=[[1, -1, 1, -1]]), E.PermutationAction(c2, [[1, 0, 2]])
+    )
+
+
+# name -> (symmetry factory, sample shape, number of outputs)
+SYMMETRIES = {
+    "signflip-C2 (CartPole)": (lambda: get_symmetry("CartPole-v1"), (4,), 2),
+    "signflip-C2 (Acrobot)": (lambda: get_symmetry("Acrobot-v1"), (6,), 3),
+    "signed-permutation-C2": (_signed_c2, (4,), 3),
+    "permutation-C4 (RotGrid flat)": (lambda: rotgrid_symmetry("C4", flat=True, size=5), (100,), 4),
+    "permutation-D4 (RotGrid flat)": (lambda: get_symmetry("equirl/RotGrid-v0/flat"), (196,), 4),
+    "rot90-C4 (RotGrid image)": (lambda: get_symmetry("equirl/RotGrid-v0/C4"), (4, 7, 7), 4),
+    "rot90/flip-D4 (RotGrid image)": (lambda: get_symmetry("equirl/RotGrid-v0"), (4, 7, 7), 4),
+    "flip-C2 (MiniGrid ego)": (lambda: get_symmetry("MiniGrid-Empty-5x5-v0"), (20, 7, 7), 7),
+    "composed-D4 (MiniGrid full)": (lambda: get_symmetry("MiniGrid-Empty-6x6-v0/full-D4"), (24, 6, 6), 7),
+    "composed-C4 (MiniGrid full)": (lambda: get_symmetry("MiniGrid-Empty-6x6-v0/full-C4"), (24, 6, 6), 7),
+}
+NAMES = list(SYMMETRIES)
+METHODS = ["equitune", "equizero", "lambda"]
+
+
+def _general_orbit(action: E.Action, x: torch.Tensor) -> torch.Tensor:
+    """The general orbit: every element applied to a copy of x (gather on the expanded batch), part by part."""
+    if isinstance(action, ComposedAction):
+        return action._orbit_parts(x)
+    return E.Action.orbit(action, x)
+
+
+def _general_inverse_each(action: E.Action, y: torch.Tensor) -> torch.Tensor:
+    if isinstance(action, ComposedAction):
+        return action._each_parts(y, inverse=True)
+    return action.inverse_each(y)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_orbit_equals_the_general_path(name: str) -> None:
+    make, shape, _ = SYMMETRIES[name]
+    sym = make()
+    torch.manual_seed(0)
+    for x in (torch.randn(5, *shape), torch.randint(0, 3, (3, *shape)).to(torch.uint8), torch.randn(1, *shape)):
+        fast, general = sym.input_action.orbit(x), _general_orbit(sym.input_action, x)
+        assert fast.shape == (sym.order, *x.shape) and fast.dtype == general.dtype
+        assert torch.equal(fast, general), name
+        for g in range(sym.order):  # and each slice is g·x as `apply` gives it
+            assert torch.equal(fast[g], sym.input_action.apply(g, x))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_inverse_mean_and_each_equal_the_general_path(name: str) -> None:
+    make, shape, n_out = SYMMETRIES[name]
+    sym = make()
+    torch.manual_seed(1)
+    for action, y in ((sym.output_action, torch.randn(sym.order, 6, n_out)), (sym.input_action, None)):
+        if y is None:
+            y = torch.randn(sym.order, 4, *shape)
+        general = _general_inverse_each(action, y)
+        assert torch.equal(action.inverse_each(y), general)
+        assert torch.allclose(action.inverse_mean(y), general.mean(0), atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("name", ["composed-D4 (MiniGrid full)", "composed-C4 (MiniGrid full)"])
+def test_composed_actions_merge_into_one_index_action(name: str) -> None:
+    sym = SYMMETRIES[name][0]()
+    action = sym.input_action
+    assert isinstance(action, ComposedAction)
+    merged = action.merged()
+    assert isinstance(merged, IndexAction) and merged.dims == (-3, -2, -1)
+    y = torch.randn(sym.order, 3, 24, 6, 6)
+    assert torch.equal(action.apply_each(y), action._each_parts(y, inverse=False))
+
+
+def test_composed_actions_with_a_gap_and_signs_merge_exactly() -> None:
+    """Parts on dims -4 and -2 (dim -3 and -1 untouched), one with signs: the span's tables still match."""
+    c2 = E.cyclic(2)
+    a = ComposedAction(
+        E.PermutationAction(c2, [[1, 0, 2]], dim=-4, signs=[[-1, -1, 1]]), E.PermutationAction(c2, [[3, 2, 1, 0]], dim=-2)
+    )
+    assert a.merged() is not None and a.merged().dims == (-4, -3, -2)
+    x = torch.randn(5, 3, 2, 4, 3)
+    assert torch.equal(a.orbit(x), a._orbit_parts(x))
+    y = torch.randn(2, 5, 3, 2, 4, 3)
+    assert torch.equal(a.inverse_each(y), a._each_parts(y, inverse=True))
+
+
+def test_composed_action_with_a_value_permutation_keeps_the_general_path() -> None:
+    c2 = E.cyclic(2)
+    a = ComposedAction(E.ValuePermutationAction(c2, [[1, 0, 2]]), E.PermutationAction(c2, [[1, 0]], dim=-1))
+    assert a.merged() is None
+    x = torch.tensor([[0, 2], [1, 1]])
+    assert torch.equal(a.orbit(x), a._orbit_parts(x))
+
+
+def test_merged_tables_survive_pickling() -> None:
+    import pickle
+
+    action = SYMMETRIES["composed-D4 (MiniGrid full)"][0]().input_action
+    x = torch.randn(2, 24, 6, 6)
+    before = action.orbit(x)
+    again = pickle.loads(pickle.dumps(action))
+    assert torch.equal(again.orbit(x), before)
+
+
+# -- reducers --------------------------------------------------------------------------------------
+def _isclose_weights(loss: torch.Tensor, tol: float) -> torch.Tensor:
+    """equizero's weights as they were computed with torch.isclose (the general tie test)."""
+    best = loss.min(0, keepdim=True).values
+    w = torch.isclose(loss, best, rtol=tol, atol=tol).to(loss.dtype)
+    return w / w.sum(0, keepdim=True)
+
+
+@pytest.mark.parametrize("scale", [1e-3, 1.0, 1e4])
+def test_equizero_ties_by_one_comparison_equal_isclose(scale: float) -> None:
+    torch.manual_seed(2)
+    reducer = E.ZeroReducer("neg_max")
+    tol = reducer.tie_tolerance
+    q = torch.randn(8, 400, 3) * scale
+    q[3] = q[0]  # exact ties
+    q[5, :100] = q[1, :100] * (1 + 0.4 * tol)  # ties within the tolerance
+    q[6, 100:200] = q[2, 100:200] * (1 + 3 * tol) + 3 * tol  # just outside
+    loss = reducer._proxy(q)
+    assert torch.equal(reducer.weights(q, None), _isclose_weights(loss, tol))
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("method", METHODS)
+def test_symmetrize_equals_the_general_path(name: str, method: str) -> None:
+    """The stateless fast forward (merged orbit, inverse_mean, combine) against orbit -> network ->
+    inverse_each -> Reducer.forward, the general path, for every symmetry and method."""
+    make, shape, n_out = SYMMETRIES[name]
+    sym = make()
+    torch.manual_seed(3)
+    enc = nn.Sequential(nn.Flatten(), nn.Linear(int(np.prod(shape)), 16), nn.Tanh())
+    head = nn.Linear(16, n_out)
+    reducer = E.make_reducer(method, feature_dim=16)
+    if method == "lambda":
+        for p in reducer.parameters():
+            nn.init.normal_(p, std=0.5)
+    x = torch.randn(6, *shape)
+    x[0] = sym.input_action.apply(1, x[1:2])[0]  # an orbit pair inside the batch
+    with torch.no_grad():
+        fast, w = E.symmetrize_weights(x, sym, enc, head, reducer)
+        G, B = sym.order, x.shape[0]
+        h = enc(_general_orbit(sym.input_action, x).reshape(G * B, *shape))
+        y = head(h).reshape(G, B, n_out)
+        general = reducer(y, _general_inverse_each(sym.output_action, y), h.reshape(G, B, -1))
+    assert torch.allclose(fast, general, atol=1e-6, rtol=0), (fast - general).abs().max()
+    assert (w is None) == (method == "equitune")
+    if w is not None:
+        assert torch.equal(w, reducer.last_weights)
+
+
+def test_symmetrize_weights_is_stateless_and_symmetrize_records_only_when_asked() -> None:
+    sym = get_symmetry("CartPole-v1")
+    enc, head = nn.Sequential(nn.Linear(4, 8), nn.ReLU()), nn.Linear(8, 2)
+    reducer = E.make_reducer("lambda", feature_dim=8)
+    x = torch.randn(3, 4)
+    out, w = E.symmetrize_weights(x, sym, enc, head, reducer)
+    assert reducer.last_weights is None and w is not None and w.shape == (2, 3)
+    reducer.record_weights = False
+    assert torch.equal(E.symmetrize(x, sym, enc, head, reducer), out) and reducer.last_weights is None
+    reducer.record_weights = True
+    E.symmetrize(x, sym, enc, head, reducer)
+    assert torch.equal(reducer.last_weights, w)
+
+
+def test_straight_through_gradient_unchanged_by_combine() -> None:
+    """equizero's combine keeps the straight-through gradient: the gradient of equitune."""
+    sym = get_symmetry("MiniGrid-Empty-6x6-v0/full-D4")
+    torch.manual_seed(4)
+    enc, head = nn.Sequential(nn.Flatten(), nn.Linear(24 * 36, 8), nn.Tanh()), nn.Linear(8, 7)
+    x, up = torch.randn(3, 24, 6, 6), torch.randn(3, 7)
+    grads = []
+    for method in ("equizero", "equitune"):
+        enc.zero_grad()
+        head.zero_grad()
+        (E.symmetrize(x, sym, enc, head, E.make_reducer(method)) * up).sum().backward()
+        grads.append([p.grad.clone() for p in [*enc.parameters(), *head.parameters()]])
+    for a, b in zip(*grads, strict=True):
+        assert torch.allclose(a, b, atol=1e-6)
