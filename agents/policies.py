@@ -27,7 +27,7 @@ from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from stable_baselines3.dqn.policies import DQNPolicy, QNetwork
 from torch import nn
 
-from equirl import METHODS, Symmetry, make_reducer, symmetrize, weight_entropy
+from equirl import METHODS, Symmetry, make_reducer, symmetrize, td_target_method, weight_entropy
 from equirl.proxy import ProxyLoss
 
 __all__ = ["EquiQNetwork", "EquiDQNPolicy"]
@@ -197,7 +197,8 @@ class EquiDQNPolicy(_Symmetrised, DQNPolicy):
 
     :param symmetry: an ``equirl.Symmetry`` acting on observations and on the action dimension
         (for example ``envs.get_symmetry("CartPole-v1")``).
-    :param method: ``"equitune"``, ``"equizero"`` or ``"lambda"`` (λ-equitune, the default).
+    :param method: ``"equitune"``, ``"equizero"``, ``"lambda"`` (λ-equitune, the default) or
+        ``"equizero-td"`` (equizero with an equitune target network: no over-estimation over views).
     :param proxy_loss: equizero's proxy loss: ``"neg_max"`` (``-max_a Q``), ``"neg_margin"``, or a callable.
     :param straight_through: equizero trains with equitune's gradient (its forward is unchanged).
     :param lambda_hidden: width of the λ-net.
@@ -251,6 +252,18 @@ class EquiDQNPolicy(_Symmetrised, DQNPolicy):
     def make_q_net(self) -> EquiQNetwork:
         net_args = self._update_features_extractor(self.net_args, features_extractor=None)
         return EquiQNetwork(**net_args, **self.equivariance_kwargs).to(self.device)
+
+    def _build(self, lr_schedule: Schedule) -> None:
+        """SB3's build, then the target network's reducer for TD learning (:func:`equirl.td_target_method`).
+
+        For ``equizero-td`` the target averages the views (equitune) while ``q_net`` selects them:
+        the TD target's state value is ``max_a (1/|G|) Σ_g ρ(g)⁻¹ Q'(g·s)``, not the paper's
+        ``max_g max_a Q'(g·s)``. The swapped-in reducer has no parameters, so the state dicts match.
+        """
+        super()._build(lr_schedule)
+        target_method = td_target_method(self.method)
+        if target_method != self.method:
+            self.q_net_target.reducer = make_reducer(target_method).to(self.device)
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()

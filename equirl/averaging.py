@@ -33,6 +33,9 @@ __all__ = [
     "MeanReducer",
     "ZeroReducer",
     "LambdaReducer",
+    "ZeroTDReducer",
+    "TD_TARGET_METHODS",
+    "td_target_method",
     "make_reducer",
     "symmetrize",
     "reduce_orbit",
@@ -41,8 +44,22 @@ __all__ = [
     "weight_entropy",
 ]
 
-METHODS = ("equitune", "equizero", "lambda")
-"""The three ways to symmetrise a network."""
+METHODS = ("equitune", "equizero", "lambda", "equizero-td")
+"""The ways to symmetrise a network: the paper's three, and ``equizero-td`` (equizero for TD learning).
+
+``equizero-td`` is equizero wherever the network acts or is trained; only a TD *target* network
+(see :func:`td_target_method`) averages with equitune instead. Outside TD learning it equals equizero.
+"""
+
+TD_TARGET_METHODS: dict[str, str] = {"equizero-td": "equitune"}
+"""Methods whose TD target network symmetrises differently from the online network.
+
+``equizero-td``: the online network selects views as equizero does (acting, current Q-values,
+straight-through gradient), the target network averages them (equitune). The paper's equizero in
+the target takes the view with the largest ``max_a Q``, so its state value ``max_g max_a Q(g·s)``
+is a maximum over |G| noisy estimates, which bootstrapping compounds into over-estimation; the
+average ``max_a (1/|G|) Σ_g ρ(g)⁻¹Q(g·s)`` is never above it.
+"""
 
 
 def _weighted_sum(weights: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
@@ -132,6 +149,26 @@ class ZeroReducer(Reducer):
         return f"proxy_loss={name}, straight_through={self.straight_through}"
 
 
+class ZeroTDReducer(ZeroReducer):
+    """equizero-td: :class:`ZeroReducer` under its own name, so that a TD learner can tell it apart.
+
+    It selects views exactly as equizero; a TD target network built for this method uses
+    :func:`td_target_method` (equitune) instead. Arguments as :class:`ZeroReducer`'s.
+    """
+
+    method = "equizero-td"
+
+
+def td_target_method(method: str) -> str:
+    """The method a TD target network uses when the online network uses ``method``.
+
+    ``"equizero-td"`` -> ``"equitune"``; every other method in :data:`METHODS` -> itself.
+    """
+    if method not in METHODS:
+        raise ValueError(f"Unknown method {method!r}; expected one of {METHODS}.")
+    return TD_TARGET_METHODS.get(method, method)
+
+
 class LambdaReducer(Reducer):
     """λ-equitune: softmax over the group of a score ``λ(h(g·x))``.
 
@@ -191,6 +228,8 @@ def make_reducer(
         return MeanReducer()
     if method == "equizero":
         return ZeroReducer(proxy_loss, straight_through)
+    if method == "equizero-td":
+        return ZeroTDReducer(proxy_loss, straight_through)
     if method == "lambda":
         if feature_dim is None and lambda_net is None:
             raise ValueError("method='lambda' needs feature_dim (or a lambda_net).")
@@ -255,7 +294,7 @@ class GroupAveraged(nn.Module):
     :param symmetry: the group and its actions on inputs and outputs.
     :param encoder: ``[N, ...] -> [N, F]``; with ``head`` None, the whole network.
     :param head: ``[N, F] -> [N, ...]``, or None.
-    :param method: ``"equitune"``, ``"equizero"`` or ``"lambda"``.
+    :param method: ``"equitune"``, ``"equizero"``, ``"lambda"`` or ``"equizero-td"`` (here the same as equizero).
     :param feature_dim: ``F`` (needed by ``"lambda"`` with the default λ-net).
     :param reducer_kwargs: passed to :func:`make_reducer` (``proxy_loss``, ``straight_through``,
         ``lambda_hidden``, ``lambda_temperature``, ``lambda_net``).
