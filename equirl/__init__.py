@@ -17,6 +17,7 @@ from equirl.actions import (
 )
 from equirl.averaging import (
     METHODS,
+    ONLINE_SELECTED_TARGET,
     GroupAveraged,
     LambdaReducer,
     MeanReducer,
@@ -27,7 +28,6 @@ from equirl.averaging import (
     make_reducer,
     reduce_orbit,
     symmetrize,
-    td_target_method,
     weight_entropy,
 )
 from equirl.groups import Group, cyclic, dihedral, direct_product, permutation_group, trivial_group
@@ -46,6 +46,7 @@ __all__ = [
     "TrivialAction",
     "ValuePermutationAction",
     "METHODS",
+    "ONLINE_SELECTED_TARGET",
     "GroupAveraged",
     "LambdaReducer",
     "MeanReducer",
@@ -56,7 +57,6 @@ __all__ = [
     "make_reducer",
     "reduce_orbit",
     "symmetrize",
-    "td_target_method",
     "weight_entropy",
     "Group",
     "cyclic",

@@ -34,8 +34,7 @@ __all__ = [
     "ZeroReducer",
     "LambdaReducer",
     "ZeroTDReducer",
-    "TD_TARGET_METHODS",
-    "td_target_method",
+    "ONLINE_SELECTED_TARGET",
     "make_reducer",
     "symmetrize",
     "reduce_orbit",
@@ -47,18 +46,20 @@ __all__ = [
 METHODS = ("equitune", "equizero", "lambda", "equizero-td")
 """The ways to symmetrise a network: the paper's three, and ``equizero-td`` (equizero for TD learning).
 
-``equizero-td`` is equizero wherever the network acts or is trained; only a TD *target* network
-(see :func:`td_target_method`) averages with equitune instead. Outside TD learning it equals equizero.
+``equizero-td`` selects views as equizero does (its forward pass is equizero's) but is trained
+through the selected view itself, never with the straight-through gradient, and a TD target
+network built for it evaluates the views the online network selects (:data:`ONLINE_SELECTED_TARGET`).
 """
 
-TD_TARGET_METHODS: dict[str, str] = {"equizero-td": "equitune"}
-"""Methods whose TD target network symmetrises differently from the online network.
+ONLINE_SELECTED_TARGET: frozenset[str] = frozenset({"equizero-td"})
+"""Methods whose TD target network evaluates the views that the *online* network selects.
 
-``equizero-td``: the online network selects views as equizero does (acting, current Q-values,
-straight-through gradient), the target network averages them (equitune). The paper's equizero in
-the target takes the view with the largest ``max_a Q``, so its state value ``max_g max_a Q(g·s)``
-is a maximum over |G| noisy estimates, which bootstrapping compounds into over-estimation; the
-average ``max_a (1/|G|) Σ_g ρ(g)⁻¹Q(g·s)`` is never above it.
+The paper's equizero in a DQN target takes, with the target network, the view with the largest
+``max_a Q'(g·s)``: a maximum over |G| noisy estimates, which bootstrapping compounds into
+over-estimation. ``equizero-td`` selects the view with the online network and evaluates it with
+the target network, as Double DQN does for actions: the target's state value is
+``max_a ρ(g*)⁻¹Q'(g*·s)`` with ``g* = argmax_g max_a Q(g·s)`` (online), never above the paper's
+``max_g max_a Q'(g·s)``. See ``equirl.agents.policies`` for the target network.
 """
 
 
@@ -150,23 +151,21 @@ class ZeroReducer(Reducer):
 
 
 class ZeroTDReducer(ZeroReducer):
-    """equizero-td: :class:`ZeroReducer` under its own name, so that a TD learner can tell it apart.
+    """equizero-td: equizero's view selection, trained through the selected view itself.
 
-    It selects views exactly as equizero; a TD target network built for this method uses
-    :func:`td_target_method` (equitune) instead. Arguments as :class:`ZeroReducer`'s.
+    The forward pass is :class:`ZeroReducer`'s; the gradient goes to the selected view(s) only
+    (never the straight-through gradient of equitune, which leaves the views' disagreement untrained
+    and, measured on RotGrid, keeps equizero from learning). A TD learner pairs it with a target
+    network that evaluates the views this reducer selects (:data:`ONLINE_SELECTED_TARGET`).
+
+    :param proxy_loss: as :class:`ZeroReducer`'s (default ``"neg_max"``: the view of largest max-Q).
+    :param tie_tolerance: as :class:`ZeroReducer`'s.
     """
 
     method = "equizero-td"
 
-
-def td_target_method(method: str) -> str:
-    """The method a TD target network uses when the online network uses ``method``.
-
-    ``"equizero-td"`` -> ``"equitune"``; every other method in :data:`METHODS` -> itself.
-    """
-    if method not in METHODS:
-        raise ValueError(f"Unknown method {method!r}; expected one of {METHODS}.")
-    return TD_TARGET_METHODS.get(method, method)
+    def __init__(self, proxy_loss: str | ProxyLoss = "neg_max", tie_tolerance: float = 1e-6) -> None:
+        super().__init__(proxy_loss, straight_through=False, tie_tolerance=tie_tolerance)
 
 
 class LambdaReducer(Reducer):
@@ -228,8 +227,8 @@ def make_reducer(
         return MeanReducer()
     if method == "equizero":
         return ZeroReducer(proxy_loss, straight_through)
-    if method == "equizero-td":
-        return ZeroTDReducer(proxy_loss, straight_through)
+    if method == "equizero-td":  # no straight-through gradient, whatever straight_through says
+        return ZeroTDReducer(proxy_loss)
     if method == "lambda":
         if feature_dim is None and lambda_net is None:
             raise ValueError("method='lambda' needs feature_dim (or a lambda_net).")
@@ -294,7 +293,8 @@ class GroupAveraged(nn.Module):
     :param symmetry: the group and its actions on inputs and outputs.
     :param encoder: ``[N, ...] -> [N, F]``; with ``head`` None, the whole network.
     :param head: ``[N, F] -> [N, ...]``, or None.
-    :param method: ``"equitune"``, ``"equizero"``, ``"lambda"`` or ``"equizero-td"`` (here the same as equizero).
+    :param method: ``"equitune"``, ``"equizero"``, ``"lambda"`` or ``"equizero-td"`` (equizero's
+        forward without the straight-through gradient).
     :param feature_dim: ``F`` (needed by ``"lambda"`` with the default λ-net).
     :param reducer_kwargs: passed to :func:`make_reducer` (``proxy_loss``, ``straight_through``,
         ``lambda_hidden``, ``lambda_temperature``, ``lambda_net``).
