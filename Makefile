@@ -44,5 +44,11 @@ lint: setup
 bench: setup
 	$(PY) scripts/benchmark_overhead.py
 
+# Every benchmark table and plot from the committed raw results (docs/benchmark/tables.yml), no training;
+# also rewrites the copies embedded in README.md and docs/*.md.
+.PHONY: tables
+tables: setup
+	$(VENV)/bin/equirl bench tables
+
 clean:
 	rm -rf $(VENV) runs results

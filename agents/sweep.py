@@ -57,6 +57,7 @@ __all__ = [
     "aggregate",
     "markdown_table",
     "compact_table",
+    "overhead_table",
     "plot_curves",
     "plot_profile",
 ]
@@ -558,7 +559,7 @@ def aggregate(
         )
     rows = []
     present = list(dict.fromkeys(str(r["env_id"]) for r in runs))
-    for env_id in [e for e in env_order if e in present] + [e for e in present if e not in env_order]:
+    for env_id in dict.fromkeys([e for e in env_order if e in present] + [e for e in present if e not in env_order]):
         methods = [m for m in ALL_METHODS if (env_id, m) in groups]
         methods += sorted(m for (e, m) in groups if e == env_id and m not in ALL_METHODS)
         plain = scores.get((env_id, "plain"))
@@ -681,6 +682,34 @@ def compact_table(rows: list[dict[str, Any]]) -> str:
             f"| {_fmt_ci(r, 'final_poi', 2)} | {_fmt_ci(r, 'auc_poi', 2)} |"
         )
     return "\n".join(lines) + "\n\n" + TABLE_NOTE + "\n"
+
+
+def overhead_table(rows: list[dict[str, Any]]) -> str:
+    """Compute cost per environment: plain DQN's training steps/s and each method's training time over plain's.
+
+    One line per environment with plain runs; columns for the methods present (medians over runs).
+    """
+    methods = [m for m in ALL_METHODS if m != "plain" and any(r["method"] == m for r in rows)]
+    methods += sorted({str(r["method"]) for r in rows} - set(ALL_METHODS))
+    header = "| environment | \\|G\\| | n | plain steps/s | " + " | ".join(methods) + " | target (1.1·\\|G\\|) |"
+    lines = [header, "|" + "---|" * (5 + len(methods))]
+    for env_id in dict.fromkeys(r["env_id"] for r in rows):
+        by_method = {r["method"]: r for r in rows if r["env_id"] == env_id}
+        if "plain" not in by_method:
+            continue
+        order = max(int(r["group_order"]) for r in by_method.values())
+        ratios = [f"{by_method[m]['wallclock_ratio']:.2f}" if m in by_method else "—" for m in methods]
+        n = sorted({int(r["n_runs"]) for r in by_method.values()})
+        lines.append(
+            f"| {env_id} | {order} | {'/'.join(map(str, n))} | {by_method['plain']['steps_per_second']:.0f} | "
+            + " | ".join(ratios)
+            + f" | {1.1 * order:.1f} |"
+        )
+    return "\n".join(lines) + "\n\n" + OVERHEAD_NOTE + "\n"
+
+
+OVERHEAD_NOTE = "Medians over n runs of training seconds (evaluations excluded), relative to plain DQN's."
+"""The line under the compute-cost table."""
 
 
 def write_summary(rows: list[dict[str, Any]], path: str | Path) -> None:

@@ -47,17 +47,39 @@ def _img_name(env_id: str) -> str:
 
 
 def _aggregate_raw(
-    raws: Sequence[str | Path], config: str | Path | None = None, compact: bool = False
+    raws: Sequence[str | Path],
+    config: str | Path | None = None,
+    style: str = "full",
+    renames: Sequence[dict[str, str] | None] = (),
+    envs: Sequence[str] | None = None,
+    methods: Sequence[str] | None = None,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], str]:
-    """``(rows, curves, table)`` of the raw results in the folders ``raws`` taken together."""
+    """``(rows, curves, table)`` of the raw results in the folders ``raws`` taken together.
+
+    ``renames[i]`` maps method names of ``raws[i]`` to the names the table shows (a variant run
+    under an existing method's name); ``envs`` and ``methods`` keep only those (in the order given
+    for ``envs``). ``style``: ``"full"`` (:func:`sweep.markdown_table`), ``"compact"``
+    (:func:`sweep.compact_table`) or ``"overhead"`` (:func:`sweep.overhead_table`).
+    """
     from equirl.agents import sweep
 
+    if style not in STYLES:
+        raise UsageError(f"Unknown table style {style!r}; expected one of {STYLES}.")
     runs: list[dict[str, Any]] = []
     curves: list[dict[str, Any]] = []
-    for folder in raws:
+    for i, folder in enumerate(raws):
+        rename = (renames[i] if i < len(renames) else None) or {}
         r, c = sweep.read_raw(folder)
+        for row in (*r, *c):
+            row["method"] = rename.get(str(row["method"]), row["method"])
         runs += r
         curves += c
+    if envs is not None:
+        runs = [r for r in runs if r["env_id"] in envs]
+        curves = [c for c in curves if c["env_id"] in envs]
+    if methods is not None:
+        runs = [r for r in runs if r["method"] in methods]
+        curves = [c for c in curves if c["method"] in methods]
     seen: dict[tuple[str, str, int], int] = {}
     for r in runs:
         key = (str(r["env_id"]), str(r["method"]), int(float(r["seed"])))
@@ -68,10 +90,14 @@ def _aggregate_raw(
     thresholds = None
     if config is not None:
         thresholds = {k: (b.threshold, b.baseline) for k, b in sweep.load_config(config).items()}
-    order = list(sweep.load_config(config))  # table rows in the config's order
+    order = list(dict.fromkeys([*(envs or []), *sweep.load_config(config)]))  # table rows in this order
     rows = sweep.aggregate(runs, curves, thresholds, env_order=order)
-    table = sweep.compact_table(rows) if compact else sweep.markdown_table(rows)
-    return rows, curves, table
+    render = {"full": sweep.markdown_table, "compact": sweep.compact_table, "overhead": sweep.overhead_table}
+    return rows, curves, render[style](rows)
+
+
+STYLES = ("full", "compact", "overhead")
+"""Table styles a manifest entry may ask for."""
 
 
 def aggregate_dir(
@@ -141,7 +167,11 @@ def _render(root: Path, manifest: str | Path | None) -> list[tuple[dict[str, Any
     """``(entry, rows, curves, table)`` for every table of the manifest."""
     out = []
     for t in _load_manifest(root, manifest):
-        rows, curves, table = _aggregate_raw([root / r for r in t["raw"]], compact=t.get("style") == "compact")
+        raws = [r if isinstance(r, str) else r["path"] for r in t["raw"]]
+        renames = [None if isinstance(r, str) else r.get("rename") for r in t["raw"]]
+        rows, curves, table = _aggregate_raw(
+            [root / r for r in raws], None, t.get("style", "full"), renames, t.get("envs"), t.get("methods")
+        )
         out.append((t, rows, curves, table))
     return out
 
@@ -175,14 +205,17 @@ def sync_markdown(text: str, tables: dict[Path, str]) -> str:
         # skip the old block: table lines, then (optionally) one blank line and one note paragraph
         while i < len(lines) and lines[i].startswith("|"):
             i += 1
-        if i + 1 < len(lines) and lines[i] == "" and lines[i + 1].startswith(NOTE_START):
+        if i + 1 < len(lines) and lines[i] == "" and lines[i + 1].startswith(_note_starts()):
             i += 2
         out.extend(tables[path].rstrip("\n").split("\n"))
     return "\n".join(out)
 
 
-NOTE_START = "IQM: interquartile mean"
-"""How the note under a generated table begins (see ``sweep.TABLE_NOTE``)."""
+def _note_starts() -> tuple[str, ...]:
+    """How the notes under generated tables begin (``sweep.TABLE_NOTE``, ``sweep.OVERHEAD_NOTE``)."""
+    from equirl.agents import sweep
+
+    return (sweep.TABLE_NOTE[:30], sweep.OVERHEAD_NOTE[:30])
 
 
 def markdown_files(root: str | Path = ".") -> list[Path]:
@@ -208,7 +241,7 @@ def write_tables(root: str | Path = ".", manifest: str | Path | None = None, plo
         md = Path(t["md"])
         if plots and t.get("img_dir"):
             _plot(rows, curves, root / t["img_dir"])
-        if len(t["raw"]) == 1 and t.get("style") != "compact":
+        if len(t["raw"]) == 1 and isinstance(t["raw"][0], str) and t.get("style", "full") == "full":
             sweep.write_summary(rows, root / t["raw"][0] / "summary.csv")
         if not (root / md).exists() or (root / md).read_text() != table:
             (root / md).parent.mkdir(parents=True, exist_ok=True)

@@ -109,6 +109,7 @@ def test_aggregate_env_order() -> None:
     rb, cb = _synthetic("B", "plain", {0: [0, 5]}, [0, 100], 1.0)
     assert [r["env_id"] for r in sweep.aggregate(ra + rb, ca + cb)] == ["A", "B"]
     assert [r["env_id"] for r in sweep.aggregate(ra + rb, ca + cb, env_order=["B"])] == ["B", "A"]
+    assert [r["env_id"] for r in sweep.aggregate(ra + rb, ca + cb, env_order=["B", "A", "B"])] == ["B", "A"]
 
 
 def test_aggregate_thresholds_override() -> None:
