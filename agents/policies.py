@@ -94,7 +94,7 @@ class EquiQNetwork(_Symmetrised, QNetwork):
         network, images channel-first and still uint8) and on the action dimension.
     :param method: ``"equitune"``, ``"equizero"`` or ``"lambda"``.
     :param proxy_loss: equizero's proxy loss (name in ``equirl.PROXY_LOSSES`` or a callable).
-    :param straight_through: equizero's forward with equitune's gradient while training.
+    :param straight_through: equizero's forward with equitune's gradient while training (equizero-td ignores it).
     :param lambda_hidden: width of the λ-net, which reads the last hidden layer of ``q_net``.
     :param lambda_temperature: softmax temperature of the λ weights.
     Other parameters as in SB3's ``QNetwork``. ``forward(obs [B, ...]) -> Q [B, n_actions]``.
@@ -232,7 +232,7 @@ class EquiDQNPolicy(_Symmetrised, DQNPolicy):
         ``"equizero-td"`` (equizero trained through the selected view, with a target network that
         evaluates the views the online network selects: no maximum over views in the TD target).
     :param proxy_loss: equizero's proxy loss: ``"neg_max"`` (``-max_a Q``), ``"neg_margin"``, or a callable.
-    :param straight_through: equizero trains with equitune's gradient (its forward is unchanged).
+    :param straight_through: equizero trains with equitune's gradient (its forward is unchanged); equizero-td ignores it.
     :param lambda_hidden: width of the λ-net.
     :param lambda_temperature: softmax temperature of the λ weights.
     Every other argument is SB3's ``DQNPolicy``'s, unchanged.

@@ -264,6 +264,7 @@ def _check_sweep_output(out: Path, n_runs: int) -> str:
     table = benchmark.aggregate_dir(out, print_table=False)
     assert table.splitlines()[0].startswith("| environment | method |")
     assert (out / "summary.csv").exists() and (out / "benchmark_cartpole_v1.png").stat().st_size > 1000
+    assert (out / "profile_cartpole_v1.png").stat().st_size > 1000  # the performance profile
     return table
 
 
