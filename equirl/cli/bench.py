@@ -187,8 +187,8 @@ def render_tables(root: str | Path = ".", manifest: str | Path | None = None) ->
 def sync_markdown(text: str, tables: dict[Path, str]) -> str:
     """``text`` with the lines after each ``<!-- table: PATH -->`` replaced by ``tables[PATH]``.
 
-    The embedded block is the marker's following lines up to the first blank line after the
-    table's last line (the table and its note paragraph); markers naming other paths stay as they are.
+    The embedded block is the table lines right after the marker, then, if present, a blank line
+    and the generated note under the table; markers naming other paths stay as they are.
     """
     lines = text.split("\n")
     out: list[str] = []
