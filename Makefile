@@ -46,5 +46,11 @@ bench: setup
 	$(PY) scripts/benchmark_overhead.py report runs/benchmark_overhead/raw.csv \
 		--md runs/benchmark_overhead/tables.md --plot runs/benchmark_overhead/step.png
 
+# Every benchmark table and plot from the committed raw results (docs/benchmark/tables.yml), no training;
+# also rewrites the copies embedded in README.md and docs/*.md.
+.PHONY: tables
+tables: setup
+	$(VENV)/bin/equirl bench tables
+
 clean:
 	rm -rf $(VENV) runs results

@@ -27,11 +27,11 @@ from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from stable_baselines3.dqn.policies import DQNPolicy, QNetwork
 from torch import nn
 
-from equirl import METHODS, Symmetry, weight_entropy
+from equirl import METHODS, ONLINE_SELECTED_TARGET, Symmetry, weight_entropy
 from equirl.averaging import symmetrize_weights
 from equirl.config import EquivarianceConfig
 
-__all__ = ["EquiQNetwork", "EquiDQNPolicy"]
+__all__ = ["EquiQNetwork", "EquiDQNPolicy", "OnlineSelectedTarget"]
 
 
 def check_equivariance_args(
@@ -192,6 +192,39 @@ class EquiQNetwork(_Symmetrised, QNetwork):
         return data
 
 
+class OnlineSelectedTarget(EquiQNetwork):
+    """The TD target network of ``equizero-td``: its own Q-values at the views the online network selects.
+
+    ``forward(s [B, ...]) -> [B, n_actions]`` is ``Σ_g w_g(s) ρ(g)⁻¹ Q'(g·s)`` with ``Q'`` this
+    network and ``w`` the online network's equizero weights (uniform over the view(s) of largest
+    ``max_a Q(g·s)``), as Double DQN selects actions online and evaluates them with the target. It
+    stays equivariant: the online selection moves with the input. Its weights and layout are
+    :class:`EquiQNetwork`'s (the online network is referenced, not a submodule).
+    """
+
+    _online: tuple[EquiQNetwork, ...] = ()
+
+    def bind_online(self, online: EquiQNetwork) -> None:
+        """Use ``online``'s reducer and weights to select the views (kept out of this module's state)."""
+        self._online = (online,)
+
+    def forward(self, obs: PyTorchObs) -> th.Tensor:
+        """Q-values ``[B, n_actions]`` of this network at the online network's views of ``obs [B, ...]``."""
+        assert isinstance(obs, th.Tensor)
+        if not self._online:
+            raise RuntimeError("OnlineSelectedTarget needs bind_online(q_net) before its first forward.")
+        online = self._online[0]
+        if not obs.is_floating_point():  # as EquiQNetwork.forward: the same values, float index operations
+            obs = obs.float()
+        G, B = self.symmetry.order, obs.shape[0]
+        orbit = self.symmetry.input_action.orbit(obs).reshape(G * B, *obs.shape[1:])
+        q = self.head(self.encode(orbit)).reshape(G, B, -1)
+        with th.no_grad():
+            w = online.reducer.weights(online.head(online.encode(orbit)).reshape(G, B, -1), None)  # [G, B]
+        back = self.symmetry.output_action.inverse_each(q)
+        return (w.unsqueeze(-1).to(back.dtype) * back).sum(0)
+
+
 class EquiDQNPolicy(_Symmetrised, DQNPolicy):
     """SB3's ``DQNPolicy`` with equivariant Q-network and target network.
 
@@ -200,7 +233,9 @@ class EquiDQNPolicy(_Symmetrised, DQNPolicy):
     :param equivariance: an :class:`equirl.EquivarianceConfig`, or its settings as keyword arguments
         (what ``policy_kwargs`` usually holds):
 
-        - ``method``: ``"equitune"``, ``"equizero"`` or ``"lambda"`` (λ-equitune, the default);
+        - ``method``: ``"equitune"``, ``"equizero"``, ``"lambda"`` (λ-equitune, the default) or
+          ``"equizero-td"`` (equizero trained through the selected view, with a target network that
+          evaluates the views the online network selects: no maximum over views in the TD target);
         - ``proxy_loss``: equizero's proxy loss: ``"neg_max"`` (``-max_a Q``), ``"neg_margin"``, or a
           registered name (:func:`equirl.proxy.register_proxy_loss`);
         - ``straight_through``: equizero trains with equitune's gradient (its forward is unchanged);
@@ -259,6 +294,19 @@ class EquiDQNPolicy(_Symmetrised, DQNPolicy):
     def make_q_net(self) -> EquiQNetwork:
         net_args = self._update_features_extractor(self.net_args, features_extractor=None)
         return EquiQNetwork(**net_args, symmetry=self.symmetry, equivariance=self.equivariance).to(self.device)
+
+    def _build(self, lr_schedule: Schedule) -> None:
+        """SB3's build; for :data:`equirl.ONLINE_SELECTED_TARGET` methods (``equizero-td``) the target
+        network is an :class:`OnlineSelectedTarget` reading ``q_net``'s choice of views."""
+        super()._build(lr_schedule)
+        if self.method in ONLINE_SELECTED_TARGET:
+            net_args = self._update_features_extractor(self.net_args, features_extractor=None)
+            target = OnlineSelectedTarget(**net_args, symmetry=self.symmetry, equivariance=self.equivariance)
+            target = target.to(self.device)
+            target.load_state_dict(self.q_net.state_dict())
+            target.set_training_mode(False)
+            target.bind_online(self.q_net)
+            self.q_net_target = target
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         """SB3's parameters plus the symmetry and every equivariance setting (``policy.save`` keeps them all)."""

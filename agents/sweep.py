@@ -16,9 +16,9 @@ The library behind ``equirl bench`` (and ``scripts/benchmark.py``). Three parts,
   :func:`quantile`, :func:`aggregate`, :func:`markdown_table`, :func:`plot_curves`, over the raw
   results collected by :func:`collect` into two CSV files (``runs.csv``, ``curves.csv``).
 
-Evaluation time is measured separately (the evaluation environments are timed from their first
-``reset`` to ``close``) and subtracted, so ``train_seconds`` and ``steps_per_second`` are the cost of
-acting and learning only.
+Evaluation time is measured once, by :func:`agents.train`'s evaluation callback (the time each
+evaluation takes), and excluded there, so ``train_seconds`` and ``steps_per_second`` are the cost of
+acting and learning only; the sweep takes them as they are.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 import yaml
+from equirl.agents import stats
 from equirl.agents.io import write_atomic
 from equirl.agents.training import ALL_METHODS
 
@@ -59,7 +60,10 @@ __all__ = [
     "read_raw",
     "aggregate",
     "markdown_table",
+    "compact_table",
+    "overhead_table",
     "plot_curves",
+    "plot_profile",
 ]
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "hyperparams" / "benchmark.yml"
@@ -187,43 +191,6 @@ def make_specs(
 
 
 # -- one run -------------------------------------------------------------------------------------
-class _TimedEnvFactory:
-    """Wraps ``env_factory``: the first env (training) is returned as is; later ones (evaluation) are timed.
-
-    Each evaluation environment adds the time from its first ``reset`` to its ``close`` to ``durations``.
-    """
-
-    def __init__(self, env_factory: Callable[[], Any]) -> None:
-        self.env_factory = env_factory
-        self.calls = 0
-        self.durations: list[float] = []
-
-    def __call__(self) -> Any:
-        import gymnasium as gym
-
-        env = self.env_factory()
-        self.calls += 1
-        if self.calls == 1:
-            return env
-        durations = self.durations
-
-        class _EvalTimer(gym.Wrapper):  # type: ignore[type-arg]
-            _start: float | None = None
-
-            def reset(self, **kwargs: Any) -> Any:
-                if self._start is None:
-                    self._start = time.perf_counter()
-                return self.env.reset(**kwargs)
-
-            def close(self) -> None:
-                if self._start is not None:
-                    durations.append(time.perf_counter() - self._start)
-                    self._start = None
-                self.env.close()
-
-        return _EvalTimer(env)
-
-
 def _env_factory(env_id: str) -> Callable[[], Any]:
     from equirl import envs
 
@@ -293,7 +260,7 @@ def run_one(spec: RunSpec, out_root: str | Path, torch_threads: int = 1) -> dict
     bench = spec.bench
     out = spec.out_dir(out_root)
     out.mkdir(parents=True, exist_ok=True)
-    factory = _TimedEnvFactory(_env_factory(bench.env_id))
+    factory = _env_factory(bench.env_id)
     symmetry = None if spec.method == PLAIN else get_symmetry(bench.env_id)
     hp = _hyperparams(bench)
     start = time.perf_counter()
@@ -308,19 +275,16 @@ def run_one(spec: RunSpec, out_root: str | Path, torch_threads: int = 1) -> dict
         n_eval_episodes=bench.n_eval_episodes,
     )
     total = time.perf_counter() - start
-    eval_cum = np.cumsum(factory.durations) if factory.durations else np.zeros(0)
-    rows = []
-    for i, row in enumerate(result.curve):
-        spent = float(eval_cum[min(i, len(eval_cum) - 1)]) if len(eval_cum) else 0.0
-        rows.append({**row, "train_seconds": max(0.0, row["wall_seconds"] - spent)})
+    # evaluation time has one owner, agents.train's evaluation callback: its rows carry train_seconds
+    # and result.train_seconds already excludes every evaluation; nothing is subtracted here
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=list(CURVE_FIELDS))
     w.writeheader()
-    for row in rows:
+    for row in result.curve:
         w.writerow({k: row[k] for k in CURVE_FIELDS})
     write_atomic(out / "curve.csv", buf.getvalue())
-    eval_seconds = float(sum(factory.durations))
-    train_seconds = max(1e-9, result.train_seconds - eval_seconds)
+    eval_seconds = float(result.eval_seconds)
+    train_seconds = max(1e-9, float(result.train_seconds))
     summary = {
         "env_id": bench.env_id,
         "method": spec.method,
@@ -641,16 +605,22 @@ def aggregate(
     curves: list[dict[str, Any]],
     thresholds: dict[str, tuple[float, float]] | None = None,
     env_order: Sequence[str] = (),
+    reps: int = stats.DEFAULT_REPS,
+    seed: int = 0,
 ) -> list[dict[str, Any]]:
     """Per environment and method, over seeds: the benchmark's numbers.
 
     ``thresholds`` maps env id to ``(threshold, baseline)``; default: the values stored with each run.
     Environments come in ``env_order`` (those it does not name after, in the order of ``runs``).
     Each row: ``env_id, method, group_order, n_runs, n_solved, steps_median, steps_q25, steps_q75``
-    (``inf`` where the runs that never solved decide the quantile), ``auc_mean, auc_std`` (mean return
-    over training, :func:`normalised_auc`), ``final_mean, final_std`` (std over seeds of the final
-    evaluation), ``collapses`` (runs with :func:`collapsed_after_solving`), ``steps_per_second``
-    (median), ``train_seconds`` (median) and ``wallclock_ratio`` (median train seconds over plain's).
+    (``inf`` where the runs that never solved decide the quantile); for the mean return over training
+    (``auc_*``, :func:`normalised_auc`) and the final evaluation (``final_*``): ``_iqm`` and ``_mean``
+    with their 95% stratified-bootstrap intervals ``_iqm_lo, _iqm_hi, _mean_lo, _mean_hi``
+    (:mod:`equirl.agents.stats`, ``reps`` resamples, seeded with ``seed``), ``_std`` (sample std,
+    ddof 1; nan for one run) and ``_poi, _poi_lo, _poi_hi`` (probability of improvement over plain on
+    the same environment, with its interval; nan for plain or without plain runs); ``collapses`` (runs
+    with :func:`collapsed_after_solving`), ``steps_per_second`` (median), ``train_seconds`` (median) and
+    ``wallclock_ratio`` (median train seconds over plain's).
     """
     by_run = _curves_by_run(curves)
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
@@ -660,49 +630,83 @@ def aggregate(
     for (env_id, method), rs in groups.items():
         if method == "plain":
             plain_seconds[env_id] = float(np.median([float(r["train_seconds"]) for r in rs]))
+    # per-run scores first, so that every method can be compared with plain's runs
+    scores: dict[tuple[str, str], dict[str, Any]] = {}
+    for (env_id, method), rs in groups.items():
+        if thresholds and env_id in thresholds:
+            threshold, baseline = thresholds[env_id]
+        else:
+            threshold, baseline = float(rs[0]["threshold"]), float(rs[0]["baseline"])
+        steps, aucs, finals, collapses = [], [], [], 0
+        budget = max(float(r["timesteps"]) for r in rs)
+        for r in rs:
+            t, ret = by_run[(env_id, method, int(float(r["seed"])))]
+            steps.append(steps_to_threshold(t, ret, threshold))
+            aucs.append(normalised_auc(t, ret, budget))
+            finals.append(float(ret[-1]))
+            collapses += collapsed_after_solving(ret, threshold, baseline)
+        scores[(env_id, method)] = dict(
+            threshold=threshold, budget=budget, steps=steps, auc=aucs, final=finals, collapses=collapses
+        )
     rows = []
     present = list(dict.fromkeys(str(r["env_id"]) for r in runs))
-    for env_id in [e for e in env_order if e in present] + [e for e in present if e not in env_order]:
+    for env_id in dict.fromkeys([e for e in env_order if e in present] + [e for e in present if e not in env_order]):
         methods = [m for m in ALL_METHODS if (env_id, m) in groups]
         methods += sorted(m for (e, m) in groups if e == env_id and m not in ALL_METHODS)
+        plain = scores.get((env_id, "plain"))
         for method in methods:
             rs = groups[(env_id, method)]
-            if thresholds and env_id in thresholds:
-                threshold, baseline = thresholds[env_id]
-            else:
-                threshold, baseline = float(rs[0]["threshold"]), float(rs[0]["baseline"])
-            steps, aucs, finals, collapses = [], [], [], 0
-            budget = max(float(r["timesteps"]) for r in rs)
-            for r in rs:
-                t, ret = by_run[(env_id, method, int(float(r["seed"])))]
-                steps.append(steps_to_threshold(t, ret, threshold))
-                aucs.append(normalised_auc(t, ret, budget))
-                finals.append(float(ret[-1]))
-                collapses += collapsed_after_solving(ret, threshold, baseline)
+            sc = scores[(env_id, method)]
+            steps = sc["steps"]
             secs = float(np.median([float(r["train_seconds"]) for r in rs]))
-            rows.append(
+            row: dict[str, Any] = {
+                "env_id": env_id,
+                "method": method,
+                "group_order": int(float(rs[0]["group_order"])),
+                "n_runs": len(rs),
+                "n_solved": int(np.sum(np.isfinite(steps))),
+                "threshold": sc["threshold"],
+                "budget": sc["budget"],
+                "steps_median": quantile(steps, 0.5),
+                "steps_q25": quantile(steps, 0.25),
+                "steps_q75": quantile(steps, 0.75),
+            }
+            for key in ("auc", "final"):
+                row.update(_score_stats(key, sc[key], None if plain is None or method == "plain" else plain[key],
+                                        reps, seed))  # fmt: skip
+            row.update(
                 {
-                    "env_id": env_id,
-                    "method": method,
-                    "group_order": int(float(rs[0]["group_order"])),
-                    "n_runs": len(rs),
-                    "n_solved": int(np.sum(np.isfinite(steps))),
-                    "threshold": threshold,
-                    "budget": budget,
-                    "steps_median": quantile(steps, 0.5),
-                    "steps_q25": quantile(steps, 0.25),
-                    "steps_q75": quantile(steps, 0.75),
-                    "auc_mean": float(np.mean(aucs)),
-                    "auc_std": float(np.std(aucs)),
-                    "final_mean": float(np.mean(finals)),
-                    "final_std": float(np.std(finals)),
-                    "collapses": int(collapses),
+                    "collapses": int(sc["collapses"]),
                     "steps_per_second": float(np.median([float(r["steps_per_second"]) for r in rs])),
                     "train_seconds": secs,
                     "wallclock_ratio": secs / plain_seconds[env_id] if env_id in plain_seconds else math.nan,
                 }
             )
+            rows.append(row)
     return rows
+
+
+def _score_stats(key: str, values: list[float], plain: list[float] | None, reps: int, seed: int) -> dict[str, float]:
+    """IQM, mean (with 95% bootstrap intervals), sample std and P(> plain) of per-run ``values``, keys ``<key>_*``."""
+    iqm_lo, iqm_hi = stats.bootstrap_ci(values, stats.iqm, reps=reps, seed=seed)
+    mean_lo, mean_hi = stats.bootstrap_ci(values, stats.mean, reps=reps, seed=seed)
+    if plain is None:
+        poi = poi_lo = poi_hi = math.nan
+    else:
+        poi = stats.probability_of_improvement(values, plain)
+        poi_lo, poi_hi = stats.probability_of_improvement_ci(values, plain, reps=reps, seed=seed)
+    return {
+        f"{key}_iqm": stats.iqm(values),
+        f"{key}_iqm_lo": iqm_lo,
+        f"{key}_iqm_hi": iqm_hi,
+        f"{key}_mean": stats.mean(values),
+        f"{key}_mean_lo": mean_lo,
+        f"{key}_mean_hi": mean_hi,
+        f"{key}_std": stats.sample_std(values),
+        f"{key}_poi": poi,
+        f"{key}_poi_lo": poi_lo,
+        f"{key}_poi_hi": poi_hi,
+    }
 
 
 def _fmt_steps(x: float) -> str:
@@ -713,26 +717,90 @@ def _fmt_steps(x: float) -> str:
     return f"{x / 1000:.1f}k" if x >= 1000 else f"{x:.0f}"
 
 
+def _fmt_ci(row: dict[str, Any], key: str, digits: int) -> str:
+    """``row[key] [row[key_lo], row[key_hi]]`` with ``digits`` decimals; "—" where the value is nan."""
+    if math.isnan(row[key]):
+        return "—"
+    return f"{row[key]:.{digits}f} [{row[key + '_lo']:.{digits}f}, {row[key + '_hi']:.{digits}f}]"
+
+
+TABLE_NOTE = (
+    "IQM: interquartile mean over runs; [95% CI]: percentile interval of a stratified bootstrap over runs; "
+    "P(> plain): probability that a random run of the method scores above a random run of plain DQN "
+    "(ties count half), with its 95% CI; n: runs (seeds). AUC: mean return over training."
+)
+"""The line under every benchmark table that says what its numbers are."""
+
+
 def markdown_table(rows: list[dict[str, Any]]) -> str:
-    """The aggregated rows as a GitHub markdown table (one line per environment and method).
+    """The aggregated rows as a GitHub markdown table (one line per environment and method), with a note.
 
     "steps to solve" is the median [IQR] over seeds of the first evaluation at or above the threshold;
-    "—" means the runs that never solved decide that quantile.
+    "—" means the runs that never solved decide that quantile. Scores are IQM and mean with 95%
+    stratified-bootstrap intervals, and the probability of improvement over plain (:data:`TABLE_NOTE`).
     """
     header = (
-        "| environment | method | \\|G\\| | solved | steps to solve, median [IQR] | mean return over training (AUC) "
-        "| final return | collapses | env steps/s | wall-clock / plain |"
+        "| environment | method | \\|G\\| | n | solved | steps to solve, median [IQR] "
+        "| AUC: IQM [95% CI] | AUC: mean [95% CI] | final: IQM [95% CI] | final: mean [95% CI] "
+        "| P(AUC > plain) [95% CI] | P(final > plain) [95% CI] | collapses | env steps/s | wall-clock / plain |"
     )
-    lines = [header, "|" + "---|" * 10]
+    lines = [header, "|" + "---|" * 15]
     for r in rows:
         steps = f"{_fmt_steps(r['steps_median'])} [{_fmt_steps(r['steps_q25'])}, {_fmt_steps(r['steps_q75'])}]"
         d = 2 if abs(float(r["threshold"])) < 10 else 1  # returns of order 1 (gridworlds) get two decimals
         lines.append(
-            f"| {r['env_id']} | {r['method']} | {r['group_order']} | {r['n_solved']}/{r['n_runs']} | {steps} "
-            f"| {r['auc_mean']:.{d}f} ± {r['auc_std']:.{d}f} | {r['final_mean']:.{d}f} ± {r['final_std']:.{d}f} "
+            f"| {r['env_id']} | {r['method']} | {r['group_order']} | {r['n_runs']} | {r['n_solved']}/{r['n_runs']} "
+            f"| {steps} | {_fmt_ci(r, 'auc_iqm', d)} | {_fmt_ci(r, 'auc_mean', d)} | {_fmt_ci(r, 'final_iqm', d)} "
+            f"| {_fmt_ci(r, 'final_mean', d)} | {_fmt_ci(r, 'auc_poi', 2)} | {_fmt_ci(r, 'final_poi', 2)} "
             f"| {r['collapses']} | {r['steps_per_second']:.0f} | {r['wallclock_ratio']:.2f} |"
         )
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n\n" + TABLE_NOTE + "\n"
+
+
+def compact_table(rows: list[dict[str, Any]]) -> str:
+    """The aggregated rows as a short markdown table (the README's): solved, final return and AUC as
+    IQM [95% CI], and the probability of improvement over plain on both, with the same note."""
+    header = (
+        "| environment | method | n | solved | final: IQM [95% CI] | AUC: IQM [95% CI] "
+        "| P(final > plain) [95% CI] | P(AUC > plain) [95% CI] |"
+    )
+    lines = [header, "|" + "---|" * 8]
+    for r in rows:
+        d = 2 if abs(float(r["threshold"])) < 10 else 1
+        lines.append(
+            f"| {r['env_id']} | {r['method']} | {r['n_runs']} | {r['n_solved']}/{r['n_runs']} "
+            f"| {_fmt_ci(r, 'final_iqm', d)} | {_fmt_ci(r, 'auc_iqm', d)} "
+            f"| {_fmt_ci(r, 'final_poi', 2)} | {_fmt_ci(r, 'auc_poi', 2)} |"
+        )
+    return "\n".join(lines) + "\n\n" + TABLE_NOTE + "\n"
+
+
+def overhead_table(rows: list[dict[str, Any]]) -> str:
+    """Compute cost per environment: plain DQN's training steps/s and each method's training time over plain's.
+
+    One line per environment with plain runs; columns for the methods present (medians over runs).
+    """
+    methods = [m for m in ALL_METHODS if m != "plain" and any(r["method"] == m for r in rows)]
+    methods += sorted({str(r["method"]) for r in rows} - set(ALL_METHODS))
+    header = "| environment | \\|G\\| | n | plain steps/s | " + " | ".join(methods) + " | target (1.1·\\|G\\|) |"
+    lines = [header, "|" + "---|" * (5 + len(methods))]
+    for env_id in dict.fromkeys(r["env_id"] for r in rows):
+        by_method = {r["method"]: r for r in rows if r["env_id"] == env_id}
+        if "plain" not in by_method:
+            continue
+        order = max(int(r["group_order"]) for r in by_method.values())
+        ratios = [f"{by_method[m]['wallclock_ratio']:.2f}" if m in by_method else "—" for m in methods]
+        n = sorted({int(r["n_runs"]) for r in by_method.values()})
+        lines.append(
+            f"| {env_id} | {order} | {'/'.join(map(str, n))} | {by_method['plain']['steps_per_second']:.0f} | "
+            + " | ".join(ratios)
+            + f" | {1.1 * order:.1f} |"
+        )
+    return "\n".join(lines) + "\n\n" + OVERHEAD_NOTE + "\n"
+
+
+OVERHEAD_NOTE = "Medians over n runs of training seconds (evaluations excluded), relative to plain DQN's."
+"""The line under the compute-cost table."""
 
 
 def write_summary(rows: list[dict[str, Any]], path: str | Path) -> None:
@@ -747,7 +815,7 @@ def write_summary(rows: list[dict[str, Any]], path: str | Path) -> None:
 
 
 def plot_curves(curves: list[dict[str, Any]], env_id: str, path: str | Path, threshold: float | None = None) -> None:
-    """Learning curves of ``env_id``: per method, the mean over seeds with a ±1 std band, saved as PNG."""
+    """Learning curves of ``env_id``: per method, the mean over seeds with a ±1 sample-std band (ddof 1), saved as PNG."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -760,7 +828,8 @@ def plot_curves(curves: list[dict[str, Any]], env_id: str, path: str | Path, thr
         runs = [v for k, v in by_run.items() if k[1] == method]
         grid = np.unique(np.concatenate([t for t, _ in runs]))
         ys = np.stack([np.interp(grid, t, r) for t, r in runs])
-        mean, std = ys.mean(0), ys.std(0)
+        mean = ys.mean(0)
+        std = ys.std(0, ddof=1) if len(runs) > 1 else np.zeros_like(mean)
         (line,) = ax.plot(grid, mean, label=f"{method} (n={len(runs)})")
         ax.fill_between(grid, mean - std, mean + std, color=line.get_color(), alpha=0.2)
     if threshold is not None:
@@ -768,6 +837,36 @@ def plot_curves(curves: list[dict[str, Any]], env_id: str, path: str | Path, thr
     ax.set_xlabel("environment steps")
     ax.set_ylabel("mean evaluation return")
     ax.set_title(env_id)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def plot_profile(curves: list[dict[str, Any]], env_id: str, path: str | Path) -> None:
+    """Performance profile of ``env_id``: per method, the fraction of runs whose final return exceeds τ, as PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    by_run = _curves_by_run([c for c in curves if c["env_id"] == env_id])
+    finals = {m: [r[-1] for k, (_, r) in by_run.items() if k[1] == m] for m in dict.fromkeys(k[1] for k in by_run)}
+    methods = [m for m in ALL_METHODS if m in finals] + sorted(m for m in finals if m not in ALL_METHODS)
+    everything = np.concatenate([np.asarray(v, dtype=float) for v in finals.values()])
+    lo, hi = float(everything.min()), float(everything.max())
+    pad = 0.05 * (hi - lo or 1.0)
+    taus = np.linspace(lo - pad, hi + pad, 400)
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=110)
+    for method in methods:
+        ax.step(taus, stats.performance_profile(finals[method], taus), where="post",
+                label=f"{method} (n={len(finals[method])})")  # fmt: skip
+    ax.set_xlabel("final return τ")
+    ax.set_ylabel("fraction of runs with final return > τ")
+    ax.set_title(f"{env_id}: performance profile")
+    ax.set_ylim(-0.02, 1.02)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()

@@ -169,7 +169,9 @@ class EvalCSVCallback(BaseCallback):
     """Evaluates the greedy policy every ``eval_freq`` environment steps and appends to a CSV.
 
     Columns: ``timesteps, mean_return, std_return, wall_seconds``; the same values go to the logger
-    as ``eval/mean_return`` and ``eval/std_return``. ``rows`` keeps them in memory. With
+    as ``eval/mean_return`` and ``eval/std_return``. ``rows`` keeps them in memory, each also with
+    ``train_seconds`` (``wall_seconds`` less the time spent evaluating so far, this one included):
+    this callback is the one owner of evaluation time (``eval_seconds``). With
     ``best_model_path`` the model of the best evaluation so far (latest on ties) is saved there and its
     row kept in ``best``.
     """
@@ -197,7 +199,7 @@ class EvalCSVCallback(BaseCallback):
         self._last = -1
         self._offset = 0.0
         self._start = time.perf_counter()
-        self.eval_seconds = 0.0  # time spent evaluating in this process (not training)
+        self.eval_seconds = 0.0  # time spent evaluating (not training), restored with set_state
 
     def get_state(self) -> dict[str, Any]:
         """What a checkpoint keeps: the rows so far, the step of the last evaluation and the wall time."""
@@ -205,6 +207,7 @@ class EvalCSVCallback(BaseCallback):
             "rows": [dict(r) for r in self.rows],
             "last": self._last,
             "elapsed": time.perf_counter() - self._start,
+            "eval_seconds": self.eval_seconds,
             "best": dict(self.best),
         }
 
@@ -214,6 +217,7 @@ class EvalCSVCallback(BaseCallback):
         self._last = int(state["last"])
         self.best = dict(state.get("best", {}))
         self._offset = float(state.get("elapsed", 0.0))
+        self.eval_seconds = float(state.get("eval_seconds", 0.0))
         if self.csv_path:
             buf = io.StringIO()
             w = csv.writer(buf)
@@ -233,11 +237,13 @@ class EvalCSVCallback(BaseCallback):
         eval_start = time.perf_counter()
         mean, std = evaluate(self.model, self.env_factory, self.n_episodes, self.seed)  # type: ignore[arg-type]
         self.eval_seconds += time.perf_counter() - eval_start
+        wall = time.perf_counter() - self._start
         row = {
             "timesteps": float(self.num_timesteps),
             "mean_return": mean,
             "std_return": std,
-            "wall_seconds": time.perf_counter() - self._start,
+            "wall_seconds": wall,
+            "train_seconds": wall - self.eval_seconds,  # the one place evaluation time is taken out
         }
         self.rows.append(row)
         self._last = self.num_timesteps
@@ -566,6 +572,7 @@ class TrainResult:
     std_return: float
     curve: list[dict[str, float]] = field(default_factory=list)
     resumed_from: int | None = None
+    eval_seconds: float = 0.0  # wall-clock of all evaluations of this process, the final one included
 
     @property
     def steps_per_second(self) -> float:
@@ -782,6 +789,7 @@ def train(
             )
         )
     remaining = steps - model.num_timesteps
+    eval_before = evaluator.eval_seconds  # restored from a checkpoint: evaluations before this process
     start = time.perf_counter()
     if remaining > 0:
         model.learn(
@@ -791,7 +799,8 @@ def train(
             tb_log_name=f"{method}_s{seed}",
             reset_num_timesteps=resumed_from is None,
         )
-    seconds = time.perf_counter() - start - evaluator.eval_seconds  # training only, evaluations excluded
+    # training only, this process's evaluations excluded
+    seconds = time.perf_counter() - start - (evaluator.eval_seconds - eval_before)
     if not evaluator.rows or evaluator.rows[-1]["timesteps"] != model.num_timesteps:
         evaluator.init_callback(model)
         evaluator._evaluate_now()
@@ -827,4 +836,5 @@ def train(
         final["std_return"],
         list(evaluator.rows),
         resumed_from,
+        eval_seconds=evaluator.eval_seconds,
     )

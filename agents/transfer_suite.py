@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 from equirl.agents.hyperparams import finetune_hyperparams, hyperparams_for, pretrained_path
 from equirl.agents.io import read_json, write_atomic
+from equirl.agents.stats import sample_std
 from equirl.agents.training import ALL_METHODS
 from equirl.agents.transfer import load_pretrained
 from equirl.envs.wrappers import make_task_env
@@ -39,7 +40,13 @@ SUITE_FILE = "suite.json"
 
 __all__ = ["TASKS", "PRETRAINED", "LABELS", "run_suite", "summarise", "plot"]
 
-LABELS = {"plain": "plain", "equitune": "equitune", "equizero": "equizero", "lambda": "λ-equitune"}
+LABELS = {
+    "plain": "plain",
+    "equitune": "equitune",
+    "equizero": "equizero",
+    "lambda": "λ-equitune",
+    "equizero-td": "equizero-td",
+}
 
 # Tasks per environment: name -> {"env_kwargs": ..., "reset_options": ...}. The first is the pretraining task.
 TASKS: dict[str, dict[str, dict[str, Any]]] = {
@@ -110,11 +117,14 @@ def _one_run(job: dict[str, Any]) -> dict[str, Any]:
 
 
 def _ms(xs: list[float]) -> str:
-    return f"{np.mean(xs):.2f} ± {np.std(xs):.2f}"
+    """``mean ± sample std`` (ddof 1) of ``xs``; the mean alone for a single value."""
+    if len(xs) < 2:
+        return f"{np.mean(xs):.2f}"
+    return f"{np.mean(xs):.2f} ± {sample_std(xs):.2f}"
 
 
 def summarise(runs: list[dict[str, Any]], tasks: list[str], methods: list[str]) -> tuple[str, dict[str, Any]]:
-    """Markdown table and a JSON-able summary (mean ± std over seeds; % of the pretrained return)."""
+    """Markdown table and a JSON-able summary (mean ± sample std over seeds, ddof 1; % of the pretrained return)."""
     by: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for r in runs:
         by[(r["task"], r["method"])].append(r)
@@ -142,9 +152,9 @@ def summarise(runs: list[dict[str, Any]], tasks: list[str], methods: list[str]) 
                     "task": t,
                     "method": m,
                     "zero_shot_mean": float(np.mean(zs)),
-                    "zero_shot_std": float(np.std(zs)),
+                    "zero_shot_std": sample_std(zs),
                     "final_mean": float(np.mean(fin)),
-                    "final_std": float(np.std(fin)),
+                    "final_std": sample_std(fin),
                     "percent_of_pretrained": float(pct),
                     "seeds": len(rs),
                 }
@@ -160,7 +170,13 @@ def plot(runs: list[dict[str, Any]], tasks: list[str], methods: list[str], path:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, len(tasks), figsize=(max(6.0, 3.6 * len(tasks)), 3.4), squeeze=False, sharey=True)
-    colors = {"plain": "tab:gray", "equitune": "tab:blue", "equizero": "tab:orange", "lambda": "tab:green"}
+    colors = {
+        "plain": "tab:gray",
+        "equitune": "tab:blue",
+        "equizero": "tab:orange",
+        "lambda": "tab:green",
+        "equizero-td": "tab:red",
+    }
     for ax, t in zip(axes[0], tasks, strict=True):
         for m in methods:
             rs = [r for r in runs if r["task"] == t and r["method"] == m]
@@ -176,7 +192,8 @@ def plot(runs: list[dict[str, Any]], tasks: list[str], methods: list[str], path:
                     for r in rs
                 ]
             )
-            mu, sd = ys.mean(0), ys.std(0)
+            mu = ys.mean(0)
+            sd = ys.std(0, ddof=1) if len(ys) > 1 else np.zeros_like(mu)  # ±1 sample std
             ax.plot(xs, mu, marker="o", ms=3, label=LABELS[m], color=colors[m])
             ax.fill_between(xs, mu - sd, mu + sd, alpha=0.15, color=colors[m])
         ax.set_title(t, fontsize=9)

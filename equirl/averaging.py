@@ -34,6 +34,8 @@ __all__ = [
     "MeanReducer",
     "ZeroReducer",
     "LambdaReducer",
+    "ZeroTDReducer",
+    "ONLINE_SELECTED_TARGET",
     "make_reducer",
     "symmetrize",
     "symmetrize_weights",
@@ -44,8 +46,24 @@ __all__ = [
     "weight_entropy",
 ]
 
-METHODS = ("equitune", "equizero", "lambda")
-"""The three ways to symmetrise a network."""
+METHODS = ("equitune", "equizero", "lambda", "equizero-td")
+"""The ways to symmetrise a network: the paper's three, and ``equizero-td`` (equizero for TD learning).
+
+``equizero-td`` selects views as equizero does (its forward pass is equizero's) but is trained
+through the selected view itself, never with the straight-through gradient, and a TD target
+network built for it evaluates the views the online network selects (:data:`ONLINE_SELECTED_TARGET`).
+"""
+
+ONLINE_SELECTED_TARGET: frozenset[str] = frozenset({"equizero-td"})
+"""Methods whose TD target network evaluates the views that the *online* network selects.
+
+The paper's equizero in a DQN target takes, with the target network, the view with the largest
+``max_a Q'(g·s)``: a maximum over |G| noisy estimates, which bootstrapping compounds into
+over-estimation. ``equizero-td`` selects the view with the online network and evaluates it with
+the target network, as Double DQN does for actions: the target's state value is
+``max_a ρ(g*)⁻¹Q'(g*·s)`` with ``g* = argmax_g max_a Q(g·s)`` (online), never above the paper's
+``max_g max_a Q'(g·s)``. See ``equirl.agents.policies`` for the target network.
+"""
 
 
 def _weighted_sum(weights: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
@@ -178,6 +196,24 @@ class ZeroReducer(Reducer):
         return f"proxy_loss={name}, straight_through={self.straight_through}"
 
 
+class ZeroTDReducer(ZeroReducer):
+    """equizero-td: equizero's view selection, trained through the selected view itself.
+
+    The forward pass is :class:`ZeroReducer`'s; the gradient goes to the selected view(s) only
+    (never the straight-through gradient of equitune, which leaves the views' disagreement untrained
+    and, measured on RotGrid, keeps equizero from learning). A TD learner pairs it with a target
+    network that evaluates the views this reducer selects (:data:`ONLINE_SELECTED_TARGET`).
+
+    :param proxy_loss: as :class:`ZeroReducer`'s (default ``"neg_max"``: the view of largest max-Q).
+    :param tie_tolerance: as :class:`ZeroReducer`'s.
+    """
+
+    method = "equizero-td"
+
+    def __init__(self, proxy_loss: str | ProxyLoss = "neg_max", tie_tolerance: float = 1e-6) -> None:
+        super().__init__(proxy_loss, straight_through=False, tie_tolerance=tie_tolerance)
+
+
 class LambdaReducer(Reducer):
     """λ-equitune: softmax over the group of a score ``λ(h(g·x))``.
 
@@ -239,6 +275,8 @@ def make_reducer(
         return MeanReducer()
     if method == "equizero":
         return ZeroReducer(proxy_loss, straight_through, tie_tolerance)
+    if method == "equizero-td":  # no straight-through gradient, whatever straight_through says
+        return ZeroTDReducer(proxy_loss, tie_tolerance)
     if method == "lambda":
         if feature_dim is None and lambda_net is None:
             raise ValueError("method='lambda' needs feature_dim (or a lambda_net).")
@@ -338,7 +376,8 @@ class GroupAveraged(nn.Module):
     :param symmetry: the group and its actions on inputs and outputs.
     :param encoder: ``[N, ...] -> [N, F]``; with ``head`` None, the whole network.
     :param head: ``[N, F] -> [N, ...]``, or None.
-    :param method: ``"equitune"``, ``"equizero"`` or ``"lambda"``.
+    :param method: ``"equitune"``, ``"equizero"``, ``"lambda"`` or ``"equizero-td"`` (equizero's
+        forward without the straight-through gradient).
     :param feature_dim: ``F`` (needed by ``"lambda"`` with the default λ-net).
     :param reducer_kwargs: passed to :func:`make_reducer` (``proxy_loss``, ``straight_through``,
         ``lambda_hidden``, ``lambda_temperature``, ``lambda_net``).

@@ -25,11 +25,11 @@ __all__ = ["EquivarianceConfig"]
 class EquivarianceConfig:
     """How a network is symmetrised.
 
-    :param method: ``"equitune"``, ``"equizero"`` or ``"lambda"`` (see :data:`equirl.METHODS`).
+    :param method: ``"equitune"``, ``"equizero"``, ``"lambda"`` or ``"equizero-td"`` (see :data:`equirl.METHODS`).
     :param proxy_loss: equizero's proxy loss, by its name in :data:`equirl.PROXY_LOSSES` (a callable is
         accepted for use in memory, but only a registered one can be written as data; see
         :func:`equirl.proxy.register_proxy_loss`).
-    :param straight_through: equizero's forward with equitune's gradient while training.
+    :param straight_through: equizero's forward with equitune's gradient while training (equizero-td ignores it).
     :param tie_tolerance: equizero averages the views whose proxy loss is within ``tol·(1 + |min|)``.
     :param lambda_hidden: width of the default λ-net.
     :param lambda_temperature: softmax temperature of the λ weights (> 0).

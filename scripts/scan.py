@@ -221,14 +221,15 @@ def run_split(split: str, seed: int, args: argparse.Namespace) -> dict[str, obje
 
 
 def table(results: list[dict[str, object]]) -> str:
-    """Markdown table: rows (method, stage), one column per split, mean ± std over seeds (in %)."""
+    """Markdown table: rows (method, stage), one column per split, mean ± sample std (ddof 1) over seeds (in %)."""
     splits = sorted({str(r["split"]) for r in results})
     lines = ["| method | stage | " + " | ".join(splits) + " |", "|---|---|" + "---|" * len(splits)]
     for method, stage in ROWS:
         cells = []
         for split in splits:
             vals = [100 * r["accuracy"][f"{method}/{stage}"] for r in results if r["split"] == split]  # type: ignore[index]
-            cells.append(f"{np.mean(vals):.1f} ± {np.std(vals):.1f} (n={len(vals)})" if vals else "-")
+            sd = f" ± {np.std(vals, ddof=1):.1f}" if len(vals) > 1 else ""  # sample std
+            cells.append(f"{np.mean(vals):.1f}{sd} (n={len(vals)})" if vals else "-")
         name = "λ-equitune" if method == "lambda" else method
         lines.append(f"| {name} | {stage} | " + " | ".join(cells) + " |")
     extra = []

@@ -15,6 +15,8 @@ Examples::
     equirl bench run --backend ray --ray-address auto
     # rebuild the table and plots from committed raw results, without training
     equirl bench aggregate --raw docs/benchmark --md docs/benchmark/table.md --img-dir docs/img
+    # rebuild every committed table (docs/benchmark/tables.yml) and the copies in README.md and docs/
+    equirl bench tables
 
 ``run`` writes per run ``<out>/<env>/<method>/seed<k>/{curve.csv,summary.json}``, then (unless
 ``--no-aggregate``) ``<out>/runs.csv``, ``curves.csv`` (raw), ``summary.csv``, ``table.md`` and
@@ -26,52 +28,232 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from equirl.cli import UsageError
 
-__all__ = ["add_parser", "run", "aggregate_dir"]
+__all__ = ["add_parser", "run", "aggregate_dir", "render_tables", "sync_markdown", "write_tables", "MANIFEST"]
+
+MANIFEST = Path("docs/benchmark/tables.yml")
+"""The committed tables: which raw folders each is built from, where it and its plots go."""
+MARKER = "<!-- table: "
+"""A markdown file embeds a committed table as ``<!-- table: PATH -->`` followed by its lines."""
 
 
 def _img_name(env_id: str) -> str:
     return "benchmark_" + env_id.replace("/", "_").replace("-", "_").lower() + ".png"
 
 
+def _aggregate_raw(
+    raws: Sequence[str | Path],
+    config: str | Path | None = None,
+    style: str = "full",
+    renames: Sequence[dict[str, str] | None] = (),
+    envs: Sequence[str] | None = None,
+    methods: Sequence[str] | None = None,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], str]:
+    """``(rows, curves, table)`` of the raw results in the folders ``raws`` taken together.
+
+    ``renames[i]`` maps method names of ``raws[i]`` to the names the table shows (a variant run
+    under an existing method's name); ``envs`` and ``methods`` keep only those (in the order given
+    for ``envs``). ``style``: ``"full"`` (:func:`sweep.markdown_table`), ``"compact"``
+    (:func:`sweep.compact_table`) or ``"overhead"`` (:func:`sweep.overhead_table`).
+    """
+    from equirl.agents import sweep
+
+    if style not in STYLES:
+        raise UsageError(f"Unknown table style {style!r}; expected one of {STYLES}.")
+    runs: list[dict[str, Any]] = []
+    curves: list[dict[str, Any]] = []
+    for i, folder in enumerate(raws):
+        rename = (renames[i] if i < len(renames) else None) or {}
+        r, c = sweep.read_raw(folder)
+        for row in (*r, *c):
+            row["method"] = rename.get(str(row["method"]), row["method"])
+        runs += r
+        curves += c
+    if envs is not None:
+        runs = [r for r in runs if r["env_id"] in envs]
+        curves = [c for c in curves if c["env_id"] in envs]
+    if methods is not None:
+        runs = [r for r in runs if r["method"] in methods]
+        curves = [c for c in curves if c["method"] in methods]
+    seen: dict[tuple[str, str, int], int] = {}
+    for r in runs:
+        key = (str(r["env_id"]), str(r["method"]), int(float(r["seed"])))
+        seen[key] = seen.get(key, 0) + 1
+    dups = [k for k, n in seen.items() if n > 1]
+    if dups:
+        raise UsageError(f"The raw folders {list(map(str, raws))} hold the same run more than once: {dups[:3]}.")
+    thresholds = None
+    if config is not None:
+        thresholds = {k: (b.threshold, b.baseline) for k, b in sweep.load_config(config).items()}
+    order = list(dict.fromkeys([*(envs or []), *sweep.load_config(config)]))  # table rows in this order
+    rows = sweep.aggregate(runs, curves, thresholds, env_order=order)
+    render = {"full": sweep.markdown_table, "compact": sweep.compact_table, "overhead": sweep.overhead_table}
+    return rows, curves, render[style](rows)
+
+
+STYLES = ("full", "compact", "overhead")
+"""Table styles a manifest entry may ask for."""
+
+
 def aggregate_dir(
-    raw: str | Path,
+    raw: str | Path | Sequence[str | Path],
     md: str | Path | None = None,
     img_dir: str | Path | None = None,
     config: str | Path | None = None,
     print_table: bool = True,
+    plots: bool = True,
 ) -> str:
-    """Aggregate raw results in ``raw`` (``runs.csv`` + ``curves.csv``) into ``summary.csv``, a table and plots.
+    """Aggregate raw results (``runs.csv`` + ``curves.csv``) into ``summary.csv``, a table and plots.
 
-    Thresholds come from the runs (or from ``config`` where it names the environment). Returns the
-    markdown table; writes it to ``md`` (default ``raw/table.md``) and plots into ``img_dir``
-    (default ``raw``).
+    ``raw`` is one folder or several taken together (the first gets ``summary.csv``). Thresholds come
+    from the runs (or from ``config`` where it names the environment). Returns the markdown table;
+    writes it to ``md`` (default ``<first raw>/table.md``) and, with ``plots``, learning curves into
+    ``img_dir`` (default the first raw folder).
     """
     from equirl.agents import sweep
 
-    raw = Path(raw)
-    runs, curves = sweep.read_raw(raw)
-    thresholds = None
-    if config is not None:
-        thresholds = {k: (b.threshold, b.baseline) for k, b in sweep.load_config(config).items()}
-    order = list(sweep.load_config(config))  # table rows in the config's order
-    rows = sweep.aggregate(runs, curves, thresholds, env_order=order)
-    sweep.write_summary(rows, raw / "summary.csv")
-    table = sweep.markdown_table(rows)
-    md_path = Path(md) if md else raw / "table.md"
+    raws = [Path(raw)] if isinstance(raw, (str, Path)) else [Path(r) for r in raw]
+    rows, curves, table = _aggregate_raw(raws, config)
+    sweep.write_summary(rows, raws[0] / "summary.csv")
+    md_path = Path(md) if md else raws[0] / "table.md"
     md_path.parent.mkdir(parents=True, exist_ok=True)
-    md_path.write_text(table)
-    img = Path(img_dir) if img_dir else raw
-    for env_id in dict.fromkeys(r["env_id"] for r in rows):
-        thr = next(r["threshold"] for r in rows if r["env_id"] == env_id)
-        sweep.plot_curves(curves, env_id, img / _img_name(env_id), threshold=thr)
+    _write_text(md_path, table)
+    if plots:
+        _plot(rows, curves, Path(img_dir) if img_dir else raws[0])
     if print_table:
         print(table)
     return table
+
+
+def _plot(rows: list[dict[str, Any]], curves: list[dict[str, Any]], img: Path) -> None:
+    """Learning curves and performance profiles, one file each per environment of ``rows``, into ``img``."""
+    from equirl.agents import sweep
+
+    for env_id in dict.fromkeys(r["env_id"] for r in rows):
+        thr = next(r["threshold"] for r in rows if r["env_id"] == env_id)
+        sweep.plot_curves(curves, env_id, img / _img_name(env_id), threshold=thr)
+        sweep.plot_profile(curves, env_id, img / _img_name(env_id).replace("benchmark_", "profile_"))
+
+
+def _write_text(path: Path, text: str) -> None:
+    """Write ``text`` to a temporary name next to ``path`` and rename it into place."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def _load_manifest(root: Path, manifest: str | Path | None) -> list[dict[str, Any]]:
+    import yaml
+
+    file = root / (manifest or MANIFEST)
+    entries = yaml.safe_load(file.read_text()) or {}
+    tables = entries.get("tables") if isinstance(entries, dict) else None
+    if not isinstance(tables, list) or not tables:
+        raise UsageError(f"{file}: expected a 'tables:' list of entries with raw (list of folders) and md.")
+    for t in tables:
+        if not isinstance(t, dict) or not t.get("raw") or not t.get("md"):
+            raise UsageError(
+                f"{file}: every table needs 'raw' (a list of folders) and 'md' (the table file); got {t!r}."
+            )
+    return tables
+
+
+def _render(root: Path, manifest: str | Path | None) -> list[tuple[dict[str, Any], list[Any], list[Any], str]]:
+    """``(entry, rows, curves, table)`` for every table of the manifest."""
+    out = []
+    for t in _load_manifest(root, manifest):
+        raws = [r if isinstance(r, str) else r["path"] for r in t["raw"]]
+        renames = [None if isinstance(r, str) else r.get("rename") for r in t["raw"]]
+        rows, curves, table = _aggregate_raw(
+            [root / r for r in raws], None, t.get("style", "full"), renames, t.get("envs"), t.get("methods")
+        )
+        out.append((t, rows, curves, table))
+    return out
+
+
+def render_tables(root: str | Path = ".", manifest: str | Path | None = None) -> dict[Path, str]:
+    """Every table of the manifest as built from its committed raw results: ``{md path: table}``.
+
+    Paths are relative to ``root`` (the repository). Nothing is written; no training.
+    """
+    return {Path(t["md"]): table for t, _, _, table in _render(Path(root), manifest)}
+
+
+def sync_markdown(text: str, tables: dict[Path, str]) -> str:
+    """``text`` with the lines after each ``<!-- table: PATH -->`` replaced by ``tables[PATH]``.
+
+    The embedded block is the table lines right after the marker, then, if present, a blank line
+    and the generated note under the table; markers naming other paths stay as they are.
+    """
+    lines = text.split("\n")
+    out: list[str] = []
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        out.append(line)
+        i += 1
+        if not line.startswith(MARKER):
+            continue
+        path = Path(line[len(MARKER) :].split("-->")[0].strip())
+        if path not in tables:
+            continue
+        # skip the old block: table lines, then (optionally) one blank line and one note paragraph
+        while i < len(lines) and lines[i].startswith("|"):
+            i += 1
+        if i + 1 < len(lines) and lines[i] == "" and lines[i + 1].startswith(_note_starts()):
+            i += 2
+        out.extend(tables[path].rstrip("\n").split("\n"))
+    return "\n".join(out)
+
+
+def _note_starts() -> tuple[str, ...]:
+    """How the notes under generated tables begin (``sweep.TABLE_NOTE``, ``sweep.OVERHEAD_NOTE``)."""
+    from equirl.agents import sweep
+
+    return (sweep.TABLE_NOTE[:30], sweep.OVERHEAD_NOTE[:30])
+
+
+def markdown_files(root: str | Path = ".") -> list[Path]:
+    """README.md and every markdown file under docs/ (relative to ``root``) that embeds a table."""
+    root = Path(root)
+    files = [Path("README.md"), *sorted(p.relative_to(root) for p in (root / "docs").rglob("*.md"))]
+    return [f for f in files if (root / f).exists() and MARKER in (root / f).read_text()]
+
+
+def write_tables(root: str | Path = ".", manifest: str | Path | None = None, plots: bool = True) -> list[Path]:
+    """Rebuild every table of the manifest (and its plots), then its copies in README.md and docs/.
+
+    An entry with one raw folder and the full style also rewrites that folder's ``summary.csv``.
+    Returns the files whose text changed (plots are rewritten without being listed).
+    """
+    from equirl.agents import sweep
+
+    root = Path(root)
+    rendered = _render(root, manifest)
+    tables = {Path(t["md"]): table for t, _, _, table in rendered}
+    changed: list[Path] = []
+    for t, rows, curves, table in rendered:
+        md = Path(t["md"])
+        if plots and t.get("img_dir"):
+            _plot(rows, curves, root / t["img_dir"])
+        if len(t["raw"]) == 1 and isinstance(t["raw"][0], str) and t.get("style", "full") == "full":
+            sweep.write_summary(rows, root / t["raw"][0] / "summary.csv")
+        if not (root / md).exists() or (root / md).read_text() != table:
+            (root / md).parent.mkdir(parents=True, exist_ok=True)
+            _write_text(root / md, table)
+            changed.append(md)
+    for f in markdown_files(root):
+        old = (root / f).read_text()
+        new = sync_markdown(old, tables)
+        if new != old:
+            _write_text(root / f, new)
+            changed.append(f)
+    return changed
 
 
 def add_parser(parent: Any) -> argparse.ArgumentParser:
@@ -125,6 +307,12 @@ def add_parser(parent: Any) -> argparse.ArgumentParser:
     a.add_argument("--md", default=None, help="markdown table path (default: <raw>/table.md)")
     a.add_argument("--img-dir", default=None, help="folder for benchmark_<env>.png (default: <raw>)")
     a.add_argument("--config", default=None, help="take thresholds from this config instead of the runs")
+    a.add_argument("--no-plots", action="store_true", help="write the table only")
+
+    t = sub.add_parser("tables", help="rebuild every committed table and plot from committed raw results (no training)")
+    t.add_argument("--root", default=".", help="the repository (default: the current folder)")
+    t.add_argument("--manifest", default=None, help=f"the list of tables (default: {MANIFEST})")
+    t.add_argument("--no-plots", action="store_true", help="tables only")
     return p
 
 
@@ -161,12 +349,16 @@ def run(args: argparse.Namespace) -> int:
     """Run or aggregate as ``args`` says; returns the exit status (1 if a run failed)."""
     from equirl.agents import sweep
 
+    if args.bench_command == "tables":
+        changed = write_tables(args.root, args.manifest, plots=not args.no_plots)
+        print(f"{len(changed)} file(s) changed" + "".join(f"\n  {c}" for c in changed))
+        return 0
     if args.bench_command == "aggregate":
         if args.out is None and args.raw is None:
             raise UsageError("aggregate needs --out (a sweep folder) or --raw (runs.csv + curves.csv).")
         if args.out is not None:
             sweep.write_raw(*sweep.collect(args.out), args.raw or args.out)
-        aggregate_dir(args.raw or args.out, args.md, args.img_dir, args.config)
+        aggregate_dir(args.raw or args.out, args.md, args.img_dir, args.config, plots=not args.no_plots)
         return 0
 
     specs = _select(args)

@@ -89,12 +89,20 @@ def test_aggregate_on_known_curves() -> None:
     assert equi["steps_median"] == 100 and equi["steps_q25"] == 100 and equi["steps_q75"] == 150
     # AUC = mean over training: seed0 plain: trapezoids 0,0,500,1000 over 400 -> 3.75; seed1 1.25; seed2 0
     assert plain["auc_mean"] == pytest.approx((3.75 + 1.25 + 0) / 3)
-    assert plain["final_mean"] == pytest.approx(20 / 3) and plain["final_std"] == pytest.approx(np.std([10, 10, 0]))
+    assert plain["final_mean"] == pytest.approx(20 / 3)
+    assert plain["final_std"] == pytest.approx(np.std([10, 10, 0], ddof=1))  # sample std
+    # IQM of 3 runs drops nothing; P(equitune > plain) on final returns: 10 vs (10, 10, 0) -> 2/3
+    assert plain["final_iqm"] == pytest.approx(20 / 3) and math.isnan(plain["final_poi"])
+    assert equi["final_poi"] == pytest.approx(2 / 3) and equi["final_poi_lo"] <= 2 / 3 <= equi["final_poi_hi"]
+    assert equi["auc_poi"] == 1.0  # every equitune run has a larger AUC than every plain run
+    assert plain["auc_mean_lo"] <= plain["auc_mean"] <= plain["auc_mean_hi"]
     assert equi["collapses"] == 1 and plain["collapses"] == 0
     assert equi["wallclock_ratio"] == pytest.approx(2.5) and plain["wallclock_ratio"] == pytest.approx(1.0)
     table = sweep.markdown_table(rows)
-    assert "| E | equitune | 2 | 3/3 | 100 [100, 150] |" in table
-    assert "| E | plain | 1 | 2/3 | 400 [350, —] |" in table
+    assert "| E | equitune | 2 | 3 | 3/3 | 100 [100, 150] |" in table
+    assert "| E | plain | 1 | 3 | 2/3 | 400 [350, —] |" in table
+    assert "| 1.00 [1.00, 1.00] |" in table.splitlines()[3]  # P(AUC > plain) of equitune
+    assert sweep.TABLE_NOTE in table
 
 
 def test_aggregate_env_order() -> None:
@@ -102,6 +110,7 @@ def test_aggregate_env_order() -> None:
     rb, cb = _synthetic("B", "plain", {0: [0, 5]}, [0, 100], 1.0)
     assert [r["env_id"] for r in sweep.aggregate(ra + rb, ca + cb)] == ["A", "B"]
     assert [r["env_id"] for r in sweep.aggregate(ra + rb, ca + cb, env_order=["B"])] == ["B", "A"]
+    assert [r["env_id"] for r in sweep.aggregate(ra + rb, ca + cb, env_order=["B", "A", "B"])] == ["B", "A"]
 
 
 def test_aggregate_thresholds_override() -> None:
@@ -140,6 +149,62 @@ def test_specs_order_and_ids() -> None:
     env_major = sweep.make_specs([a, b], ["plain", "lambda"], [0, 1], order="env")
     assert [(s.bench.env_id, s.seed) for s in env_major[:4]] == [("A", 0), ("A", 0), ("A", 1), ("A", 1)]
     assert seed_major[2].run_id == "x_B/plain/seed0"
+
+
+# -- evaluation time: one owner ---------------------------------------------------------------------
+class _SleepyEnv:
+    """Factory of a 1-D env whose training steps sleep ``step_sleep`` and evaluation steps ``eval_sleep``.
+
+    The first env built is the training env (as in agents.train); every later one is an evaluation env.
+    """
+
+    def __init__(self, step_sleep: float, eval_sleep: float) -> None:
+        self.step_sleep, self.eval_sleep, self.calls = step_sleep, eval_sleep, 0
+
+    def __call__(self):
+        import time
+
+        import gymnasium as gym
+
+        self.calls += 1
+        evaluation = self.calls > 1
+        step_sleep, eval_sleep = self.step_sleep, self.eval_sleep
+
+        class Env(gym.Env):
+            observation_space = gym.spaces.Box(-1, 1, (2,), np.float32)
+            action_space = gym.spaces.Discrete(2)
+
+            def reset(self, *, seed=None, options=None):
+                super().reset(seed=seed)
+                self.t = 0
+                return np.zeros(2, np.float32), {}
+
+            def step(self, action):
+                self.t += 1
+                time.sleep(eval_sleep if evaluation else step_sleep)
+                return np.zeros(2, np.float32), 0.0, self.t >= (1 if evaluation else 10), False, {}
+
+        return Env()
+
+
+def test_eval_time_is_excluded_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # 200 training steps of >= 2 ms (>= 0.4 s) and 3 evaluations (steps 1, 101, 200) of one episode
+    # of one step that sleeps 0.3 s (>= 0.9 s); subtracting the evaluations twice would leave ~0
+    monkeypatch.setattr(sweep, "_env_factory", lambda env_id: _SleepyEnv(0.002, 0.3))
+    hp = {"policy": "MlpPolicy", "learning_starts": 10_000, "buffer_size": 1000, "policy_kwargs": {"net_arch": [8]}}
+    bench = sweep.EnvBenchmark("Sleepy-v0", 200, 100, 1.0, 0.0, n_eval_episodes=1, hyperparams=hp)
+    (spec,) = sweep.make_specs([bench], ["plain"], [0])
+    summary = sweep.run_one(spec, tmp_path)
+    assert 0.9 <= summary["eval_seconds"] < 0.9 + 0.5
+    assert 0.4 <= summary["train_seconds"] < 0.4 + 0.6
+    assert summary["train_seconds"] + summary["eval_seconds"] <= summary["total_seconds"]
+    with open(spec.out_dir(tmp_path) / "curve.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [float(r["timesteps"]) for r in rows] == [1, 101, 200]
+    train = [float(r["train_seconds"]) for r in rows]
+    wall = [float(r["wall_seconds"]) for r in rows]
+    assert train == sorted(train) and train[-1] == pytest.approx(summary["train_seconds"], abs=0.05)
+    assert wall[-1] - train[-1] >= 0.9  # every evaluation so far is out of train_seconds, each once
 
 
 # -- resuming -----------------------------------------------------------------------------------
@@ -223,11 +288,12 @@ def _check_sweep_output(out: Path, n_runs: int) -> str:
     table = benchmark.aggregate_dir(out, print_table=False)
     assert table.splitlines()[0].startswith("| environment | method |")
     assert (out / "summary.csv").exists() and (out / "benchmark_cartpole_v1.png").stat().st_size > 1000
+    assert (out / "profile_cartpole_v1.png").stat().st_size > 1000  # the performance profile
     return table
 
 
 def _table_shape(table: str) -> list[tuple[str, ...]]:
-    return [tuple(c.strip() for c in line.split("|")[1:3]) for line in table.splitlines()]
+    return [tuple(c.strip() for c in line.split("|")[1:3]) for line in table.splitlines() if line.startswith("|")]
 
 
 @pytest.fixture(scope="module")

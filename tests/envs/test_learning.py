@@ -1,4 +1,10 @@
-"""Slow learning checks: equivariant DQNs train on RotGrid, MiniGrid-Empty-8x8 and MiniGrid-DoorKey-5x5."""
+"""Slow learning checks: an equivariant DQN solves RotGrid within a stated budget; MiniGrid agents train equivariantly.
+
+The RotGrid bar comes from the committed benchmark (docs/benchmark/, 5 seeds, 10 episodes per
+evaluation): from 9k steps on, every evaluation of every equitune run scored >= 0.83 (most 0.95),
+while plain DQN scored 0.46-0.71 at 9k steps and a random policy -0.28. The tests ask for 0.75 at
+9k steps over 20 episodes: a margin of 0.08 below the suite's lowest, and above plain's best.
+"""
 
 from __future__ import annotations
 
@@ -17,10 +23,14 @@ pytestmark = pytest.mark.slow
 HYPERPARAMS_FROM = {"equirl/RotGrid": "equirl/RotGrid-Corner-v0", "MiniGrid": "MiniGrid-Empty-5x5-v0"}
 
 
-def _train(name: str, steps: int, method: str = "equitune") -> DQN:
+def _train(name: str, steps: int, method: str = "equitune", schedule_steps: int | None = None) -> DQN:
+    """Train ``method`` on ``name`` for ``steps``; with ``schedule_steps``, ε decays as in a run of that length."""
     torch.set_num_threads(1)
     entry = next(v for k, v in HYPERPARAMS_FROM.items() if name.startswith(k))
-    model = build_dqn(envs.make_env(name), method, envs.get_symmetry(name), load_hyperparams(entry), device="cpu")
+    hp = load_hyperparams(entry)
+    if schedule_steps is not None:
+        hp["exploration_fraction"] = float(hp["exploration_fraction"]) * schedule_steps / steps
+    model = build_dqn(envs.make_env(name), method, envs.get_symmetry(name), hp, device="cpu")
     model.learn(steps)
     return model
 
@@ -37,15 +47,22 @@ def _check_equivariant(model: DQN, name: str) -> None:
     assert equivariance_error(model.q_net_target, envs.get_symmetry(name), x) <= 1e-5
 
 
-def test_rotgrid_trains() -> None:
-    """Trains and stays equivariant (online and target networks); solving is the benchmark's job."""
-    model = _train("equirl/RotGrid-v0", 8_000)
+ROTGRID_BUDGET = 9_000
+"""Environment steps: the first 9k of a benchmark run (dqn.yml's RotGrid entry, ε as in a 15k run)."""
+ROTGRID_BAR = 0.75
+"""Greedy mean return over 20 episodes that an equivariant agent must reach within ROTGRID_BUDGET."""
+
+
+def test_rotgrid_equitune_solves_within_budget() -> None:
+    """equitune reaches 0.75 within 9k steps (suite: >= 0.83 at every evaluation from 9k) and stays equivariant."""
+    model = _train("equirl/RotGrid-v0", ROTGRID_BUDGET, schedule_steps=15_000)
     _check_equivariant(model, "equirl/RotGrid-v0")
-    assert np.isfinite(_greedy_return(model, "equirl/RotGrid-v0"))
+    assert _greedy_return(model, "equirl/RotGrid-v0") >= ROTGRID_BAR
 
 
 def test_minigrid_empty_8x8_trains() -> None:
-    """Trains and stays equivariant; solving is the benchmark's job (docs/benchmark.md)."""
+    """Trains and stays equivariant. Not a learning check: in the suite 2 of 5 equitune runs solve it
+    within 25k steps, too wide a spread for a bar one seed can be held to (docs/benchmark.md)."""
     model = _train("MiniGrid-Empty-8x8-v0", 25_000)
     _check_equivariant(model, "MiniGrid-Empty-8x8-v0")
     assert np.isfinite(_greedy_return(model, "MiniGrid-Empty-8x8-v0", episodes=3))
