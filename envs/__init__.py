@@ -10,23 +10,23 @@ Typical use::
 
 from equirl.envs.catalog import (
     MINIGRID_IDS,
+    CatalogEntry,
     catalogue_table,
+    get_entry,
+    get_state_mapper,
     get_symmetry,
+    list_state_mappers,
     list_symmetries,
     make_env,
     register_env,
     register_minigrid,
+    register_state_mapper,
     register_symmetry,
     symmetry_docs,
+    unregister,
 )
 from equirl.envs.gridworld import ROTGRID_IDS, RotGridEnv, rotgrid_symmetry
-from equirl.envs.mappers import (
-    StateMapper,
-    get_state_mapper,
-    list_state_mappers,
-    mapper_from_generators,
-    register_state_mapper,
-)
+from equirl.envs.mappers import StateMapper, mapper_from_generators
 from equirl.envs.verify import Mismatch, VerificationReport, verify_symmetry
 
 __all__ = [
@@ -36,7 +36,10 @@ __all__ = [
     "RotGridEnv",
     "StateMapper",
     "VerificationReport",
+    "CatalogEntry",
     "catalogue_table",
+    "get_entry",
+    "unregister",
     "get_state_mapper",
     "get_symmetry",
     "list_state_mappers",
