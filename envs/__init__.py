@@ -27,9 +27,14 @@ from equirl.envs.catalog import (
 )
 from equirl.envs.gridworld import ROTGRID_IDS, RotGridEnv, rotgrid_symmetry
 from equirl.envs.mappers import StateMapper, mapper_from_generators
+from equirl.envs.noisy import NOISY_CARTPOLE_ID, NoisyCartPoleEnv, register_noisy_envs
 from equirl.envs.verify import Mismatch, VerificationReport, verify_symmetry
 
+register_noisy_envs()
+
 __all__ = [
+    "NOISY_CARTPOLE_ID",
+    "NoisyCartPoleEnv",
     "MINIGRID_IDS",
     "ROTGRID_IDS",
     "Mismatch",

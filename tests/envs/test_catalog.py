@@ -110,7 +110,11 @@ def test_one_registry_never_overwrites_silently() -> None:
     with pytest.raises(ValueError, match="already registered"):
         envs.register_state_mapper(name, envs.mappers.acrobot_mapper)
     after = envs.get_entry(name)
-    assert (after.symmetry, after.make_env, after.state_mapper) == (before.symmetry, before.make_env, before.state_mapper)
+    assert (after.symmetry, after.make_env, after.state_mapper) == (
+        before.symmetry,
+        before.make_env,
+        before.state_mapper,
+    )
     assert envs.make_env(name).observation_space.shape == (20, 7, 7)
     name = "CartPole-v1"
     # parts can be added one by one to a new name, and replaced explicitly
