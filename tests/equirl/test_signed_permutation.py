@@ -27,7 +27,7 @@ def test_repr_shows_signs() -> None:
     assert repr(SignedPermutationAction(c2, [[1, 0]], signs=[[-1, -1]])) == (
         "SignedPermutationAction(C2, [[1, 0]], signs=[[-1, -1]], dim=-1)"
     )
-    assert "signs=[[1, -1]]" in repr(PermutationAction(c2, [[1, 0]], signs=[[1, -1]]))
+    assert "signs=[[1, -1]]" in repr(PermutationAction(c2, [[0, 1]], signs=[[1, -1]]))
     assert "signs" not in repr(PermutationAction(c2, [[1, 0]]))
 
 
