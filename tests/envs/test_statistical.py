@@ -62,13 +62,13 @@ def test_without_a_mapper_trajectories_are_compared() -> None:
 
 
 def test_statistical_mode_on_deterministic_dynamics_is_exact() -> None:
-    """Constant fields are compared exactly: the catalogue's CartPole mirror passes, the unswapped one fails."""
-    assert envs.verify_symmetry("CartPole-v1", mode="statistical", seeds=(0,), states=4, rollouts=4).ok
+    """Deterministic fields need no noise: the catalogue's CartPole mirror passes, the unswapped one fails."""
+    assert envs.verify_symmetry("CartPole-v1", mode="statistical", seeds=(0,), states=4, rollouts=16).ok
     bad = dataclasses.replace(TRUE, output_action=TrivialAction(C2))
     report = envs.verify_symmetry(
-        "CartPole-v1", bad, mode="statistical", state_mapper=envs.get_state_mapper("CartPole-v1"), states=4, rollouts=4
+        "CartPole-v1", bad, mode="statistical", state_mapper=envs.get_state_mapper("CartPole-v1"), states=4, rollouts=16
     )
-    assert not report.ok and report.p_value == 0.0
+    assert not report.ok and report.p_value < 1e-6
 
 
 def test_exclusions_apply_in_statistical_mode() -> None:
