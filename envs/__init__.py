@@ -1,4 +1,4 @@
-"""Environments and their symmetries: the catalogue, wrappers, the RotGrid gridworld and the lockstep verifier.
+"""Environments and their symmetries: the catalogue, wrappers, the RotGrid gridworld, the verifier and discovery.
 
 Typical use::
 
@@ -25,14 +25,20 @@ from equirl.envs.catalog import (
     symmetry_docs,
     unregister,
 )
+from equirl.envs.discover import DiscoveryReport, ObsStateCodec, WorldMaps, discover_symmetry
 from equirl.envs.gridworld import ROTGRID_IDS, RotGridEnv, rotgrid_symmetry
 from equirl.envs.mappers import StateMapper, mapper_from_generators
 from equirl.envs.noisy import NOISY_CARTPOLE_ID, NoisyCartPoleEnv, register_noisy_envs
-from equirl.envs.verify import Mismatch, VerificationReport, verify_symmetry
+from equirl.envs.verify import Mismatch, StatisticalReport, VerificationReport, verify_symmetry
 
 register_noisy_envs()
 
 __all__ = [
+    "DiscoveryReport",
+    "ObsStateCodec",
+    "StatisticalReport",
+    "WorldMaps",
+    "discover_symmetry",
     "NOISY_CARTPOLE_ID",
     "NoisyCartPoleEnv",
     "MINIGRID_IDS",
