@@ -23,15 +23,18 @@ NOISY_CARTPOLE_ID = "equirl/NoisyCartPole-v0"
 class NoisyCartPoleEnv(CartPoleEnv):
     """CartPole with a random gust: force ``±force_mag + N(0, force_noise²)`` per step (see the module doc)."""
 
-    def __init__(self, force_noise: float = 3.0, **kwargs: Any) -> None:
+    def __init__(self, force_noise: float = 3.0, wind: float = 0.0, **kwargs: Any) -> None:
+        """:param force_noise: standard deviation of the gust (N). :param wind: its mean (N); any ``wind != 0``
+        breaks the mirror symmetry (the verifier's power is measured against it)."""
         super().__init__(**kwargs)
         if force_noise < 0:
             raise ValueError(f"NoisyCartPoleEnv: force_noise must be >= 0, got {force_noise!r}.")
         self.force_noise = float(force_noise)
+        self.wind = float(wind)
 
     def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
         base = self.force_mag
-        gust = float(self.np_random.normal(0.0, self.force_noise))
+        gust = float(self.np_random.normal(self.wind, self.force_noise))
         # CartPole pushes with +force_mag for action 1 and -force_mag for action 0
         self.force_mag = base + (gust if int(action) == 1 else -gust)
         try:
