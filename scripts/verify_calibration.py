@@ -78,7 +78,7 @@ def main() -> None:
                 seconds.append(time.perf_counter() - t0)
                 fails += not r.ok
             cells.append(f"{fails / args.reps:.2f}")
-        per_side = f"{states} × {rollouts}" if with_mapper else f"{states * rollouts} transitions per side"
+        per_side = f"{states} × {rollouts}" if with_mapper else f"{states * rollouts} episodes per side"
         rows.append(
             f"| {test} | {'yes' if with_mapper else 'no'} | {per_side} | "
             + " | ".join(cells)
