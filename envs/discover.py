@@ -34,7 +34,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 from equirl.envs.mappers import StateMapper, mapper_from_generators
-from equirl.envs.verify import StatisticalReport, VerificationReport, verify_symmetry
+from equirl.envs.verify import StatisticalReport, VerificationReport, _factory_name, verify_symmetry
 
 from equirl import (
     Action,
@@ -727,7 +727,7 @@ def discover_symmetry(
             return make_env(env_name)
     else:
         factory = env
-        env_name = getattr(env, "__name__", repr(env))
+        env_name = _factory_name(env)
     sym_name = name or env_name
     target: str | Callable[[], gym.Env] = env
     probe = factory()

@@ -618,6 +618,18 @@ def two_sample_tests(
     return [FieldTest(where, "joint", s, p)]
 
 
+def _factory_name(factory: Callable[[], gym.Env]) -> str:
+    """A label for an environment factory: its function name, else (lambdas) the id of what it makes."""
+    name = getattr(factory, "__name__", "")
+    if name and name != "<lambda>":
+        return str(name)
+    env = factory()
+    try:
+        return str(env.spec.id) if env.spec is not None else repr(env)
+    finally:
+        env.close()
+
+
 # -- resolution --------------------------------------------------------------------------------------------
 def _resolve(
     env: str | Callable[[], gym.Env],
@@ -634,7 +646,7 @@ def _resolve(
             return make_env(env_name)
     else:
         factory = env
-        env_name = getattr(env, "__name__", repr(env))
+        env_name = _factory_name(env)
     sym = get_symmetry(symmetry) if isinstance(symmetry, str) else symmetry
     if state_mapper is None:
         candidates = [
