@@ -43,6 +43,7 @@ __all__ = [
     "make_env",
     "register_env",
     "register_state_mapper",
+    "register_discovery",
     "get_state_mapper",
     "list_state_mappers",
     "register_minigrid",
@@ -59,12 +60,15 @@ class CatalogEntry:
     Every part is a no-argument factory (``make_env`` takes ``**kwargs`` for ``gymnasium.make``), so entries
     are built on demand; a part that is None is not registered (``make_env`` then falls back to
     ``gymnasium.make(name)``, ``get_symmetry`` and ``get_state_mapper`` raise a KeyError with advice).
+    ``discovery`` returns an ``envs.ObsStateCodec`` or ``envs.WorldMaps`` for :func:`envs.discover_symmetry`
+    (registered with :func:`register_discovery`, for environments the built-in ones do not cover).
     """
 
     name: str
     symmetry: Callable[[], Symmetry] | None = None
     make_env: Callable[..., gym.Env] | None = None
     state_mapper: Callable[[], StateMapper] | None = None
+    discovery: Callable[[], Any] | None = None
 
 
 _CATALOG: dict[str, CatalogEntry] = {}
@@ -130,6 +134,15 @@ def register_state_mapper(name: str, factory: Callable[[], StateMapper], overwri
     :raises ValueError: if ``name`` has a state mapper already and ``overwrite`` is False.
     """
     _set_part(name, "state_mapper", factory, overwrite, "a state mapper")
+
+
+def register_discovery(name: str, factory: Callable[[], Any], overwrite: bool = False) -> None:
+    """Register ``factory`` (``() -> envs.ObsStateCodec | envs.WorldMaps``): how :func:`envs.discover_symmetry`
+    (and ``equirl discover NAME``) reaches mapped states of the environment ``name``.
+
+    :raises ValueError: if ``name`` has one already and ``overwrite`` is False.
+    """
+    _set_part(name, "discovery", factory, overwrite, "a discovery codec")
 
 
 def unregister(name: str) -> None:

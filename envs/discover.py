@@ -700,8 +700,8 @@ def discover_symmetry(
 
     :param env: a catalogue name / gymnasium id (built with :func:`envs.make_env`) or a no-argument factory.
         Its action space must be Discrete; observations a 1-D Box (vector search) or ``[C, H, W]`` (grid search).
-    :param codec: for vector observations, how to set a state from an observation (default: built in for
-        CartPole, Acrobot, MountainCar).
+    :param codec: for vector observations, how to set a state from an observation (default: the one registered
+        with ``envs.register_discovery(name, ...)``, else built in for CartPole, Acrobot, MountainCar).
     :param world_maps: for grid observations, the world turned and mirrored (default: built in for RotGrid, MiniGrid).
     :param seed: seeds the sampled states and marginals.
     :param check_states: states for the cheap one-step checks.
@@ -743,6 +743,21 @@ def discover_symmetry(
         raise ValueError(
             f"discover_symmetry: observations of shape {obs_shape}; supported are vectors [n] and grids [C, H, W]."
         )
+    if isinstance(env, str) and codec is None and world_maps is None:
+        from equirl.envs.catalog import _CATALOG
+
+        entry = _CATALOG.get(env)
+        if entry is not None and entry.discovery is not None:
+            registered = entry.discovery()
+            if isinstance(registered, ObsStateCodec):
+                codec = registered
+            elif isinstance(registered, WorldMaps):
+                world_maps = registered
+            else:
+                raise TypeError(
+                    f"The discovery factory registered for {env!r} returned {type(registered).__name__}; "
+                    "it must return an envs.ObsStateCodec or an envs.WorldMaps."
+                )
     pruned: dict[str, int] = {}
     cands: list[Candidate] = []
     notes: list[str] = []
@@ -752,7 +767,8 @@ def discover_symmetry(
         if codec is None:
             raise ValueError(
                 f"discover_symmetry: no way to put {env_name} into a mapped state. Pass codec=ObsStateCodec(observe, "
-                "set_obs) (read the observation of the current state; set the state from an observation)."
+                "set_obs) (read the observation of the current state; set the state from an observation), or "
+                "register one with envs.register_discovery(name, lambda: ObsStateCodec(...))."
             )
         base_mapper = codec.mapper()
         get_state, set_state = base_mapper.get_state, base_mapper.set_state
@@ -765,7 +781,8 @@ def discover_symmetry(
         if world_maps is None:
             raise ValueError(
                 f"discover_symmetry: no way to turn or mirror the world of {env_name}. Pass world_maps=WorldMaps("
-                "get_state, set_state, {'rot90': ..., 'flip0': ...}, observe_raw)."
+                "get_state, set_state, {'rot90': ..., 'flip0': ...}, observe_raw), or register it with "
+                "envs.register_discovery(name, lambda: WorldMaps(...))."
             )
         wm = world_maps
         get_state, set_state = wm.get_state, wm.set_state

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -80,3 +81,36 @@ def test_discover_prints_group_elements_and_code(capsys: pytest.CaptureFixture[s
     scope: dict[str, object] = {}
     exec(code, scope)  # noqa: S102  (the command's own output)
     assert scope["symmetry"].order == 2  # type: ignore[attr-defined]
+
+
+DISCOVERY_MODULE = """
+import gymnasium as gym
+import numpy as np
+from equirl import envs
+
+CALLS = []
+
+
+def observe(u):
+    CALLS.append(1)
+    return np.array(u.state, dtype=float)
+
+
+envs.register_env("test/cli-discover", lambda **kw: gym.make("CartPole-v1", **kw))
+envs.register_discovery(
+    "test/cli-discover", lambda: envs.ObsStateCodec(observe, lambda u, o: setattr(u, "state", np.array(o)))
+)
+"""
+
+
+def test_discover_uses_a_registered_codec(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    module = tmp_path / "my_discovery.py"
+    module.write_text(DISCOVERY_MODULE)
+    try:
+        argv = ["discover", "test/cli-discover", "--import", str(module), "--verify-seeds", "0", "--verify-steps", "30"]
+        rc, out, _ = _run(argv, capsys)
+        assert rc == 0 and "test/cli-discover: found C2" in out
+        assert envs.get_entry("test/cli-discover").discovery is not None
+        assert sys.modules["my_discovery"].CALLS  # the registered codec was the one used
+    finally:
+        envs.unregister("test/cli-discover")
