@@ -5,7 +5,7 @@ state:
 
 - **vector observations** (``Box`` of shape ``[n]``) with an :class:`ObsStateCodec` (read the observation
   of the current state, set a state from an observation; built in for CartPole, Acrobot and MountainCar
-  and their subclasses): candidates are signed permutations of the observation entries. They are pruned
+  and their subclasses; Pendulum): candidates are signed permutations of the observation entries. They are pruned
   by the observation bounds (a symmetry maps the observation box onto itself), by the marginal
   distributions of the entries along random runs (Kolmogorov-Smirnov), by whether the twin can be put
   into the mapped observation at all, and by one-step checks from a few states, before full verification.
@@ -121,10 +121,11 @@ class WorldMaps:
 
 
 def builtin_codec(env: gym.Env) -> ObsStateCodec | None:
-    """The :class:`ObsStateCodec` for CartPole, Acrobot and MountainCar (and subclasses), else None."""
+    """The :class:`ObsStateCodec` for CartPole, Acrobot, MountainCar and Pendulum (and subclasses), else None."""
     from gymnasium.envs.classic_control.acrobot import AcrobotEnv
     from gymnasium.envs.classic_control.cartpole import CartPoleEnv
     from gymnasium.envs.classic_control.mountain_car import MountainCarEnv
+    from gymnasium.envs.classic_control.pendulum import PendulumEnv
 
     u = env.unwrapped
 
@@ -143,6 +144,16 @@ def builtin_codec(env: gym.Env) -> ObsStateCodec | None:
             u.state = np.array([math.atan2(o[1], o[0]), math.atan2(o[3], o[2]), o[4], o[5]], dtype=np.float64)
 
         return ObsStateCodec(observe, set_obs, exact=False, horizon=50)
+    if isinstance(u, PendulumEnv):
+
+        def observe_pendulum(u: Any) -> np.ndarray:
+            th, thdot = np.asarray(u.state, dtype=np.float64)
+            return np.array([np.cos(th), np.sin(th), thdot])
+
+        def set_pendulum(u: Any, o: np.ndarray) -> None:
+            u.state = np.array([math.atan2(o[1], o[0]), o[2]], dtype=np.float64)
+
+        return ObsStateCodec(observe_pendulum, set_pendulum, exact=False, horizon=50)
     return None
 
 
@@ -187,16 +198,22 @@ class _Element:
     sign: tuple[int, ...]
     act: tuple[int, ...]
     world: tuple[str, ...] = ()
+    act_sign: tuple[int, ...] = ()  # continuous actions: (ρ a)[i] = act_sign[i] a[act[i]]; () = all +1
 
     @property
-    def key(self) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
-        return (self.idx, self.sign, self.act)
+    def key(self) -> tuple[tuple[int, ...], ...]:
+        return (self.idx, self.sign, self.act, self.act_signs)
+
+    @property
+    def act_signs(self) -> tuple[int, ...]:
+        return self.act_sign or (1,) * len(self.act)
 
     def is_identity(self) -> bool:
         return (
             self.idx == tuple(range(len(self.idx)))
             and all(s == 1 for s in self.sign)
             and self.act == tuple(range(len(self.act)))
+            and all(s == 1 for s in self.act_signs)
         )
 
 
@@ -208,11 +225,12 @@ def _compose(a: _Element, b: _Element) -> _Element:
         tuple(a.sign[n] * b.sign[ia[n]] for n in range(len(ia))),
         tuple(b.act[i] for i in a.act),
         b.world + a.world,
+        tuple(a.act_signs[n] * b.act_signs[a.act[n]] for n in range(len(a.act))),
     )
 
 
 def _identity(n_obs: int, n_act: int) -> _Element:
-    return _Element(tuple(range(n_obs)), (1,) * n_obs, tuple(range(n_act)))
+    return _Element(tuple(range(n_obs)), (1,) * n_obs, tuple(range(n_act)), (), (1,) * n_act)
 
 
 def _closure(gens: Sequence[_Element], n_obs: int, n_act: int, max_order: int = 1024) -> list[_Element]:
@@ -317,19 +335,34 @@ class DiscoveryReport:
 def _sample_states(env: gym.Env, get_state: Callable[[gym.Env], Any], k: int, seed: int, spacing: int = 7) -> list[Any]:
     """``k`` states along random runs (every ``spacing`` steps, new episodes as needed)."""
     rng = np.random.default_rng([seed, 3])
-    n = int(env.action_space.n)  # type: ignore[attr-defined]
     env.reset(seed=seed)
     out: list[Any] = []
     t, episode = 0, 0
     while len(out) < k:
         if t % spacing == 0:
             out.append(get_state(env))
-        _, _, te, tr, _ = env.step(int(rng.integers(n)))
+        _, _, te, tr, _ = env.step(_random_action(env.action_space, rng))
         t += 1
         if te or tr:
             episode += 1
             env.reset(seed=seed * 10007 + episode)
     return out
+
+
+def _random_action(space: gym.Space, rng: np.random.Generator) -> Any:
+    """A uniformly random action of a Discrete or bounded Box space."""
+    if isinstance(space, gym.spaces.Discrete):
+        return int(rng.integers(int(space.n)))
+    assert isinstance(space, gym.spaces.Box)
+    return rng.uniform(space.low, space.high).astype(space.dtype)
+
+
+def _probe_actions(space: gym.Space, k: int = 3) -> list[Any]:
+    """The actions one-step checks try: every action of a Discrete space; ``k`` fixed random ones of a Box."""
+    if isinstance(space, gym.spaces.Discrete):
+        return list(range(int(space.n)))
+    rng = np.random.default_rng(12345)
+    return [_random_action(space, rng) for _ in range(k)]
 
 
 def _outcome(env: gym.Env, set_state: Callable[[gym.Env, Any], None], state: Any, action: int) -> np.ndarray:
@@ -344,9 +377,8 @@ def _outcomes(env: gym.Env, set_state: Callable[[gym.Env, Any], None], state: An
 
 
 def _is_stochastic(env: gym.Env, set_state: Callable[[gym.Env, Any], None], states: Sequence[Any]) -> bool:
-    n = int(env.action_space.n)  # type: ignore[attr-defined]
     for s in states[:3]:
-        for a in range(n):
+        for a in _probe_actions(env.action_space):
             if not np.array_equal(_outcome(env, set_state, s, a), _outcome(env, set_state, s, a)):
                 return True
     return False
@@ -387,6 +419,47 @@ class _Search:
     stochastic: bool
     rollouts: int
     atol: float = 1e-6
+
+    def same(self, x: np.ndarray, y: np.ndarray) -> bool:
+        """Outcomes ``x``, ``y`` agree: exactly (within ``atol``), or in distribution for stochastic dynamics."""
+        if self.stochastic:
+            return _same_distribution(x, y, self.atol)
+        return bool(np.all(np.abs(x - y) <= self.atol))
+
+    def infer_signs(
+        self, obs_map: Callable[[np.ndarray], np.ndarray], mapped_states: Sequence[Any]
+    ) -> tuple[list[int] | None, str]:
+        """Continuous actions: the sign vector ``σ`` (``a`` from ``s`` plays the role of ``σ⊙a`` from ``g·s``) among
+        those that map the action box onto itself, identity first; or None and why."""
+        space = self.env.action_space
+        assert isinstance(space, gym.spaces.Box)
+        k = int(space.shape[0])
+        nf = int(np.prod(self.obs_shape))
+        low, high = np.asarray(space.low, dtype=np.float64), np.asarray(space.high, dtype=np.float64)
+        options = [
+            np.array(sg)
+            for sg in itertools.product((1, -1), repeat=k)
+            if all(sg[i] == 1 or low[i] == -high[i] for i in range(k))
+        ]
+        n = self.rollouts if self.stochastic else 1
+
+        def mapped(x: np.ndarray) -> np.ndarray:
+            return np.concatenate([obs_map(x[:nf].reshape(self.obs_shape)).reshape(-1), x[nf:]])
+
+        for sg in options:
+            ok = True
+            for s, gs in zip(self.states, mapped_states, strict=True):
+                for a in _probe_actions(space):
+                    x = np.stack([mapped(r) for r in _outcomes(self.env, self.set_state, s, a, n)])
+                    b = (sg * np.asarray(a, dtype=np.float64)).astype(space.dtype)
+                    if not self.same(x, _outcomes(self.env, self.set_state, gs, b, n)):
+                        ok = False
+                        break
+                if not ok:
+                    break
+            if ok:
+                return [int(v) for v in sg], ""
+        return None, f"no sign flip of the {k} action entries reproduces the transitions from s"
 
     def infer_actions(
         self, obs_map: Callable[[np.ndarray], np.ndarray], mapped_states: Sequence[Any]
@@ -498,14 +571,13 @@ def _count_matchings(allowed: np.ndarray, n: int) -> int:
 def _walk(env: gym.Env, k: int, seed: int, stream: int, spacing: int = 5) -> list[np.ndarray]:
     """``k`` observations along random runs, every ``spacing`` steps."""
     rng = np.random.default_rng([seed, 4, stream])
-    n = int(env.action_space.n)  # type: ignore[attr-defined]
     o, _ = env.reset(seed=int(rng.integers(2**31)))
     out: list[np.ndarray] = []
     t = 0
     while len(out) < k:
         if t % spacing == 0:
             out.append(np.asarray(o, dtype=np.float64))
-        o, _, te, tr, _ = env.step(int(rng.integers(n)))
+        o, _, te, tr, _ = env.step(_random_action(env.action_space, rng))
         t += 1
         if te or tr:
             o, _ = env.reset(seed=int(rng.integers(2**31)))
@@ -585,6 +657,9 @@ def _structure(elements: list[_Element], n_obs: int, n_act: int) -> tuple[Group,
 
 def _vector_description(x: _Element) -> str:
     obs = "[" + ", ".join(f"{'-' if s < 0 else ''}o{j}" for j, s in zip(x.idx, x.sign, strict=True)) + "]"
+    if any(s < 0 for s in x.act_signs):
+        acts = "[" + ", ".join(f"{'-' if s < 0 else ''}a{j}" for j, s in zip(x.act, x.act_signs, strict=True)) + "]"
+        return f"obs -> {obs}; actions -> {acts}"
     return f"obs -> {obs}; actions {list(x.act)}"
 
 
@@ -644,13 +719,20 @@ def _build(
             obs_action = SignedPermutationAction(group, perms, signs=signs)
             lines.append(f"obs_action = SignedPermutationAction(G, {perms}, signs={signs})")
     acts = [list(x.act) for x in images]
+    act_signs = [list(x.act_signs) for x in images]
     out_action: Action
-    if all(a == list(range(n_act)) for a in acts):
+    if all(a == list(range(n_act)) for a in acts) and all(s == 1 for sv in act_signs for s in sv):
         out_action = TrivialAction(group)
         lines.append("act_action = TrivialAction(G)")
-    else:
+    elif all(a == list(range(n_act)) for a in acts):
+        out_action = SignFlipAction(group, act_signs)
+        lines.append(f"act_action = SignFlipAction(G, {act_signs})")
+    elif all(s == 1 for sv in act_signs for s in sv):
         out_action = PermutationAction(group, acts)
         lines.append(f"act_action = PermutationAction(G, {acts})")
+    else:
+        out_action = SignedPermutationAction(group, acts, signs=act_signs)
+        lines.append(f"act_action = SignedPermutationAction(G, {acts}, signs={act_signs})")
     lines.append(f"symmetry = Symmetry(G, obs_action, act_action, name={name!r})")
     used = sorted(
         {
@@ -699,7 +781,8 @@ def discover_symmetry(
     """Search the symmetries of ``env`` and return the largest group that verifies (see the module doc).
 
     :param env: a catalogue name / gymnasium id (built with :func:`envs.make_env`) or a no-argument factory.
-        Its action space must be Discrete; observations a 1-D Box (vector search) or ``[C, H, W]`` (grid search).
+        Its action space must be Discrete (actions permuted) or a bounded 1-D Box (entries' signs flipped);
+        observations a 1-D Box (vector search) or ``[C, H, W]`` (grid search).
     :param codec: for vector observations, how to set a state from an observation (default: the one registered
         with ``envs.register_discovery(name, ...)``, else built in for CartPole, Acrobot, MountainCar).
     :param world_maps: for grid observations, the world turned and mirrored (default: built in for RotGrid, MiniGrid).
@@ -731,11 +814,14 @@ def discover_symmetry(
     sym_name = name or env_name
     target: str | Callable[[], gym.Env] = env
     probe = factory()
-    if not isinstance(probe.action_space, gym.spaces.Discrete):
+    space = probe.action_space
+    continuous = isinstance(space, gym.spaces.Box) and len(space.shape) == 1 and space.is_bounded()
+    if not isinstance(space, gym.spaces.Discrete) and not continuous:
         raise ValueError(
-            f"discover_symmetry: {env_name} has action space {probe.action_space}; only Discrete actions are searched."
+            f"discover_symmetry: {env_name} has action space {space}; searched are Discrete actions "
+            "and 1-D Box actions with finite bounds."
         )
-    n_act = int(probe.action_space.n)
+    n_act = int(space.n) if isinstance(space, gym.spaces.Discrete) else int(space.shape[0])
     obs_shape = tuple(probe.observation_space.shape or ())
     n_obs = int(np.prod(obs_shape)) if obs_shape else 0
     image = len(obs_shape) == 3
@@ -772,7 +858,9 @@ def discover_symmetry(
             )
         base_mapper = codec.mapper()
         get_state, set_state = base_mapper.get_state, base_mapper.set_state
-        searched = f"signed permutations of {n_obs} observation entries with action permutations"
+        searched = f"signed permutations of {n_obs} observation entries with " + (
+            "sign flips of the action entries" if continuous else "action permutations"
+        )
 
         def mapper_for(images: list[_Element], group: Group) -> StateMapper:
             return base_mapper
@@ -874,9 +962,14 @@ def discover_symmetry(
         def obs_map(o: np.ndarray, sg: np.ndarray = sg, flat_idx: np.ndarray = flat_idx) -> np.ndarray:
             return (sg * o.reshape(-1)[flat_idx]).reshape(o.shape)
 
-        table, why = search.infer_actions(obs_map, mstates)
+        if continuous:
+            act_sign, why = search.infer_signs(obs_map, mstates)
+            table = None if act_sign is None else list(range(n_act))
+        else:
+            table, why = search.infer_actions(obs_map, mstates)
+            act_sign = [1] * n_act
         probe_el = _Element(idx, sign, tuple(range(n_act)), word)
-        if table is None:
+        if table is None or act_sign is None:
             desc = _image_description(probe_el, obs_shape) if image else _vector_description(probe_el)
             cands.append(
                 Candidate(desc.rsplit("; actions", 1)[0], _order(probe_el, n_obs, n_act), "failed one-step", why)
@@ -885,7 +978,7 @@ def discover_symmetry(
         act = [0] * n_act
         for a, b in enumerate(table):
             act[b] = a  # (ρ q)[t[a]] = q[a]
-        el = _Element(idx, sign, tuple(act), word)
+        el = _Element(idx, sign, tuple(act), word, tuple(act_sign))
         if el.is_identity():
             continue
         desc = _image_description(el, obs_shape) if image else _vector_description(el)

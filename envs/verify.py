@@ -48,6 +48,7 @@ __all__ = [
     "correct_p_values",
     "verify_symmetry",
     "action_table",
+    "ActionMaps",
     "MODES",
 ]
 
@@ -79,8 +80,8 @@ class Mismatch:
     field: str
     max_abs_diff: float
     index: tuple[int, ...] | None
-    action: int | None
-    mapped_action: int | None
+    action: Any
+    mapped_action: Any
     detail: str
 
 
@@ -229,6 +230,48 @@ def action_table(symmetry: Symmetry, n_actions: int) -> np.ndarray:
     return table
 
 
+class ActionMaps:
+    """Random actions and their images ``ρ(g)·a``, for a ``Discrete`` action space (``ρ(g)`` must permute the
+    actions: :func:`action_table`) or a 1-D ``Box`` with finite bounds (``ρ(g)`` acts on the action vector, for
+    example a :class:`equirl.SignFlipAction` for torques).
+
+    :raises TypeError: for other action spaces.
+    """
+
+    def __init__(self, symmetry: Symmetry, space: gym.Space) -> None:
+        self.symmetry = symmetry
+        self.space = space
+        if isinstance(space, gym.spaces.Discrete):
+            self.discrete = True
+            self.n = int(space.n)
+            self.shape: tuple[int, ...] = (self.n,)
+            self.table = action_table(symmetry, self.n)
+        elif isinstance(space, gym.spaces.Box) and len(space.shape) == 1 and space.is_bounded():
+            self.discrete = False
+            self.n = 0
+            self.shape = tuple(space.shape)
+            self.low = np.asarray(space.low, dtype=np.float64)
+            self.high = np.asarray(space.high, dtype=np.float64)
+        else:
+            raise TypeError(
+                f"verify_symmetry supports Discrete action spaces and 1-D Box action spaces with finite bounds, "
+                f"got {space}."
+            )
+
+    def sample(self, rng: np.random.Generator) -> Any:
+        """A uniformly random action."""
+        if self.discrete:
+            return int(rng.integers(self.n))
+        return rng.uniform(self.low, self.high).astype(self.space.dtype)  # type: ignore[arg-type]
+
+    def apply(self, g: int, a: Any) -> Any:
+        """``ρ(g)·a``: the action that plays the role of ``a`` in the mapped environment."""
+        if self.discrete:
+            return int(self.table[g, int(a)])
+        x = torch.as_tensor(np.asarray(a, dtype=np.float64)).unsqueeze(0)
+        return self.symmetry.output_action.apply(g, x)[0].numpy().astype(self.space.dtype)  # type: ignore[arg-type]
+
+
 def _at(x: Any, idx: tuple[int, ...] | None) -> float:
     return float(np.asarray(x, dtype=np.float64)[idx]) if idx is not None else float("nan")
 
@@ -312,8 +355,8 @@ class PairedStep:
     expected_obs: np.ndarray
     twin_obs: np.ndarray
     obs: Any = None
-    action: int | None = None
-    mapped_action: int | None = None
+    action: Any = None
+    mapped_action: Any = None
     reward: float = 0.0
     twin_reward: float = 0.0
     terminated: bool = False
@@ -348,8 +391,7 @@ def paired_transitions(
     Episodes restart with seed ``seed·10007 + episode``; with ``resync``, ``B`` is re-mapped from ``A``
     every ``resync`` steps. The consumer may stop at any time (the generator keeps no resources).
     """
-    n_actions = int(env_a.action_space.n)  # type: ignore[attr-defined]
-    act_tab = action_table(symmetry, n_actions)
+    acts = ActionMaps(symmetry, env_a.action_space)
     obs_maps = _ObsMaps(symmetry, tuple(env_a.observation_space.shape or ()))
     names = symmetry.group.element_names
     counts = counts if counts is not None else _Counts()
@@ -371,8 +413,8 @@ def paired_transitions(
             if ob is not None:
                 yield PairedStep(seed, g, names[g], 0, 0, obs_maps.apply(g, oa), np.asarray(ob), obs=oa)
             for t in range(1, steps + 1):
-                a = int(rng.integers(n_actions))
-                b = int(act_tab[g, a])
+                a = acts.sample(rng)
+                b = acts.apply(g, a)
                 oa, ra, ta, tra, _ = env_a.step(a)
                 ob, rb, tb, trb, _ = env_b.step(b)
                 counts.steps += 1
@@ -669,20 +711,18 @@ def _resolve(
     return factory, env_name, sym, state_mapper
 
 
-def _check_fit(env: gym.Env, sym: Symmetry, env_name: str, sym_label: str) -> tuple[int, tuple[int, ...]]:
-    if not isinstance(env.action_space, gym.spaces.Discrete):
-        raise TypeError(f"verify_symmetry supports Discrete action spaces, got {env.action_space} for {env_name}.")
-    n_actions = int(env.action_space.n)
+def _check_fit(env: gym.Env, sym: Symmetry, env_name: str, sym_label: str) -> tuple[ActionMaps, tuple[int, ...]]:
     obs_shape = tuple(env.observation_space.shape or ())
+    space = env.action_space
+    act_shape = (int(space.n),) if isinstance(space, gym.spaces.Discrete) else tuple(space.shape or ())
     try:
-        sym.validate(obs_shape, (n_actions,))
+        sym.validate(obs_shape, act_shape)
     except ValueError as err:
         raise ValueError(
             f"The symmetry {sym_label!r} does not fit the environment {env_name!r} (observations of shape "
-            f"{obs_shape}, {n_actions} actions): {err} Pick the symmetry declared for this environment."
+            f"{obs_shape}, action space {space}): {err} Pick the symmetry declared for this environment."
         ) from err
-    action_table(sym, n_actions)
-    return n_actions, obs_shape
+    return ActionMaps(sym, space), obs_shape
 
 
 def verify_symmetry(
@@ -868,8 +908,12 @@ def one_step_samples(
     return np.stack(out)
 
 
+def _fmt(a: Any) -> str:
+    return str(a) if np.ndim(a) == 0 else np.array2string(np.asarray(a), precision=3)
+
+
 def _state_samples(
-    env: gym.Env, mapper: StateMapper, seed: int, steps: int, k: int, n_actions: int
+    env: gym.Env, mapper: StateMapper, seed: int, steps: int, k: int, acts: ActionMaps
 ) -> list[tuple[Any, int]]:
     """``k`` states (with the step at which each was taken) along a random walk of ``steps`` steps from ``seed``."""
     rng = np.random.default_rng([seed, 1])
@@ -880,7 +924,7 @@ def _state_samples(
     for t in range(steps):
         if t in when:
             out.append((mapper.get_state(env), t))
-        _, _, te, tr, _ = env.step(int(rng.integers(n_actions)))
+        _, _, te, tr, _ = env.step(acts.sample(rng))
         if te or tr:
             episode += 1
             env.reset(seed=seed * 10007 + episode)
@@ -912,18 +956,22 @@ def _verify_statistical(
     tests: list[FieldTest] = []
     samples = 0
     try:
-        n_actions, obs_shape = _check_fit(env_a, sym, env_name, sym_label)
+        acts, obs_shape = _check_fit(env_a, sym, env_name, sym_label)
         _check_fields(list(exclude), obs_shape, "exclude")
         fields = obs_field_names(obs_shape) + list(SCALAR_FIELDS)
         keep = np.array([f not in exclude for f in fields])
         if "observation" in exclude:
             keep[: len(fields) - len(SCALAR_FIELDS)] = False
         kept = [f for f, k in zip(fields, keep, strict=True) if k]
-        act_tab = action_table(sym, n_actions)
         maps = _ObsMaps(sym, obs_shape)
         rng = np.random.default_rng(list(seeds) + [12345])
         names = sym.group.element_names
-        planned = len(seeds) * len(elems) * (n_states if mapper is not None else n_actions)
+        if mapper is None and not acts.discrete:
+            raise ValueError(
+                f"verify_symmetry: statistical mode without a state mapper compares transitions per action, which "
+                f"needs a Discrete action space; {env_name!r} has {env_a.action_space}. Pass state_mapper=..."
+            )
+        planned = len(seeds) * len(elems) * (n_states if mapper is not None else acts.n)
         if permutations is None:
             permutations = max(200, int(np.ceil(2 * planned / alpha)))
         if mapper is not None:
@@ -931,14 +979,14 @@ def _verify_statistical(
             env_r.reset(seed=int(rng.integers(2**31)))
             bar = tqdm(total=len(seeds) * n_states * len(elems), disable=not progress, desc=f"verify {sym_label}")
             for seed in seeds:
-                for i, (s, t) in enumerate(_state_samples(env_a, mapper, seed, steps, n_states, n_actions)):
+                for i, (s, t) in enumerate(_state_samples(env_a, mapper, seed, steps, n_states, acts)):
                     for g in elems:
-                        a = int(rng.integers(n_actions))
-                        b = int(act_tab[g, a])
+                        a = acts.sample(rng)
+                        b = acts.apply(g, a)
                         x = one_step_samples(env_r, mapper, s, a, rollouts, lambda o, g=g: maps.apply(g, o))
                         y = one_step_samples(env_r, mapper, mapper.map_state(s, g, sym), b, rollouts)
                         samples += 2 * rollouts
-                        where = f"seed {seed}, state {i} (step {t}), element {names[g]}, action {a} -> {b}"
+                        where = f"seed {seed}, state {i} (step {t}), element {names[g]}, action {_fmt(a)} -> {_fmt(b)}"
                         tests += two_sample_tests(x[:, keep], y[:, keep], kept, where, test, atol, permutations, rng)
                         bar.update(1)
             bar.close()
@@ -950,14 +998,12 @@ def _verify_statistical(
             notes.append("without a state mapper the test compares trajectories; give one for a sharper test")
             per_side = n_states * rollouts
             for seed in seeds:
-                base = _trajectory_features(env_a, seed, per_side, n_actions, 0)
-                other = _map_trajectory_features(
-                    _trajectory_features(env_a, seed, per_side, n_actions, 1), 0, None, None
-                )
+                base = _trajectory_features(env_a, seed, per_side, acts.n, 0)
+                other = _map_trajectory_features(_trajectory_features(env_a, seed, per_side, acts.n, 1), 0, None, None)
                 samples += len(base[0]) + len(other[0])
                 for g in elems:
-                    mapped = _map_trajectory_features(base, g, maps, act_tab)
-                    for b in range(n_actions):
+                    mapped = _map_trajectory_features(base, g, maps, acts.table)
+                    for b in range(acts.n):
                         x, y = mapped[1][mapped[0] == b], other[1][other[0] == b]
                         if len(x) < 8 or len(y) < 8:
                             continue

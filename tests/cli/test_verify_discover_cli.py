@@ -43,7 +43,7 @@ def test_mismatched_symmetry_is_one_paragraph(capsys: pytest.CaptureFixture[str]
         (["verify", "CartPole-v1", "--import", "missing.py"], "no such file"),
         (["verify", "CartPole-v1", "--tol", "obs[3]"], "expected FIELD=ATOL"),
         (["verify", "CartPole-v1", "--tol", "speed=1"], "unknown field 'speed'"),
-        (["discover", "Pendulum-v1"], "only Discrete actions"),
+        (["discover", "No/Such-v0"], "No environment named 'No/Such-v0'"),
     ],
 )
 def test_user_mistakes_are_clean(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -9,7 +11,7 @@ import torch
 from equirl.envs.discover import ObsStateCodec, discover_symmetry
 from equirl.envs.verify import action_table
 
-from equirl import envs
+from equirl import TrivialAction, envs
 
 
 def _same_group_action(found: envs.DiscoveryReport, name: str, obs_shape: tuple[int, ...], n_actions: int) -> None:
@@ -71,11 +73,34 @@ def test_stochastic_environment_and_user_codec() -> None:
     _same_group_action(report, "CartPole-v1", (4,), 2)
 
 
+def test_continuous_actions_pendulum() -> None:
+    """Pendulum: θ -> -θ with the torque negated, found among sign flips of the continuous action."""
+    report = discover_symmetry("Pendulum-v1", verify_seeds=(0,), verify_steps=60)
+    assert report.group == "C2", str(report)
+    x = torch.tensor([[0.3, 0.4, 1.5]], dtype=torch.float64)
+    assert report.symmetry.input_action.apply(1, x).tolist() == [[0.3, -0.4, -1.5]]
+    assert report.symmetry.output_action.apply(1, torch.tensor([[0.5]])).tolist() == [[-0.5]]
+    assert "actions -> [-a0]" in str(report) and "SignFlipAction(G, [[-1]])" in report.snippet
+    # the verifier steps continuous actions too: the unmirrored torque fails
+    ok = envs.verify_symmetry("Pendulum-v1", report.symmetry, state_mapper=report.state_mapper, seeds=(1,), steps=50)
+    assert ok.ok, str(ok)
+    bad = dataclasses.replace(report.symmetry, output_action=TrivialAction(report.symmetry.group))
+    fail = envs.verify_symmetry("Pendulum-v1", bad, state_mapper=report.state_mapper, seeds=(1,), steps=50)
+    assert not fail.ok and fail.failure is not None and fail.failure.step == 1
+
+
 def test_unsupported_inputs_are_refused_clearly() -> None:
-    with pytest.raises(ValueError, match="only Discrete actions"):
-        discover_symmetry("Pendulum-v1")
+    with pytest.raises(ValueError, match="searched are Discrete actions"):
+        discover_symmetry(_FakeContinuous)
     with pytest.raises(ValueError, match="codec=ObsStateCodec"):
         discover_symmetry(_FakeVec)
+
+
+class _FakeContinuous(gym.Env):
+    """Unbounded continuous actions."""
+
+    observation_space = gym.spaces.Box(-1.0, 1.0, (2,))
+    action_space = gym.spaces.Box(-np.inf, np.inf, (1,))
 
 
 class _FakeVec(gym.Env):
