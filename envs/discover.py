@@ -811,231 +811,288 @@ def discover_symmetry(
     else:
         factory = env
         env_name = _factory_name(env)
-    sym_name = name or env_name
-    target: str | Callable[[], gym.Env] = env
     probe = factory()
-    space = probe.action_space
-    continuous = isinstance(space, gym.spaces.Box) and len(space.shape) == 1 and space.is_bounded()
-    if not isinstance(space, gym.spaces.Discrete) and not continuous:
-        raise ValueError(
-            f"discover_symmetry: {env_name} has action space {space}; searched are Discrete actions "
-            "and 1-D Box actions with finite bounds."
-        )
-    n_act = int(space.n) if isinstance(space, gym.spaces.Discrete) else int(space.shape[0])
-    obs_shape = tuple(probe.observation_space.shape or ())
-    n_obs = int(np.prod(obs_shape)) if obs_shape else 0
-    image = len(obs_shape) == 3
-    if len(obs_shape) not in (1, 3):
-        raise ValueError(
-            f"discover_symmetry: observations of shape {obs_shape}; supported are vectors [n] and grids [C, H, W]."
-        )
-    if isinstance(env, str) and codec is None and world_maps is None:
-        from equirl.envs.catalog import _CATALOG
+    try:
+        d = _Discovery(env, env_name, name or env_name, probe, seed, rollouts, tuple(verify_seeds), verify_steps)
+        d.resolve_access(codec, world_maps)
+        d.sample(check_states, stochastic)
+        proposals = d.propose_grid(pairing_states) if d.image else d.propose_vector(marginal_alpha, max_candidates)
+        verified = [el for el in (d.check_and_verify(*p) for p in proposals) if el is not None]
+        gens, final = d.close_group(verified)
+        return d.report(gens, final, time.perf_counter() - t0)
+    finally:
+        probe.close()
 
-        entry = _CATALOG.get(env)
-        if entry is not None and entry.discovery is not None:
-            registered = entry.discovery()
-            if isinstance(registered, ObsStateCodec):
-                codec = registered
-            elif isinstance(registered, WorldMaps):
-                world_maps = registered
-            else:
-                raise TypeError(
-                    f"The discovery factory registered for {env!r} returned {type(registered).__name__}; "
-                    "it must return an envs.ObsStateCodec or an envs.WorldMaps."
+
+_Proposal = tuple[tuple[int, ...], tuple[int, ...], tuple[str, ...], list[Any]]
+"""A candidate observation map ``(flat idx, signs, world word, the check states mapped by it)``."""
+
+
+class _Discovery:
+    """The state of one search: the probe environment, how to reach mapped states, and what was found so far."""
+
+    def __init__(
+        self,
+        env: str | Callable[[], gym.Env],
+        env_name: str,
+        sym_name: str,
+        probe: gym.Env,
+        seed: int,
+        rollouts: int,
+        verify_seeds: tuple[int, ...],
+        verify_steps: int,
+    ) -> None:
+        self.target, self.env_name, self.sym_name, self.probe = env, env_name, sym_name, probe
+        self.seed, self.rollouts = seed, rollouts
+        self.verify_seeds, self.verify_steps = verify_seeds, verify_steps
+        space = probe.action_space
+        self.continuous = isinstance(space, gym.spaces.Box) and len(space.shape) == 1 and space.is_bounded()
+        if not isinstance(space, gym.spaces.Discrete) and not self.continuous:
+            raise ValueError(
+                f"discover_symmetry: {env_name} has action space {space}; searched are Discrete actions "
+                "and 1-D Box actions with finite bounds."
+            )
+        self.n_act = int(space.n) if isinstance(space, gym.spaces.Discrete) else int(space.shape[0])
+        self.obs_shape = tuple(probe.observation_space.shape or ())
+        if len(self.obs_shape) not in (1, 3):
+            raise ValueError(
+                f"discover_symmetry: observations of shape {self.obs_shape}; supported are vectors [n] and grids "
+                "[C, H, W]."
+            )
+        self.n_obs = int(np.prod(self.obs_shape))
+        self.image = len(self.obs_shape) == 3
+        self.pruned: dict[str, int] = {}
+        self.cands: list[Candidate] = []
+        self.notes: list[str] = []
+        self.codec: ObsStateCodec | None = None
+        self.world_maps: WorldMaps | None = None
+
+    # -- how to reach mapped states ------------------------------------------------------------------
+    def resolve_access(self, codec: ObsStateCodec | None, world_maps: WorldMaps | None) -> None:
+        """The codec (vectors) or world maps (grids): given, else registered for the name, else built in."""
+        if isinstance(self.target, str) and codec is None and world_maps is None:
+            from equirl.envs.catalog import _CATALOG
+
+            entry = _CATALOG.get(self.target)
+            if entry is not None and entry.discovery is not None:
+                registered = entry.discovery()
+                if not isinstance(registered, ObsStateCodec | WorldMaps):
+                    raise TypeError(
+                        f"The discovery factory registered for {self.target!r} returned {type(registered).__name__}; "
+                        "it must return an envs.ObsStateCodec or an envs.WorldMaps."
+                    )
+                codec = registered if isinstance(registered, ObsStateCodec) else None
+                world_maps = registered if isinstance(registered, WorldMaps) else None
+        if not self.image:
+            self.codec = codec or builtin_codec(self.probe)
+            if self.codec is None:
+                raise ValueError(
+                    f"discover_symmetry: no way to put {self.env_name} into a mapped state. Pass codec=ObsStateCodec("
+                    "observe, set_obs) (read the observation of the current state; set the state from an "
+                    "observation), or register one with envs.register_discovery(name, lambda: ObsStateCodec(...))."
                 )
-    pruned: dict[str, int] = {}
-    cands: list[Candidate] = []
-    notes: list[str] = []
-    mapper_for: Callable[[list[_Element], Group], StateMapper]
-    if not image:
-        codec = codec or builtin_codec(probe)
-        if codec is None:
-            raise ValueError(
-                f"discover_symmetry: no way to put {env_name} into a mapped state. Pass codec=ObsStateCodec(observe, "
-                "set_obs) (read the observation of the current state; set the state from an observation), or "
-                "register one with envs.register_discovery(name, lambda: ObsStateCodec(...))."
+            base = self.codec.mapper()
+            self.get_state, self.set_state, self.observe_raw = base.get_state, base.set_state, self.codec.observe
+            self.searched = f"signed permutations of {self.n_obs} observation entries with " + (
+                "sign flips of the action entries" if self.continuous else "action permutations"
             )
-        base_mapper = codec.mapper()
-        get_state, set_state = base_mapper.get_state, base_mapper.set_state
-        searched = f"signed permutations of {n_obs} observation entries with " + (
-            "sign flips of the action entries" if continuous else "action permutations"
-        )
-
-        def mapper_for(images: list[_Element], group: Group) -> StateMapper:
-            return base_mapper
-    else:
-        world_maps = world_maps or builtin_world_maps(probe)
-        if world_maps is None:
-            raise ValueError(
-                f"discover_symmetry: no way to turn or mirror the world of {env_name}. Pass world_maps=WorldMaps("
-                "get_state, set_state, {'rot90': ..., 'flip0': ...}, observe_raw), or register it with "
-                "envs.register_discovery(name, lambda: WorldMaps(...))."
+        else:
+            self.world_maps = world_maps or builtin_world_maps(self.probe)
+            if self.world_maps is None:
+                raise ValueError(
+                    f"discover_symmetry: no way to turn or mirror the world of {self.env_name}. Pass world_maps="
+                    "WorldMaps(get_state, set_state, {'rot90': ..., 'flip0': ...}, observe_raw), or register it "
+                    "with envs.register_discovery(name, lambda: WorldMaps(...))."
+                )
+            wm = self.world_maps
+            self.get_state, self.set_state, self.observe_raw = wm.get_state, wm.set_state, wm.observe_raw
+            self.searched = (
+                "D4 on the world paired with D4 on the observation grid, channels matched, with action permutations"
             )
-        wm = world_maps
-        get_state, set_state = wm.get_state, wm.set_state
-        searched = "D4 on the world paired with D4 on the observation grid, channels matched, with action permutations"
 
-        def mapper_for(images: list[_Element], group: Group) -> StateMapper:
-            maps = [lambda s, w=x.world: wm.apply(w, s) for x in images]
-            return mapper_from_generators(wm.get_state, wm.set_state, maps, observe_raw=wm.observe_raw, exact=True)
+    def mapper_for(self, images: list[_Element]) -> StateMapper:
+        """The state mapper of a symmetry whose generators are ``images``."""
+        if self.codec is not None:
+            return self.codec.mapper()
+        wm = self.world_maps
+        assert wm is not None
+        maps = [lambda s, w=x.world: wm.apply(w, s) for x in images]
+        return mapper_from_generators(wm.get_state, wm.set_state, maps, observe_raw=wm.observe_raw, exact=True)
 
-    states = _sample_states(probe, get_state, check_states, seed)
-    is_stoch = _is_stochastic(probe, set_state, states) if stochastic is None else stochastic
-    search = _Search(probe, set_state, states, n_act, obs_shape, is_stoch, rollouts)
-
-    def obs_of(state: Any) -> np.ndarray:
+    def obs_of(self, state: Any) -> np.ndarray:
+        """The (wrapped) observation of ``state``, without stepping."""
         from equirl.envs.mappers import observe
 
-        probe.reset()
-        set_state(probe, state)
-        o = observe(probe, StateMapper(get_state, set_state, lambda s, g, y: s, observe_raw=raw))
-        return np.asarray(o, dtype=np.float64)
+        self.probe.reset()
+        self.set_state(self.probe, state)
+        mapper = StateMapper(self.get_state, self.set_state, lambda s, g, y: s, observe_raw=self.observe_raw)
+        return np.asarray(observe(self.probe, mapper), dtype=np.float64)
 
-    raw: Callable[[Any], Any] = codec.observe if not image else world_maps.observe_raw  # type: ignore[union-attr]
+    def sample(self, check_states: int, stochastic: bool | None) -> None:
+        """States for the one-step checks; whether the dynamics are stochastic."""
+        self.states = _sample_states(self.probe, self.get_state, check_states, self.seed)
+        self.stochastic = _is_stochastic(self.probe, self.set_state, self.states) if stochastic is None else stochastic
+        self.search = _Search(
+            self.probe, self.set_state, self.states, self.n_act, self.obs_shape, self.stochastic, self.rollouts
+        )
 
-    # candidate observation maps, each with the states it maps to
-    proposals: list[tuple[tuple[int, ...], tuple[int, ...], tuple[str, ...], list[Any]]] = []
-    if not image:
+    # -- proposals ------------------------------------------------------------------------------------
+    def propose_vector(self, marginal_alpha: float, max_candidates: int) -> list[_Proposal]:
+        """Signed permutations allowed by bounds and marginals whose images the twin can take."""
+        codec = self.codec
         assert codec is not None
-        vec = _vector_candidates(probe, codec, seed, pruned, marginal_alpha, max_candidates)
-        obs0 = [codec.observe(_set(probe, set_state, s)) for s in states]
+        vec = _vector_candidates(self.probe, codec, self.seed, self.pruned, marginal_alpha, max_candidates)
+        obs0 = [self.obs_of(s) for s in self.states]
+        out: list[_Proposal] = []
         unreachable = 0
         for idx, sign in vec:
-            sg = np.asarray(sign, dtype=np.float64)
-            mapped = [sg * o[list(idx)] for o in obs0]
-            ok = True
+            mapped = [np.asarray(sign, dtype=np.float64) * o[list(idx)] for o in obs0]
+            reachable = True
             for m in mapped:
-                codec.set_obs(probe.unwrapped, m)
-                if not np.allclose(codec.observe(probe.unwrapped), m, atol=1e-6, rtol=0):
-                    ok = False
+                codec.set_obs(self.probe.unwrapped, m)
+                if not np.allclose(codec.observe(self.probe.unwrapped), m, atol=1e-6, rtol=0):
+                    reachable = False
                     break
-            if ok:
-                proposals.append((idx, sign, (), mapped))
+            if reachable:
+                out.append((idx, sign, (), mapped))
             else:
                 unreachable += 1
-        pruned["unreachable mapped observations"] = unreachable
-    else:
-        assert world_maps is not None
+        self.pruned["unreachable mapped observations"] = unreachable
+        return out
+
+    def propose_grid(self, pairing_states: int) -> list[_Proposal]:
+        """Pairs (world map, grid map + matched channels) that agree on sampled states, one per grid map."""
+        wm = self.world_maps
+        assert wm is not None
         # pairing is cheap (no stepping): more states, so that every channel (e.g. each direction) shows up
-        pair_states = _sample_states(probe, get_state, pairing_states, seed + 1) + states
-        base_obs = np.stack([obs_of(s) for s in pair_states])
+        pair_states = _sample_states(self.probe, self.get_state, pairing_states, self.seed + 1) + self.states
+        base_obs = np.stack([self.obs_of(s) for s in pair_states])
+        c, h, w = self.obs_shape
+        k = len(pair_states)
+        out: list[_Proposal] = []
         unpaired = 0
-        seen: set[tuple[tuple[int, ...], tuple[str, ...]]] = set()
+        seen: set[tuple[int, ...]] = set()
         for wname, word in _WORLD_WORDS.items():
             try:
-                wstates = [world_maps.apply(word, s) for s in pair_states]
+                wstates = [wm.apply(word, s) for s in pair_states]
             except ValueError as err:
-                notes.append(f"world map {wname} not applicable: {err}")
-                pruned["world map not applicable"] = pruned.get("world map not applicable", 0) + len(SPATIAL_OPS)
+                self.notes.append(f"world map {wname} not applicable: {err}")
+                self.pruned["world map not applicable"] = self.pruned.get("world map not applicable", 0) + 8
                 continue
-            wobs = np.stack([obs_of(s) for s in wstates])
+            wobs = np.stack([self.obs_of(s) for s in wstates])
             for op in SPATIAL_OPS:
-                c, h, w = obs_shape
                 if h != w and op in ("rot90", "rot270", "transpose", "antitranspose"):
                     unpaired += 1
                     continue
                 sp = _spatial_index(op, h, w)
-                k = len(pair_states)
-                mapped = base_obs.reshape(k, c, h * w)[:, :, sp].reshape(k, c, h, w)
-                chans = _match_channels(mapped, wobs)
+                chans = _match_channels(base_obs.reshape(k, c, h * w)[:, :, sp].reshape(k, c, h, w), wobs)
                 if chans is None:
                     unpaired += 1
                     continue
-                idx, sign = _image_obs_element(op, chans, obs_shape)
-                if (idx, ()) in seen:
-                    continue
-                seen.add((idx, ()))
-                proposals.append((idx, sign, word, wstates[-len(states) :]))
-        pruned["world/observation pairing"] = unpaired
+                idx, sign = _image_obs_element(op, chans, self.obs_shape)
+                if idx not in seen:
+                    seen.add(idx)
+                    out.append((idx, sign, word, wstates[-len(self.states) :]))
+        self.pruned["world/observation pairing"] = unpaired
+        return out
 
-    # one-step checks with action inference, then verification of each candidate's cyclic group
-    verified: list[_Element] = []
-    mode = "statistical" if is_stoch else "lockstep"
-    vkw: dict[str, Any] = dict(seeds=tuple(verify_seeds), steps=verify_steps, mode=mode)
-    if is_stoch:
-        vkw |= dict(states=8, rollouts=rollouts, alpha=0.01)
-    for idx, sign, word, mstates in proposals:
+    # -- checks -----------------------------------------------------------------------------------------
+    def describe(self, x: _Element) -> str:
+        return _image_description(x, self.obs_shape) if self.image else _vector_description(x)
+
+    def verify(self, gens: list[_Element]) -> tuple[VerificationReport | StatisticalReport, int]:
+        """Verify the group generated by ``gens`` (lockstep, or statistical for stochastic dynamics)."""
+        sym, _, group, images, _ = _build(gens, self.n_obs, self.n_act, self.obs_shape, self.image, self.sym_name)
+        kw: dict[str, Any] = dict(seeds=self.verify_seeds, steps=self.verify_steps)
+        if self.stochastic:
+            kw |= dict(mode="statistical", states=8, rollouts=self.rollouts, alpha=0.01)
+        return verify_symmetry(self.target, sym, state_mapper=self.mapper_for(images), **kw), group.order
+
+    def check_and_verify(
+        self, idx: tuple[int, ...], sign: tuple[int, ...], word: tuple[str, ...], mapped: list[Any]
+    ) -> _Element | None:
+        """One-step check with the actions inferred, then verification of the cyclic group; the element or None."""
         sg = np.asarray(sign, dtype=np.float64)
         flat_idx = np.asarray(idx)
 
-        def obs_map(o: np.ndarray, sg: np.ndarray = sg, flat_idx: np.ndarray = flat_idx) -> np.ndarray:
+        def obs_map(o: np.ndarray) -> np.ndarray:
             return (sg * o.reshape(-1)[flat_idx]).reshape(o.shape)
 
-        if continuous:
-            act_sign, why = search.infer_signs(obs_map, mstates)
-            table = None if act_sign is None else list(range(n_act))
+        n = self.n_act
+        if self.continuous:
+            act_sign, why = self.search.infer_signs(obs_map, mapped)
+            table = None if act_sign is None else list(range(n))
         else:
-            table, why = search.infer_actions(obs_map, mstates)
-            act_sign = [1] * n_act
-        probe_el = _Element(idx, sign, tuple(range(n_act)), word)
+            table, why = self.search.infer_actions(obs_map, mapped)
+            act_sign = [1] * n
         if table is None or act_sign is None:
-            desc = _image_description(probe_el, obs_shape) if image else _vector_description(probe_el)
-            cands.append(
-                Candidate(desc.rsplit("; actions", 1)[0], _order(probe_el, n_obs, n_act), "failed one-step", why)
-            )
-            continue
-        act = [0] * n_act
+            bare = _Element(idx, sign, tuple(range(n)), word)
+            desc = self.describe(bare).rsplit("; actions", 1)[0]
+            self.cands.append(Candidate(desc, _order(bare, self.n_obs, n), "failed one-step", why))
+            return None
+        act = [0] * n
         for a, b in enumerate(table):
             act[b] = a  # (ρ q)[t[a]] = q[a]
         el = _Element(idx, sign, tuple(act), word, tuple(act_sign))
         if el.is_identity():
-            continue
-        desc = _image_description(el, obs_shape) if image else _vector_description(el)
-        if any(el.key == v.key for v in verified):
-            continue
-        sym, _, group, images, _ = _build([el], n_obs, n_act, obs_shape, image, sym_name)
-        report = verify_symmetry(target, sym, state_mapper=mapper_for(images, group), **vkw)
-        if report.ok:
-            verified.append(el)
-            cands.append(Candidate(desc, group.order, "verified", str(report).splitlines()[0]))
-        else:
-            cands.append(Candidate(desc, group.order, "failed verification", _why(report)))
+            return None
+        report, order = self.verify([el])
+        verdict = "verified" if report.ok else "failed verification"
+        reason = str(report).splitlines()[0] if report.ok else _why(report)
+        self.cands.append(Candidate(self.describe(el), order, verdict, reason))
+        return el if report.ok else None
 
-    # close the group: add generators one at a time (largest order first), re-verifying the whole group
-    gens: list[_Element] = []
-    members: set[Any] = {_identity(n_obs, n_act).key}
-    final: VerificationReport | StatisticalReport | None = None
-    for el in sorted(verified, key=lambda x: -_order(x, n_obs, n_act)):
-        if el.key in members:
-            _set_verdict(cands, el, image, obs_shape, "in the group")
-            continue
-        try:
-            sym, _, group, images, _ = _build(gens + [el], n_obs, n_act, obs_shape, image, sym_name)
-        except ValueError as err:
-            _set_verdict(cands, el, image, obs_shape, "breaks the group", str(err))
-            continue
-        report = verify_symmetry(target, sym, state_mapper=mapper_for(images, group), **vkw)
-        if report.ok:
-            gens.append(el)
-            members = {x.key for x in _closure(gens, n_obs, n_act)}
-            final = report
-        else:
-            _set_verdict(cands, el, image, obs_shape, "breaks the group", _why(report))
-    sym, ordered, group, images, snippet = _build(gens, n_obs, n_act, obs_shape, image, sym_name)
-    mapper = mapper_for(images, group) if group.order > 1 else None
-    describe = (lambda x: _image_description(x, obs_shape)) if image else _vector_description
-    probe.close()
-    return DiscoveryReport(
-        env=env_name,
-        symmetry=sym,
-        state_mapper=mapper,
-        elements=[describe(x) for x in ordered],
-        snippet=snippet,
-        stochastic=is_stoch,
-        searched=searched,
-        pruned=pruned,
-        candidates=cands,
-        verification=final,
-        seconds=time.perf_counter() - t0,
-        notes=notes,
-    )
+    def close_group(
+        self, verified: list[_Element]
+    ) -> tuple[list[_Element], VerificationReport | StatisticalReport | None]:
+        """Add verified generators one at a time (largest order first), re-verifying the whole group each time."""
+        gens: list[_Element] = []
+        members: set[Any] = {_identity(self.n_obs, self.n_act).key}
+        final: VerificationReport | StatisticalReport | None = None
+        for el in sorted(verified, key=lambda x: -_order(x, self.n_obs, self.n_act)):
+            if el.key in members:
+                self.set_verdict(el, "in the group")
+                continue
+            try:
+                report, _ = self.verify(gens + [el])
+            except ValueError as err:  # not a cyclic or dihedral group
+                self.set_verdict(el, "breaks the group", str(err))
+                continue
+            if report.ok:
+                gens.append(el)
+                members = {x.key for x in _closure(gens, self.n_obs, self.n_act)}
+                final = report
+            else:
+                self.set_verdict(el, "breaks the group", _why(report))
+        return gens, final
 
+    def set_verdict(self, el: _Element, verdict: str, reason: str = "") -> None:
+        desc = self.describe(el)
+        for c in self.cands:
+            if c.description == desc and c.verdict == "verified":
+                c.verdict = verdict
+                c.reason = reason or c.reason
 
-def _set(env: gym.Env, set_state: Callable[[gym.Env, Any], None], state: Any) -> Any:
-    env.reset()
-    set_state(env, state)
-    return env.unwrapped
+    def report(
+        self, gens: list[_Element], final: VerificationReport | StatisticalReport | None, seconds: float
+    ) -> DiscoveryReport:
+        sym, ordered, group, images, snippet = _build(
+            gens, self.n_obs, self.n_act, self.obs_shape, self.image, self.sym_name
+        )
+        return DiscoveryReport(
+            env=self.env_name,
+            symmetry=sym,
+            state_mapper=self.mapper_for(images) if group.order > 1 else None,
+            elements=[self.describe(x) for x in ordered],
+            snippet=snippet,
+            stochastic=self.stochastic,
+            searched=self.searched,
+            pruned=self.pruned,
+            candidates=self.cands,
+            verification=final,
+            seconds=seconds,
+            notes=self.notes,
+        )
 
 
 def _why(report: VerificationReport | StatisticalReport) -> str:
@@ -1043,14 +1100,3 @@ def _why(report: VerificationReport | StatisticalReport) -> str:
         f = report.failure
         return f"{f.field} at step {f.step}: {f.detail}" if f is not None else "failed"
     return f"p = {report.p_value:.3g}; fields {', '.join(report.differing[:3])}"
-
-
-def _set_verdict(
-    cands: list[Candidate], el: _Element, image: bool, shape: tuple[int, ...], verdict: str, reason: str = ""
-) -> None:
-    desc = _image_description(el, shape) if image else _vector_description(el)
-    for c in cands:
-        if c.description == desc and c.verdict == "verified":
-            c.verdict = verdict
-            if reason:
-                c.reason = reason
