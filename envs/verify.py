@@ -931,6 +931,90 @@ def _state_samples(
     return out
 
 
+@dataclass
+class _StatContext:
+    """What the statistical tests of one run share."""
+
+    sym: Symmetry
+    acts: ActionMaps
+    maps: _ObsMaps
+    obs_shape: tuple[int, ...]
+    exclude: Sequence[str]
+    test: str
+    atol: float
+    permutations: int
+    rng: np.random.Generator
+
+    def tests(self, x: np.ndarray, y: np.ndarray, fields: list[str], where: str) -> list[FieldTest]:
+        """Two-sample tests of ``x`` against ``y`` on the fields not excluded (``obs[i]`` also drops ``Δobs[i]``,
+        ``observation`` every observation field)."""
+        keep = [
+            j
+            for j, f in enumerate(fields)
+            if f not in self.exclude
+            and f.lstrip("Δ") not in self.exclude
+            and not ("observation" in self.exclude and f.lstrip("Δ").startswith("obs["))
+        ]
+        kept = [fields[j] for j in keep]
+        return two_sample_tests(x[:, keep], y[:, keep], kept, where, self.test, self.atol, self.permutations, self.rng)
+
+
+def _rollout_tests(
+    ctx: _StatContext,
+    env_a: gym.Env,
+    env_r: gym.Env,
+    mapper: StateMapper,
+    seeds: Sequence[int],
+    steps: int,
+    elems: list[int],
+    n_states: int,
+    rollouts: int,
+    bar: Any,
+) -> tuple[list[FieldTest], int]:
+    """Per seed, ``n_states`` states along a random walk; from each and each element ``g``, ``rollouts`` one-step
+    rollouts from ``s`` with ``a`` (next observations mapped by ``g``) against as many from ``g·s`` with ``ρ(g)a``."""
+    fields = obs_field_names(ctx.obs_shape) + list(SCALAR_FIELDS)
+    names = ctx.sym.group.element_names
+    env_r.reset(seed=int(ctx.rng.integers(2**31)))
+    tests: list[FieldTest] = []
+    samples = 0
+    for seed in seeds:
+        for i, (s, t) in enumerate(_state_samples(env_a, mapper, seed, steps, n_states, ctx.acts)):
+            for g in elems:
+                a = ctx.acts.sample(ctx.rng)
+                b = ctx.acts.apply(g, a)
+                x = one_step_samples(env_r, mapper, s, a, rollouts, lambda o, g=g: ctx.maps.apply(g, o))
+                y = one_step_samples(env_r, mapper, mapper.map_state(s, g, ctx.sym), b, rollouts)
+                samples += 2 * rollouts
+                where = f"seed {seed}, state {i} (step {t}), element {names[g]}, action {_fmt(a)} -> {_fmt(b)}"
+                tests += ctx.tests(x, y, fields, where)
+                bar.update(1)
+    return tests, samples
+
+
+def _trajectory_tests(
+    ctx: _StatContext, env: gym.Env, seeds: Sequence[int], elems: list[int], per_side: int
+) -> tuple[list[FieldTest], int]:
+    """Without a mapper: per seed, one transition from each of ``per_side`` random episodes, mapped by ``g``,
+    against as many from independent episodes, per (mapped) action."""
+    fields = _trajectory_field_names(ctx.obs_shape)
+    names = ctx.sym.group.element_names
+    n = ctx.acts.n
+    tests: list[FieldTest] = []
+    samples = 0
+    for seed in seeds:
+        base = _trajectory_features(env, seed, per_side, n, 0)
+        other = _map_trajectory_features(_trajectory_features(env, seed, per_side, n, 1), 0, None, None)
+        samples += len(base[0]) + len(other[0])
+        for g in elems:
+            mapped = _map_trajectory_features(base, g, ctx.maps, ctx.acts.table)
+            for b in range(n):
+                x, y = mapped[1][mapped[0] == b], other[1][other[0] == b]
+                if len(x) >= 8 and len(y) >= 8:
+                    tests += ctx.tests(x, y, fields, f"seed {seed}, element {names[g]}, action {b}")
+    return tests, samples
+
+
 def _verify_statistical(
     factory: Callable[[], gym.Env],
     env_name: str,
@@ -953,19 +1037,9 @@ def _verify_statistical(
     t0 = time.perf_counter()
     env_a, env_r = factory(), factory()
     notes: list[str] = []
-    tests: list[FieldTest] = []
-    samples = 0
     try:
         acts, obs_shape = _check_fit(env_a, sym, env_name, sym_label)
         _check_fields(list(exclude), obs_shape, "exclude")
-        fields = obs_field_names(obs_shape) + list(SCALAR_FIELDS)
-        keep = np.array([f not in exclude for f in fields])
-        if "observation" in exclude:
-            keep[: len(fields) - len(SCALAR_FIELDS)] = False
-        kept = [f for f, k in zip(fields, keep, strict=True) if k]
-        maps = _ObsMaps(sym, obs_shape)
-        rng = np.random.default_rng(list(seeds) + [12345])
-        names = sym.group.element_names
         if mapper is None and not acts.discrete:
             raise ValueError(
                 f"verify_symmetry: statistical mode without a state mapper compares transitions per action, which "
@@ -974,49 +1048,48 @@ def _verify_statistical(
         planned = len(seeds) * len(elems) * (n_states if mapper is not None else acts.n)
         if permutations is None:
             permutations = max(200, int(np.ceil(2 * planned / alpha)))
+        rng = np.random.default_rng(list(seeds) + [12345])
+        ctx = _StatContext(sym, acts, _ObsMaps(sym, obs_shape), obs_shape, exclude, test, atol, permutations, rng)
         if mapper is not None:
             method = f"{rollouts} one-step rollouts from each of {n_states} sampled states per seed, and from its image"
-            env_r.reset(seed=int(rng.integers(2**31)))
             bar = tqdm(total=len(seeds) * n_states * len(elems), disable=not progress, desc=f"verify {sym_label}")
-            for seed in seeds:
-                for i, (s, t) in enumerate(_state_samples(env_a, mapper, seed, steps, n_states, acts)):
-                    for g in elems:
-                        a = acts.sample(rng)
-                        b = acts.apply(g, a)
-                        x = one_step_samples(env_r, mapper, s, a, rollouts, lambda o, g=g: maps.apply(g, o))
-                        y = one_step_samples(env_r, mapper, mapper.map_state(s, g, sym), b, rollouts)
-                        samples += 2 * rollouts
-                        where = f"seed {seed}, state {i} (step {t}), element {names[g]}, action {_fmt(a)} -> {_fmt(b)}"
-                        tests += two_sample_tests(x[:, keep], y[:, keep], kept, where, test, atol, permutations, rng)
-                        bar.update(1)
-            bar.close()
+            try:
+                tests, samples = _rollout_tests(ctx, env_a, env_r, mapper, seeds, steps, elems, n_states, rollouts, bar)
+            finally:
+                bar.close()
         else:
             method = (
                 "no state mapper: one transition per random episode, mapped by g, against independent episodes, "
                 "per action (assumes a symmetric start distribution)"
             )
             notes.append("without a state mapper the test compares trajectories; give one for a sharper test")
-            per_side = n_states * rollouts
-            for seed in seeds:
-                base = _trajectory_features(env_a, seed, per_side, acts.n, 0)
-                other = _map_trajectory_features(_trajectory_features(env_a, seed, per_side, acts.n, 1), 0, None, None)
-                samples += len(base[0]) + len(other[0])
-                for g in elems:
-                    mapped = _map_trajectory_features(base, g, maps, acts.table)
-                    for b in range(acts.n):
-                        x, y = mapped[1][mapped[0] == b], other[1][other[0] == b]
-                        if len(x) < 8 or len(y) < 8:
-                            continue
-                        where = f"seed {seed}, element {names[g]}, action {b}"
-                        tfields = _trajectory_field_names(obs_shape)
-                        tkeep = np.array([not any(f.endswith(e) or f == e for e in exclude) for f in tfields])
-                        tests += two_sample_tests(
-                            x[:, tkeep], y[:, tkeep], [f for f, k in zip(tfields, tkeep, strict=True) if k],
-                            where, test, atol, permutations, rng,
-                        )  # fmt: skip
+            tests, samples = _trajectory_tests(ctx, env_a, seeds, elems, n_states * rollouts)
     finally:
         env_a.close()
         env_r.close()
+    return _statistical_report(
+        tests, env_name, sym, sym_label, method, test, permutations, correction, alpha, seeds, elems, samples,
+        time.perf_counter() - t0, notes,
+    )  # fmt: skip
+
+
+def _statistical_report(
+    tests: list[FieldTest],
+    env_name: str,
+    sym: Symmetry,
+    sym_label: str,
+    method: str,
+    test: str,
+    permutations: int,
+    correction: str,
+    alpha: float,
+    seeds: Sequence[int],
+    elems: list[int],
+    samples: int,
+    seconds: float,
+    notes: list[str],
+) -> StatisticalReport:
+    """Correct the p-values of ``tests`` together and summarise them."""
     adjusted = correct_p_values([t.p_value for t in tests], correction)
     for t, p in zip(tests, adjusted, strict=True):
         t.p_adjusted = float(p)
@@ -1037,14 +1110,14 @@ def _verify_statistical(
         correction=correction,
         alpha=alpha,
         seeds=list(seeds),
-        elements=[names[g] for g in elems],
+        elements=[sym.group.element_names[g] for g in elems],
         n_tests=len(tests),
         samples=samples,
         statistic=worst.statistic if worst else float("nan"),
         p_value=worst.p_adjusted if worst else 1.0,
         differing=[f"{f} ({counts[f]} tests)" for f in differing],
         worst=worst,
-        seconds=time.perf_counter() - t0,
+        seconds=seconds,
         tests=tests,
         notes=notes,
     )

@@ -74,6 +74,13 @@ def test_statistical_mode_on_deterministic_dynamics_is_exact() -> None:
 def test_exclusions_apply_in_statistical_mode() -> None:
     report = _stat(NEAR_MISSES["wrong sign on θ̇"], exclude=["obs[1]", "obs[3]"])
     assert {t.field for t in report.tests} == {"obs[0]", "obs[2]", "reward", "terminated", "truncated"}
+    traj = envs.verify_symmetry(
+        lambda: envs.make_env(NOISY), TRUE, mode="statistical", seeds=(0,), states=2, rollouts=32,
+        exclude=["obs[1]", "truncated"],
+    )  # fmt: skip
+    fields = {t.field for t in traj.tests}
+    assert "obs[1]" not in fields and "Δobs[1]" not in fields and "truncated" not in fields
+    assert {"obs[0]", "Δobs[0]", "reward"} <= fields
 
 
 def test_corrections() -> None:
