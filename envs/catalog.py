@@ -103,7 +103,7 @@ def register_symmetry(
     :raises ValueError: if ``name`` already has a symmetry, or the given environment / mapper, and
         ``overwrite`` is False (nothing is registered then).
     """
-    parts = [("symmetry", factory, "a symmetry")]
+    parts: list[tuple[str, Callable[..., Any], str]] = [("symmetry", factory, "a symmetry")]
     if make_env is not None:
         parts.append(("make_env", make_env, "an environment"))
     if state_mapper is not None:

@@ -24,6 +24,7 @@ with its state mapper, a Python snippet that declares it, and a report of what w
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import time
@@ -164,8 +165,8 @@ def builtin_world_maps(env: gym.Env) -> WorldMaps | None:
     u = env.unwrapped
     if isinstance(u, RotGridEnv):
         return WorldMaps(
-            get_state=lambda e: e.unwrapped.get_state(),
-            set_state=lambda e, s: e.unwrapped.set_state(s),
+            get_state=lambda e: e.unwrapped.get_state(),  # type: ignore[attr-defined]
+            set_state=lambda e, s: e.unwrapped.set_state(s),  # type: ignore[attr-defined]
             ops={
                 "rot90": lambda s: (np.ascontiguousarray(np.rot90(s[0], 1, axes=(1, 2))), s[1]),
                 "flip0": lambda s: (np.ascontiguousarray(s[0][:, ::-1, :]), s[1]),
@@ -177,15 +178,21 @@ def builtin_world_maps(env: gym.Env) -> WorldMaps | None:
     except ImportError:  # pragma: no cover
         return None
     if isinstance(u, MiniGridEnv):
-        from equirl.envs.minigrid_wrappers import get_minigrid_state, set_minigrid_state, transform_minigrid_state
+        from equirl.envs.minigrid_wrappers import get_minigrid_state, set_minigrid_state
 
         return WorldMaps(
             get_state=get_minigrid_state,
             set_state=set_minigrid_state,
-            ops={op: (lambda s, op=op: transform_minigrid_state(s, op)) for op in ("rot90", "flip0")},
+            ops={op: functools.partial(_transform_minigrid, op) for op in ("rot90", "flip0")},
             observe_raw=lambda u: u.gen_obs(),
         )
     return None
+
+
+def _transform_minigrid(op: str, state: Any) -> Any:
+    from equirl.envs.minigrid_wrappers import transform_minigrid_state
+
+    return transform_minigrid_state(state, op)
 
 
 # -- group elements --------------------------------------------------------------------------------------
@@ -365,14 +372,14 @@ def _probe_actions(space: gym.Space, k: int = 3) -> list[Any]:
     return [_random_action(space, rng) for _ in range(k)]
 
 
-def _outcome(env: gym.Env, set_state: Callable[[gym.Env, Any], None], state: Any, action: int) -> np.ndarray:
+def _outcome(env: gym.Env, set_state: Callable[[gym.Env, Any], None], state: Any, action: Any) -> np.ndarray:
     env.reset()
     set_state(env, state)
     o, r, te, tr, _ = env.step(action)
     return np.concatenate([np.asarray(o, dtype=np.float64).reshape(-1), [float(r), float(te), float(tr)]])
 
 
-def _outcomes(env: gym.Env, set_state: Callable[[gym.Env, Any], None], state: Any, action: int, n: int) -> np.ndarray:
+def _outcomes(env: gym.Env, set_state: Callable[[gym.Env, Any], None], state: Any, action: Any, n: int) -> np.ndarray:
     return np.stack([_outcome(env, set_state, state, action) for _ in range(n)])
 
 
@@ -852,7 +859,7 @@ class _Discovery:
                 f"discover_symmetry: {env_name} has action space {space}; searched are Discrete actions "
                 "and 1-D Box actions with finite bounds."
             )
-        self.n_act = int(space.n) if isinstance(space, gym.spaces.Discrete) else int(space.shape[0])
+        self.n_act = int(space.n) if isinstance(space, gym.spaces.Discrete) else int((space.shape or (0,))[0])
         self.obs_shape = tuple(probe.observation_space.shape or ())
         if len(self.obs_shape) not in (1, 3):
             raise ValueError(

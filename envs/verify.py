@@ -22,6 +22,7 @@ those of independent runs, per action (this needs the start distribution to be s
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -983,7 +984,7 @@ def _rollout_tests(
             for g in elems:
                 a = ctx.acts.sample(ctx.rng)
                 b = ctx.acts.apply(g, a)
-                x = one_step_samples(env_r, mapper, s, a, rollouts, lambda o, g=g: ctx.maps.apply(g, o))
+                x = one_step_samples(env_r, mapper, s, a, rollouts, functools.partial(ctx.maps.apply, g))
                 y = one_step_samples(env_r, mapper, mapper.map_state(s, g, ctx.sym), b, rollouts)
                 samples += 2 * rollouts
                 where = f"seed {seed}, state {i} (step {t}), element {names[g]}, action {_fmt(a)} -> {_fmt(b)}"
