@@ -30,16 +30,22 @@ def _same_group_action(found: envs.DiscoveryReport, name: str, obs_shape: tuple[
 
 
 @pytest.mark.parametrize(
-    ("name", "group"),
-    [("CartPole-v1", "C2"), ("Acrobot-v1", "C2"), ("equirl/RotGrid-v0", "D4"), ("MiniGrid-Empty-8x8-v0", "C2")],
+    ("name", "group", "steps"),
+    [
+        ("CartPole-v1", "C2", 60),
+        ("Acrobot-v1", "C2", 60),
+        ("equirl/RotGrid-v0", "D4", 60),
+        ("MiniGrid-Empty-8x8-v0", "C2", 60),
+        ("MiniGrid-Empty-5x5-v0/full-D4", "D4", 20),  # direction channels matched: d -> d+1 per quarter turn
+    ],
 )
-def test_finds_the_catalogue_symmetry(name: str, group: str) -> None:
-    report = discover_symmetry(name, verify_seeds=(0,), verify_steps=60)
+def test_finds_the_catalogue_symmetry(name: str, group: str, steps: int) -> None:
+    report = discover_symmetry(name, verify_seeds=(0,), verify_steps=steps)
     assert report.group == group, str(report)
     env = envs.make_env(name)
     _same_group_action(report, name, env.observation_space.shape, int(env.action_space.n))
     # the returned symmetry and mapper verify on their own, and the snippet declares the same symmetry
-    assert envs.verify_symmetry(name, report.symmetry, state_mapper=report.state_mapper, seeds=(1,), steps=50).ok
+    assert envs.verify_symmetry(name, report.symmetry, state_mapper=report.state_mapper, seeds=(1,), steps=steps).ok
     scope: dict[str, object] = {}
     exec(report.snippet, scope)  # noqa: S102  (our own generated code)
     declared = scope["symmetry"]
