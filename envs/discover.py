@@ -511,7 +511,7 @@ def _same_distribution(x: np.ndarray, y: np.ndarray, atol: float, alpha: float =
 
 # -- candidate generation: vectors -----------------------------------------------------------------------
 def _vector_candidates(
-    env: gym.Env, codec: ObsStateCodec, seed: int, pruned: dict[str, int], marginal_alpha: float, max_candidates: int
+    env: gym.Env, seed: int, pruned: dict[str, int], marginal_alpha: float, max_candidates: int
 ) -> list[tuple[tuple[int, ...], tuple[int, ...]]]:
     """Signed permutations ``(idx, sign)`` of the observation allowed by bounds and marginals (identity excluded)."""
     from scipy.stats import ks_2samp
@@ -948,7 +948,7 @@ class _Discovery:
         """Signed permutations allowed by bounds and marginals whose images the twin can take."""
         codec = self.codec
         assert codec is not None
-        vec = _vector_candidates(self.probe, codec, self.seed, self.pruned, marginal_alpha, max_candidates)
+        vec = _vector_candidates(self.probe, self.seed, self.pruned, marginal_alpha, max_candidates)
         obs0 = [self.obs_of(s) for s in self.states]
         out: list[_Proposal] = []
         unreachable = 0
