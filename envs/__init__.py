@@ -1,4 +1,4 @@
-"""Environments and their symmetries: the catalogue, wrappers, the RotGrid gridworld and the lockstep verifier.
+"""Environments and their symmetries: the catalogue, wrappers, the RotGrid gridworld, the verifier and discovery.
 
 Typical use::
 
@@ -10,33 +10,48 @@ Typical use::
 
 from equirl.envs.catalog import (
     MINIGRID_IDS,
+    CatalogEntry,
     catalogue_table,
+    get_entry,
+    get_state_mapper,
     get_symmetry,
+    list_state_mappers,
     list_symmetries,
     make_env,
+    register_discovery,
     register_env,
     register_minigrid,
+    register_state_mapper,
     register_symmetry,
     symmetry_docs,
+    unregister,
 )
+from equirl.envs.discover import DiscoveryReport, ObsStateCodec, WorldMaps, discover_symmetry
 from equirl.envs.gridworld import ROTGRID_IDS, RotGridEnv, rotgrid_symmetry
-from equirl.envs.mappers import (
-    StateMapper,
-    get_state_mapper,
-    list_state_mappers,
-    mapper_from_generators,
-    register_state_mapper,
-)
-from equirl.envs.verify import Mismatch, VerificationReport, verify_symmetry
+from equirl.envs.mappers import StateMapper, mapper_from_generators
+from equirl.envs.noisy import NOISY_CARTPOLE_ID, NoisyCartPoleEnv, register_noisy_envs
+from equirl.envs.verify import Mismatch, StatisticalReport, VerificationReport, verify_symmetry
+
+register_noisy_envs()
 
 __all__ = [
+    "DiscoveryReport",
+    "ObsStateCodec",
+    "StatisticalReport",
+    "WorldMaps",
+    "discover_symmetry",
+    "NOISY_CARTPOLE_ID",
+    "NoisyCartPoleEnv",
     "MINIGRID_IDS",
     "ROTGRID_IDS",
     "Mismatch",
     "RotGridEnv",
     "StateMapper",
     "VerificationReport",
+    "CatalogEntry",
     "catalogue_table",
+    "get_entry",
+    "unregister",
     "get_state_mapper",
     "get_symmetry",
     "list_state_mappers",
@@ -44,6 +59,7 @@ __all__ = [
     "make_env",
     "mapper_from_generators",
     "register_env",
+    "register_discovery",
     "register_minigrid",
     "register_state_mapper",
     "register_symmetry",

@@ -28,28 +28,62 @@ from equirl.envs.mappers import (
     acrobot_mapper,
     cartpole_mapper,
     minigrid_mapper,
-    register_state_mapper,
     rotgrid_mapper,
 )
 
 from equirl import PermutationAction, SignFlipAction, Symmetry, cyclic
 
 __all__ = [
+    "CatalogEntry",
+    "get_entry",
     "get_symmetry",
     "register_symmetry",
     "list_symmetries",
     "symmetry_docs",
     "make_env",
     "register_env",
+    "register_state_mapper",
+    "register_discovery",
+    "get_state_mapper",
+    "list_state_mappers",
     "register_minigrid",
     "MINIGRID_IDS",
     "catalogue_table",
+    "unregister",
 ]
 
-_REGISTRY: dict[str, Callable[[], Symmetry]] = {}
+
+@dataclasses.dataclass
+class CatalogEntry:
+    """One catalogue name: what :func:`get_symmetry`, :func:`make_env` and :func:`get_state_mapper` return for it.
+
+    Every part is a no-argument factory (``make_env`` takes ``**kwargs`` for ``gymnasium.make``), so entries
+    are built on demand; a part that is None is not registered (``make_env`` then falls back to
+    ``gymnasium.make(name)``, ``get_symmetry`` and ``get_state_mapper`` raise a KeyError with advice).
+    ``discovery`` returns an ``envs.ObsStateCodec`` or ``envs.WorldMaps`` for :func:`envs.discover_symmetry`
+    (registered with :func:`register_discovery`, for environments the built-in ones do not cover).
+    """
+
+    name: str
+    symmetry: Callable[[], Symmetry] | None = None
+    make_env: Callable[..., gym.Env] | None = None
+    state_mapper: Callable[[], StateMapper] | None = None
+    discovery: Callable[[], Any] | None = None
 
 
-_ENVS: dict[str, Callable[..., gym.Env]] = {}
+_CATALOG: dict[str, CatalogEntry] = {}
+"""The one registry: catalogue name -> entry. Written only through the ``register_*`` functions."""
+
+
+def _set_part(name: str, part: str, factory: Callable[..., Any], overwrite: bool, what: str) -> None:
+    if not callable(factory):
+        raise TypeError(f"register_{part}({name!r}): the factory must be a callable returning {what}.")
+    entry = _CATALOG.setdefault(name, CatalogEntry(name))
+    if getattr(entry, part) is not None and not overwrite:
+        raise ValueError(
+            f"{what[0].upper() + what[1:]} for {name!r} is already registered; pass overwrite=True to replace it."
+        )
+    setattr(entry, part, factory)
 
 
 def register_symmetry(
@@ -60,29 +94,67 @@ def register_symmetry(
     make_env: Callable[..., gym.Env] | None = None,
     state_mapper: Callable[[], StateMapper] | None = None,
 ) -> None:
-    """Register ``factory`` (``() -> Symmetry``) under ``name``.
+    """Register ``factory`` (``() -> Symmetry``) under ``name``, with optionally its environment and state mapper.
 
     :param make_env: optional ``(**kwargs) -> gymnasium.Env`` that :func:`make_env` uses for ``name``
         (default: ``gymnasium.make(name, **kwargs)``).
     :param state_mapper: optional ``() -> envs.StateMapper``, so that ``verify_symmetry(name)`` works.
-    :raises ValueError: if ``name`` is taken and ``overwrite`` is False.
+    :param overwrite: replace parts already registered under ``name``; without it nothing is replaced silently.
+    :raises ValueError: if ``name`` already has a symmetry, or the given environment / mapper, and
+        ``overwrite`` is False (nothing is registered then).
     """
-    if not callable(factory):
-        raise TypeError(f"register_symmetry({name!r}): factory must be a callable returning a Symmetry.")
-    if name in _REGISTRY and not overwrite:
-        raise ValueError(f"A symmetry named {name!r} is already registered; pass overwrite=True to replace it.")
-    _REGISTRY[name] = factory
+    parts: list[tuple[str, Callable[..., Any], str]] = [("symmetry", factory, "a symmetry")]
     if make_env is not None:
-        register_env(name, make_env, overwrite=True)
+        parts.append(("make_env", make_env, "an environment"))
     if state_mapper is not None:
-        register_state_mapper(name, state_mapper, overwrite=True)
+        parts.append(("state_mapper", state_mapper, "a state mapper"))
+    entry = _CATALOG.get(name)
+    for part, f, what in parts:  # check everything first: all or nothing
+        if not callable(f):
+            raise TypeError(f"register_symmetry({name!r}): {part} must be a callable returning {what}.")
+        if entry is not None and getattr(entry, part) is not None and not overwrite:
+            raise ValueError(
+                f"{what[0].upper() + what[1:]} for {name!r} is already registered; pass overwrite=True to replace it."
+            )
+    for part, f, what in parts:
+        _set_part(name, part, f, True, what)
 
 
 def register_env(name: str, factory: Callable[..., gym.Env], overwrite: bool = False) -> None:
-    """Register ``factory`` (``(**kwargs) -> gymnasium.Env``) as what :func:`make_env` builds for ``name``."""
-    if name in _ENVS and not overwrite:
-        raise ValueError(f"An environment named {name!r} is already registered; pass overwrite=True to replace it.")
-    _ENVS[name] = factory
+    """Register ``factory`` (``(**kwargs) -> gymnasium.Env``) as what :func:`make_env` builds for ``name``.
+
+    :raises ValueError: if ``name`` has an environment already and ``overwrite`` is False.
+    """
+    _set_part(name, "make_env", factory, overwrite, "an environment")
+
+
+def register_state_mapper(name: str, factory: Callable[[], StateMapper], overwrite: bool = False) -> None:
+    """Register ``factory`` (``() -> StateMapper``) under a catalogue name (what the verifier uses for ``name``).
+
+    :raises ValueError: if ``name`` has a state mapper already and ``overwrite`` is False.
+    """
+    _set_part(name, "state_mapper", factory, overwrite, "a state mapper")
+
+
+def register_discovery(name: str, factory: Callable[[], Any], overwrite: bool = False) -> None:
+    """Register ``factory`` (``() -> envs.ObsStateCodec | envs.WorldMaps``): how :func:`envs.discover_symmetry`
+    (and ``equirl discover NAME``) reaches mapped states of the environment ``name``.
+
+    :raises ValueError: if ``name`` has one already and ``overwrite`` is False.
+    """
+    _set_part(name, "discovery", factory, overwrite, "a discovery codec")
+
+
+def unregister(name: str) -> None:
+    """Remove every part registered under ``name`` (no error when there is none)."""
+    _CATALOG.pop(name, None)
+
+
+def get_entry(name: str) -> CatalogEntry:
+    """The catalogue entry for ``name`` (a copy). :raises KeyError: when nothing is registered under it."""
+    if name not in _CATALOG:
+        raise KeyError(f"Nothing is registered under {name!r}; see list_symmetries().")
+    return dataclasses.replace(_CATALOG[name])
 
 
 def make_env(name: str, **kwargs: Any) -> gym.Env:
@@ -92,8 +164,9 @@ def make_env(name: str, **kwargs: Any) -> gym.Env:
     ``layout_rotation``). Names without a registered factory fall back to ``gymnasium.make(name)``.
     Pairs with :func:`get_symmetry`: ``env = make_env(n)`` and ``sym = get_symmetry(n)`` fit together.
     """
-    if name in _ENVS:
-        return _ENVS[name](**kwargs)
+    entry = _CATALOG.get(name)
+    if entry is not None and entry.make_env is not None:
+        return entry.make_env(**kwargs)
     _ensure_third_party(name)
     if name in gym.registry:
         return gym.make(name, **kwargs)
@@ -107,26 +180,56 @@ def _ensure_third_party(name: str) -> None:
         import minigrid  # noqa: F401  (registers the MiniGrid ids)
 
 
+def _symmetry_factories() -> dict[str, Callable[[], Symmetry]]:
+    return {n: e.symmetry for n, e in sorted(_CATALOG.items()) if e.symmetry is not None}
+
+
 def get_symmetry(name: str) -> Symmetry:
     """The symmetry registered under ``name`` (see :func:`list_symmetries`)."""
-    if name not in _REGISTRY:
-        known = sorted(_REGISTRY)
+    factories = _symmetry_factories()
+    if name not in factories:
+        known = sorted(factories)
         close = [n for n in known if n.split("/")[0] == name.split("/")[0]] or known[:8]
         raise KeyError(
             f"No symmetry named {name!r} ({len(known)} known, for example {close}; see list_symmetries()). "
             "Add one with register_symmetry()."
         )
-    return _REGISTRY[name]()
+    return factories[name]()
 
 
 def list_symmetries() -> list[str]:
     """Names of all registered symmetries."""
-    return sorted(_REGISTRY)
+    return sorted(_symmetry_factories())
+
+
+def get_state_mapper(name: str) -> StateMapper:
+    """The state mapper registered under ``name``.
+
+    :raises KeyError: with advice, when the environment has no mapper.
+    """
+    entry = _CATALOG.get(name)
+    if entry is None or entry.state_mapper is None:
+        raise KeyError(
+            f"No state mapper for {name!r}: the verifier cannot put a twin of this environment into a mapped "
+            f"state. Register one with envs.register_state_mapper({name!r}, lambda: StateMapper(get_state, "
+            f"set_state, map_state)) or pass state_mapper=... to verify_symmetry (or use "
+            f"mode='statistical', which can compare rollouts without one). Known: {_short(list_state_mappers())}."
+        )
+    return entry.state_mapper()
+
+
+def _short(names: list[str], k: int = 8) -> str:
+    return ", ".join(names[:k]) + (f", ... ({len(names) - k} more; see list_state_mappers())" if len(names) > k else "")
+
+
+def list_state_mappers() -> list[str]:
+    """Names with a registered state mapper."""
+    return sorted(n for n, e in _CATALOG.items() if e.state_mapper is not None)
 
 
 def symmetry_docs() -> dict[str, str]:
     """First docstring line of each entry's factory, by name (for tables and ``--help``)."""
-    return {n: (f.__doc__ or "").strip().splitlines()[0] if f.__doc__ else "" for n, f in sorted(_REGISTRY.items())}
+    return {n: (f.__doc__ or "").strip().splitlines()[0] if f.__doc__ else "" for n, f in _symmetry_factories().items()}
 
 
 def cartpole_reflection() -> Symmetry:

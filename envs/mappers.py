@@ -2,8 +2,8 @@
 
 A :class:`StateMapper` knows, for one environment family, how to read a state from an environment,
 write one into it, transform it by a group element, and (optionally) observe the current state
-without stepping. Mappers are registered under catalogue names (:func:`register_state_mapper`),
-so ``get_state_mapper("CartPole-v1")`` goes with ``get_symmetry("CartPole-v1")``.
+without stepping. Mappers are registered under catalogue names (``envs.register_state_mapper``, in the
+catalogue's one registry), so ``get_state_mapper("CartPole-v1")`` goes with ``get_symmetry("CartPole-v1")``.
 
 Most mappers are declared by the images of the group's *generators* on states
 (:func:`mapper_from_generators`); an element ``g = g1·g2·…·gk`` (its word in the group) then maps a
@@ -24,9 +24,6 @@ from equirl import Group, Symmetry
 __all__ = [
     "StateMapper",
     "mapper_from_generators",
-    "register_state_mapper",
-    "get_state_mapper",
-    "list_state_mappers",
     "observe",
     "vector_state_mapper",
     "cartpole_mapper",
@@ -107,39 +104,17 @@ def observe(env: gym.Env, mapper: StateMapper) -> Any | None:
 
 
 # -- registry ------------------------------------------------------------------------------------
-_MAPPERS: dict[str, Callable[[], StateMapper]] = {}
+# Mappers are registered in the one catalogue registry (``envs.catalog``), next to the symmetry and the
+# environment of the same name; these names stay importable from here.
+_REGISTRY_NAMES = ("register_state_mapper", "get_state_mapper", "list_state_mappers")
 
 
-def register_state_mapper(name: str, factory: Callable[[], StateMapper], overwrite: bool = False) -> None:
-    """Register ``factory`` (``() -> StateMapper``) under a catalogue name."""
-    if not callable(factory):
-        raise TypeError(f"register_state_mapper({name!r}): factory must be a callable returning a StateMapper.")
-    if name in _MAPPERS and not overwrite:
-        raise ValueError(f"A state mapper named {name!r} is already registered; pass overwrite=True to replace it.")
-    _MAPPERS[name] = factory
+def __getattr__(name: str) -> Any:
+    if name in _REGISTRY_NAMES:
+        from equirl.envs import catalog
 
-
-def get_state_mapper(name: str) -> StateMapper:
-    """The state mapper registered under ``name``.
-
-    :raises KeyError: with advice, when the environment has no mapper.
-    """
-    if name not in _MAPPERS:
-        raise KeyError(
-            f"No state mapper for {name!r}: the verifier cannot put a twin of this environment into a mapped "
-            f"state. Register one with envs.register_state_mapper({name!r}, lambda: StateMapper(get_state, "
-            f"set_state, map_state)) or pass state_mapper=... to verify_symmetry. Known: {_short(sorted(_MAPPERS))}."
-        )
-    return _MAPPERS[name]()
-
-
-def _short(names: list[str], k: int = 8) -> str:
-    return ", ".join(names[:k]) + (f", ... ({len(names) - k} more; see list_state_mappers())" if len(names) > k else "")
-
-
-def list_state_mappers() -> list[str]:
-    """Names with a registered state mapper."""
-    return sorted(_MAPPERS)
+        return getattr(catalog, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # -- families ------------------------------------------------------------------------------------

@@ -34,6 +34,7 @@ __all__ = [
     "SpatialAction",
     "SignFlipAction",
     "PermutationAction",
+    "SignedPermutationAction",
     "ValuePermutationAction",
     "TrivialAction",
     "ComposedAction",
@@ -458,7 +459,8 @@ class PermutationAction(IndexAction):
 
     :param generators: one permutation per generator, as the list ``p`` with ``(g·x)[i] = x[p[i]]``.
         For an involution such as a swap ``[1, 0]`` the convention does not matter.
-    :param signs: optional ±1 vectors per generator, making signed permutations.
+    :param signs: optional ±1 vectors per generator, making signed permutations:
+        ``(g·x)[i] = signs[i] * x[p[i]]`` (see :class:`SignedPermutationAction`, the same with signs required).
     """
 
     def __init__(
@@ -475,6 +477,18 @@ class PermutationAction(IndexAction):
             _check_permutation(p.tolist(), self.size, f"PermutationAction({group.name})")
         self.perms = perms
         self.signs = None if signs is None else [np.asarray(s, dtype=np.float64) for s in signs]
+        if self.signs is not None:
+            if len(self.signs) != len(perms):
+                raise ValueError(
+                    f"{type(self).__name__}({group.name}): {len(perms)} permutations but {len(self.signs)} sign "
+                    "vectors; give one sign vector per generator."
+                )
+            for sv in self.signs:
+                if sv.shape != (self.size,) or not np.all(np.isin(sv, (-1.0, 1.0))):
+                    raise ValueError(
+                        f"{type(self).__name__}({group.name}): each sign vector must have {self.size} entries, "
+                        f"each +1 or -1; got {sv.tolist()}."
+                    )
         self.tables((self.size,))
 
     def generator_images(self, size: tuple[int, ...]) -> list[tuple[np.ndarray, np.ndarray | None]]:
@@ -489,7 +503,34 @@ class PermutationAction(IndexAction):
         return list(zip(self.perms, self.signs, strict=True))
 
     def __repr__(self) -> str:
-        return f"PermutationAction({self.group.name}, {[p.tolist() for p in self.perms]}, dim={self.dims[0]})"
+        signs = "" if self.signs is None else f", signs={[sv.astype(int).tolist() for sv in self.signs]}"
+        return f"{type(self).__name__}({self.group.name}, {[p.tolist() for p in self.perms]}{signs}, dim={self.dims[0]})"
+
+
+class SignedPermutationAction(PermutationAction):
+    """A signed permutation of the entries along ``dim``: ``(g·x)[i] = signs[i] * x[p[i]]`` per generator.
+
+    The one constructor for maps such as a mirror that swaps two observation entries and negates
+    others (for example ``[x, y, vx, vy] -> [-x, y, -vx, vy]`` or ``-> [y, x, vy, vx]``)::
+
+        SignedPermutationAction(cyclic(2), [[0, 1, 2, 3]], signs=[[-1, 1, -1, 1]])
+
+    :param generators: one permutation per generator, ``p`` with ``(g·x)[i] = signs[i] * x[p[i]]``.
+    :param signs: one ±1 vector per generator (same length as the permutation).
+    :param dim: the dim acted on (negative).
+
+    Equivalent to ``PermutationAction(group, generators, dim, signs=signs)``; a sign flip and a permutation
+    on the same dims cannot be put side by side in a :class:`ComposedAction`: declare this instead.
+    """
+
+    def __init__(
+        self,
+        group: Group,
+        generators: Sequence[Sequence[int]],
+        signs: Sequence[Sequence[float]],
+        dim: int = -1,
+    ) -> None:
+        super().__init__(group, generators, dim=dim, signs=signs)
 
 
 class ValuePermutationAction(Action):
@@ -550,7 +591,9 @@ class ComposedAction(Action):
                 if index_dims[i] & index_dims[j]:
                     raise ValueError(
                         f"ComposedAction: index actions overlap on dims {sorted(index_dims[i] & index_dims[j])}; "
-                        "combine them into one action on those dims instead."
+                        "combine them into one action on those dims instead: a sign flip and a permutation of "
+                        "the same entries is SignedPermutationAction(group, permutations, signs=..., dim=...), "
+                        "where (g·x)[i] = signs[i] * x[p[i]]."
                     )
         if sum(isinstance(a, ValuePermutationAction) for a in actions) > 1:
             raise ValueError("ComposedAction: at most one ValuePermutationAction (value maps need not commute).")

@@ -1,6 +1,6 @@
 """The ``equirl`` command: one entry point with a subcommand per job.
 
-``equirl train | transfer | verify | bench`` (``equirl SUBCOMMAND --help`` for each). This package is the
+``equirl train | transfer | verify | discover | bench`` (``equirl SUBCOMMAND --help`` for each). This package is the
 project's command layer (what ``scripts/`` used to hold): it may import :mod:`equirl.agents` and
 :mod:`equirl.envs`, and nothing in the core imports it. Each subcommand is a module here with
 ``add_parser(subparsers)`` (which sets ``run`` as the parser's default) and ``run(args) -> int``;
@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 __all__ = ["SUBCOMMANDS", "UsageError", "build_parser", "main"]
 
-SUBCOMMANDS = ("train", "transfer", "verify", "bench")
+SUBCOMMANDS = ("train", "transfer", "verify", "discover", "bench")
 """Module names in ``equirl.cli``, in the order ``equirl --help`` lists them."""
 
 

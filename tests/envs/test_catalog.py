@@ -80,10 +80,7 @@ def test_register_user_symmetry() -> None:
         with pytest.raises(ValueError, match="already registered"):
             envs.register_symmetry("test/MountainCar-mirror", mirror)
     finally:
-        from equirl.envs import catalog
-
-        catalog._REGISTRY.pop("test/MountainCar-mirror", None)
-        catalog._ENVS.pop("test/MountainCar-mirror", None)
+        envs.unregister("test/MountainCar-mirror")
 
 
 def test_full_view_needs_square_grid() -> None:
@@ -94,13 +91,44 @@ def test_full_view_needs_square_grid() -> None:
         with pytest.raises(ValueError, match="square"):
             envs.make_env("MiniGrid-KeyCorridorS3R1-v0/full-D4")
     finally:
-        from equirl.envs import catalog, mappers
-
         for n in (
             "MiniGrid-KeyCorridorS3R1-v0",
             "MiniGrid-KeyCorridorS3R1-v0/full-D4",
             "MiniGrid-KeyCorridorS3R1-v0/full-C4",
         ):
-            catalog._REGISTRY.pop(n, None)
-            catalog._ENVS.pop(n, None)
-            mappers._MAPPERS.pop(n, None)
+            envs.unregister(n)
+
+
+def test_one_registry_never_overwrites_silently() -> None:
+    """register_symmetry(make_env=..., state_mapper=...) on a taken name changes nothing without overwrite=True."""
+    name = "MiniGrid-Empty-8x8-v0"
+    before = envs.get_entry(name)
+    with pytest.raises(ValueError, match="already registered.*overwrite=True"):
+        envs.register_symmetry(name, envs.get_entry(name).symmetry, make_env=lambda **kw: gym.make("Acrobot-v1"))
+    with pytest.raises(ValueError, match="already registered"):
+        envs.register_env(name, lambda **kw: gym.make("Acrobot-v1"))
+    with pytest.raises(ValueError, match="already registered"):
+        envs.register_state_mapper(name, envs.mappers.acrobot_mapper)
+    after = envs.get_entry(name)
+    assert (after.symmetry, after.make_env, after.state_mapper) == (
+        before.symmetry,
+        before.make_env,
+        before.state_mapper,
+    )
+    assert envs.make_env(name).observation_space.shape == (20, 7, 7)
+    name = "CartPole-v1"
+    # parts can be added one by one to a new name, and replaced explicitly
+    try:
+        envs.register_env("test/cp", lambda **kw: gym.make("CartPole-v1", **kw))
+        assert "test/cp" not in envs.list_symmetries() and "test/cp" not in envs.list_state_mappers()
+        envs.register_state_mapper("test/cp", envs.mappers.cartpole_mapper)
+        assert "test/cp" in envs.list_state_mappers()
+        envs.register_symmetry("test/cp", envs.get_entry(name).symmetry)
+        assert envs.verify_symmetry("test/cp", steps=20).ok
+        envs.register_env("test/cp", lambda **kw: gym.make("Acrobot-v1", **kw), overwrite=True)
+        assert envs.make_env("test/cp").observation_space.shape == (6,)
+    finally:
+        envs.unregister("test/cp")
+    assert "test/cp" not in envs.list_symmetries()
+    # the mapper names stay importable from envs.mappers
+    assert envs.mappers.get_state_mapper is envs.get_state_mapper
