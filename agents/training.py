@@ -7,7 +7,6 @@ three equivariant methods differ only in the policy.
 
 from __future__ import annotations
 
-import csv
 import json
 import pickle
 import random
@@ -24,14 +23,15 @@ import numpy as np
 import stable_baselines3
 import torch as th
 from equirl.agents.callbacks import GroupWeightLogger
+from equirl.agents.evaluation import EvalCSVCallback, evaluate
 from equirl.agents.hyperparams import split_hyperparams
 from equirl.agents.policies import EquiDQNPolicy
 from stable_baselines3 import DQN
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
-from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.monitor import Monitor
 
 from equirl import METHODS, Symmetry
+from equirl.extras import require
 
 __all__ = [
     "PLAIN",
@@ -39,6 +39,7 @@ __all__ = [
     "build_dqn",
     "evaluate",
     "EvalCSVCallback",
+    "check_logging_extras",
     "CheckpointCallback",
     "TrainResult",
     "train",
@@ -94,112 +95,6 @@ def build_dqn(
         verbose=verbose,
         **dqn_kwargs,
     )
-
-
-def evaluate(model: DQN, env_factory: EnvFactory, n_episodes: int = 10, seed: int = 10_000) -> tuple[float, float]:
-    """Mean and std of the undiscounted return of the greedy policy over ``n_episodes``."""
-    env = Monitor(env_factory())
-    env.reset(seed=seed)
-    returns, _ = evaluate_policy(
-        model, env, n_eval_episodes=n_episodes, deterministic=True, return_episode_rewards=True
-    )
-    env.close()
-    return float(np.mean(returns)), float(np.std(returns))
-
-
-class EvalCSVCallback(BaseCallback):
-    """Evaluates the greedy policy every ``eval_freq`` environment steps and appends to a CSV.
-
-    Columns: ``timesteps, mean_return, std_return, wall_seconds``; the same values go to the logger
-    as ``eval/mean_return`` and ``eval/std_return``. ``rows`` keeps them in memory. With
-    ``best_model_path`` the model of the best evaluation so far (latest on ties) is saved there and its
-    row kept in ``best``.
-    """
-
-    def __init__(
-        self,
-        env_factory: EnvFactory,
-        eval_freq: int,
-        csv_path: str | Path | None = None,
-        n_episodes: int = 10,
-        seed: int = 10_000,
-        best_model_path: str | Path | None = None,
-    ) -> None:
-        super().__init__()
-        if eval_freq < 1:
-            raise ValueError(f"eval_freq must be >= 1 environment step, got {eval_freq}.")
-        self.env_factory = env_factory
-        self.eval_freq = eval_freq
-        self.csv_path = Path(csv_path) if csv_path else None
-        self.n_episodes = n_episodes
-        self.seed = seed
-        self.rows: list[dict[str, float]] = []
-        self.best_model_path = Path(best_model_path) if best_model_path else None
-        self.best: dict[str, float] = {}
-        self._last = -1
-        self._offset = 0.0
-        self._start = time.perf_counter()
-        self.eval_seconds = 0.0  # time spent evaluating in this process (not training)
-
-    def get_state(self) -> dict[str, Any]:
-        """What a checkpoint keeps: the rows so far, the step of the last evaluation and the wall time."""
-        return {
-            "rows": [dict(r) for r in self.rows],
-            "last": self._last,
-            "elapsed": time.perf_counter() - self._start,
-            "best": dict(self.best),
-        }
-
-    def set_state(self, state: dict[str, Any]) -> None:
-        """Restore :meth:`get_state`'s output; the CSV is rewritten to hold exactly the restored rows."""
-        self.rows = [dict(r) for r in state["rows"]]
-        self._last = int(state["last"])
-        self.best = dict(state.get("best", {}))
-        self._offset = float(state.get("elapsed", 0.0))
-        if self.csv_path:
-            self.csv_path.parent.mkdir(parents=True, exist_ok=True)
-            with open(self.csv_path, "w", newline="") as f:
-                w = csv.writer(f)
-                w.writerow(["timesteps", "mean_return", "std_return", "wall_seconds"])
-                for r in self.rows:
-                    w.writerow([r["timesteps"], r["mean_return"], r["std_return"], r["wall_seconds"]])
-
-    def _on_training_start(self) -> None:
-        self._start = time.perf_counter() - self._offset
-        if self.csv_path and not self.csv_path.exists():
-            self.csv_path.parent.mkdir(parents=True, exist_ok=True)
-            with open(self.csv_path, "w", newline="") as f:
-                csv.writer(f).writerow(["timesteps", "mean_return", "std_return", "wall_seconds"])
-
-    def _evaluate_now(self) -> None:
-        eval_start = time.perf_counter()
-        mean, std = evaluate(self.model, self.env_factory, self.n_episodes, self.seed)  # type: ignore[arg-type]
-        self.eval_seconds += time.perf_counter() - eval_start
-        row = {
-            "timesteps": float(self.num_timesteps),
-            "mean_return": mean,
-            "std_return": std,
-            "wall_seconds": time.perf_counter() - self._start,
-        }
-        self.rows.append(row)
-        self._last = self.num_timesteps
-        if self.best_model_path and (not self.best or mean >= self.best["mean_return"]):
-            self.best = dict(row)  # ties go to the later (longer-trained) model
-            self.model.save(self.best_model_path)
-        self.logger.record("eval/mean_return", mean)
-        self.logger.record("eval/std_return", std)
-        if self.csv_path:
-            with open(self.csv_path, "a", newline="") as f:
-                csv.writer(f).writerow([row["timesteps"], mean, std, row["wall_seconds"]])
-
-    def _on_step(self) -> bool:
-        if self._last < 0 or self.num_timesteps - self._last >= self.eval_freq:
-            self._evaluate_now()
-        return True
-
-    def _on_training_end(self) -> None:
-        if self.num_timesteps != self._last:
-            self._evaluate_now()
 
 
 class CheckpointCallback(BaseCallback):
@@ -407,6 +302,16 @@ def read_metadata(zip_path: str | Path) -> dict[str, Any]:
         return json.load(f)  # type: ignore[no-any-return]
 
 
+def check_logging_extras(tensorboard_log: str | Path | None, progress_bar: bool) -> None:
+    """Raise :class:`equirl.extras.MissingExtraError` naming the ``train`` extra when tensorboard logging or
+    SB3's progress bar is asked for and its packages are missing (instead of SB3's error deep inside ``learn``)."""
+    if tensorboard_log:
+        require("tensorboard", "train", f"Tensorboard logging (tensorboard_log={str(tensorboard_log)!r})")
+    if progress_bar:
+        require("tqdm", "train", "The progress bar (progress_bar=True)")
+        require("rich", "train", "The progress bar (progress_bar=True)")
+
+
 def train(
     env_factory: EnvFactory,
     method: str,
@@ -430,7 +335,11 @@ def train(
 
     :param env_factory: ``() -> gym.Env`` (training and evaluation environments are separate).
     :param total_timesteps: default: the entry's ``n_timesteps``.
-    :param eval_freq: evaluate every this many steps into ``out_dir/eval.csv`` (default: 10 points).
+    :param eval_freq: evaluate every this many steps (default: 10 points), also at the start and the end, into
+        ``out_dir/eval.csv``, ``out_dir/evaluations.npz`` (SB3's layout) and the logger (``eval/mean_reward``,
+        ``eval/mean_ep_length``, dumped at each evaluation's step; see :class:`EvalCSVCallback`).
+    :param tensorboard_log: folder for tensorboard logs (needs the ``train`` extra).
+    :param progress_bar: SB3's progress bar (needs the ``train`` extra).
     :param checkpoint_freq: save a resumable checkpoint into ``out_dir/checkpoints`` every this many
         steps (needs ``out_dir``; default: none).
     :param resume: continue from the newest checkpoint in ``out_dir`` if there is one (else start fresh).
@@ -442,6 +351,7 @@ def train(
     """
     steps = int(total_timesteps if total_timesteps is not None else hyperparams["n_timesteps"])
     out = Path(out_dir) if out_dir else None
+    check_logging_extras(tensorboard_log, progress_bar)
     if (checkpoint_freq or resume) and out is None:
         raise ValueError("checkpoint_freq and resume need out_dir (where the checkpoints live).")
     evaluator = EvalCSVCallback(

@@ -35,7 +35,7 @@ import numpy as np
 import torch as th
 from equirl.agents.hyperparams import pretrained_path
 from equirl.agents.policies import EquiDQNPolicy, EquiQNetwork, check_equivariance_args
-from equirl.agents.training import ALL_METHODS, PLAIN, EvalCSVCallback, evaluate
+from equirl.agents.training import ALL_METHODS, PLAIN, EvalCSVCallback, check_logging_extras
 from gymnasium import spaces
 from stable_baselines3 import DQN
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
@@ -316,6 +316,8 @@ def run_transfer(
     hyperparams: dict[str, Any] | None = None,
     progress_bar: bool = False,
     equivariant_kwargs: dict[str, Any] | None = None,
+    tensorboard_log: str | Path | None = None,
+    log_dir: str | Path | None = None,
 ) -> TransferRun:
     """Zero-shot evaluation then finetuning of the pretrained agent made equivariant with ``method``.
 
@@ -325,35 +327,51 @@ def run_transfer(
         which equals equitune).
     :param eval_freq: evaluate every this many steps (default: 5 points).
     :param hyperparams: finetuning DQN arguments (see :func:`equivariant_from_pretrained`).
+    :param tensorboard_log: tensorboard folder (needs the ``train`` extra): the run logs into
+        ``<tensorboard_log>/<method>_s<seed>_<n>`` (λ's fitting stage and the finetuning in one run), with every
+        evaluation, the zero-shot one included, as ``eval/mean_reward`` / ``eval/mean_ep_length`` at its step.
+    :param log_dir: folder for ``eval.csv`` and ``evaluations.npz`` of this run (default: none).
     Evaluation episodes use seed ``10_000 + seed`` (the same starts for every method).
     """
+    from stable_baselines3.common.utils import configure_logger
+
+    check_logging_extras(tensorboard_log, progress_bar)
     start = time.perf_counter()
     env = Monitor(env_factory())
     model = equivariant_from_pretrained(
         pretrained, symmetry, method, env=env, hyperparams=hyperparams, seed=seed, **(equivariant_kwargs or {})
     )
+    # One logger for the whole run, so that λ's fitting stage, the zero-shot point and finetuning share a folder.
+    tb_name = f"{method}_s{seed}"
+    model.set_logger(configure_logger(0, str(tensorboard_log) if tensorboard_log else None, tb_name, True))
     eval_seed = 10_000 + seed
+    log = Path(log_dir) if log_dir else None
+    evaluator = EvalCSVCallback(
+        env_factory,
+        eval_freq or max(1, finetune_steps // 5),
+        log / "eval.csv" if log else None,
+        n_episodes=n_eval_episodes,
+        seed=eval_seed,
+    )
     fit = 0
     if method == "lambda" and lambda_fit_steps > 0:
         fit = min(lambda_fit_steps, finetune_steps) if finetune_steps > 0 else lambda_fit_steps
-        fit_lambda(model, fit, progress_bar=progress_bar)
-    zs_mean, zs_std = evaluate(model, env_factory, n_eval_episodes, eval_seed)
-    curve = [{"timesteps": float(fit), "mean_return": zs_mean, "std_return": zs_std, "wall_seconds": 0.0}]
+        fit_lambda(model, fit, progress_bar=progress_bar, tb_log_name=tb_name)
+    evaluator.init_callback(model)
+    evaluator._evaluate_now()  # the zero-shot point (λ-equitune: after fitting λ), at step `fit`
+    zs = evaluator.rows[0]
+    curve = [{**zs, "wall_seconds": 0.0}]
     remaining = finetune_steps - fit
     if remaining > 0:
-        evaluator = EvalCSVCallback(
-            env_factory, eval_freq or max(1, finetune_steps // 5), None, n_episodes=n_eval_episodes, seed=eval_seed
-        )
-        evaluator._last = model.num_timesteps  # the zero-shot point is already in the curve
         model.learn(
             remaining,
             callback=CallbackList([evaluator]),
             progress_bar=progress_bar,
             reset_num_timesteps=fit == 0,
-            tb_log_name=f"{method}_s{seed}",
+            tb_log_name=tb_name,
         )
-        curve += evaluator.rows
-    return TransferRun(task, method, seed, zs_mean, zs_std, curve, fit, time.perf_counter() - start)
+        curve += evaluator.rows[1:]
+    return TransferRun(task, method, seed, zs["mean_return"], zs["std_return"], curve, fit, time.perf_counter() - start)
 
 
 def q_values(model: DQN, obs: np.ndarray) -> np.ndarray:

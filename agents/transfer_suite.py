@@ -9,6 +9,8 @@ zero-shot, then finetuned on the task for a budget of environment steps (λ-equi
     OUT/table.md     zero-shot and final returns, mean ± std over seeds, and % of the pretrained return
     OUT/transfer.png returns against finetuning steps, one panel per task
     OUT/summary.json the same numbers, with the command and wall-clock time
+    OUT/tb/task<i>/<method>_s<seed>_1/   tensorboard logs of each run (eval/mean_reward at every evaluation)
+    OUT/evals/task<i>/<method>_s<seed>/  eval.csv and SB3's evaluations.npz of each run
 
 The command line is ``equirl transfer``. Tasks per environment are listed in :data:`TASKS` (environment
 kwargs, reset options or a group element); budgets come from the ``finetune:`` mapping of the
@@ -29,6 +31,8 @@ import numpy as np
 from equirl.agents.hyperparams import finetune_hyperparams, hyperparams_for, pretrained_path
 from equirl.agents.training import ALL_METHODS
 from equirl.envs.wrappers import make_task_env
+
+from equirl.extras import require
 
 __all__ = ["TASKS", "PRETRAINED", "LABELS", "run_suite", "summarise", "plot"]
 
@@ -84,6 +88,8 @@ def _one_run(job: dict[str, Any]) -> dict[str, Any]:
         eval_freq=job["eval_freq"],
         n_eval_episodes=job["eval_episodes"],
         hyperparams=job["hyperparams"],
+        tensorboard_log=job["tensorboard_log"],
+        log_dir=job["log_dir"],
     )
     print(
         f"  {job['task_name']:<40} {job['method']:<9} seed {job['seed']}: zero-shot {run.zero_shot:8.2f} "
@@ -146,8 +152,7 @@ def summarise(runs: list[dict[str, Any]], tasks: list[str], methods: list[str]) 
 
 def plot(runs: list[dict[str, Any]], tasks: list[str], methods: list[str], path: Path, title: str) -> None:
     """One panel per task: mean ± std (over seeds) of the greedy return against finetuning steps."""
-    import matplotlib
-
+    matplotlib = require("matplotlib", "plots", "Plotting transfer curves")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -241,6 +246,8 @@ def run_suite(
             "eval_episodes": eval_episodes,
             "hyperparams": ft_kwargs,
             "threads": threads,
+            "tensorboard_log": str(out / "tb" / f"task{list(all_tasks).index(n)}"),
+            "log_dir": str(out / "evals" / f"task{list(all_tasks).index(n)}" / f"{m}_s{s}"),
         }
         for n in names
         for m in methods

@@ -19,9 +19,9 @@ import gymnasium as gym
 import numpy as np
 import torch
 from equirl.envs.mappers import StateMapper, get_state_mapper, observe
-from tqdm.auto import tqdm
 
 from equirl import Symmetry
+from equirl.extras import progress_bar
 
 __all__ = ["Mismatch", "VerificationReport", "verify_symmetry", "action_table"]
 
@@ -259,7 +259,7 @@ def verify_symmetry(
     episodes = 0
     failure: Mismatch | None = None
     t0 = time.perf_counter()
-    bar = tqdm(total=len(seeds) * len(elems) * steps, disable=not progress, desc=f"verify {sym_label}")
+    bar = progress_bar(len(seeds) * len(elems) * steps, f"verify {sym_label}", enabled=progress)
 
     obs_maps = _ObsMaps(sym, obs_shape)
 
