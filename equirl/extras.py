@@ -8,20 +8,14 @@ PyYAML. Tensorboard logs and progress bars need the ``train`` extra, plots ``plo
 from __future__ import annotations
 
 import importlib
-import importlib.util
 from types import ModuleType
 from typing import Any
 
-__all__ = ["MissingExtraError", "require", "has_module", "progress_bar"]
+__all__ = ["MissingExtraError", "require", "progress_bar"]
 
 
 class MissingExtraError(ImportError):
     """An optional dependency is missing; the message says which extra installs it."""
-
-
-def has_module(name: str) -> bool:
-    """Whether the top-level module of ``name`` (``"tensorboard"``, ``"tqdm.auto"``) can be imported."""
-    return importlib.util.find_spec(name.split(".")[0]) is not None
 
 
 def require(module: str, extra: str, purpose: str, package: str | None = None) -> ModuleType:

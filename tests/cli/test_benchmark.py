@@ -191,8 +191,8 @@ def _check_sweep_output(out: Path, n_runs: int) -> str:
     for run_dir in out.glob("CartPole-v1/*/seed*"):
         with open(run_dir / "curve.csv") as f:
             rows = list(csv.DictReader(f))
-        steps = [float(x["timesteps"]) for x in rows]  # the first step, every eval_freq steps after it, the end
-        assert len(steps) == 3 and steps[0] == 1 and steps[-1] == 300
+        steps = [float(x["timesteps"]) for x in rows]  # the start, every eval_freq steps after it, the end
+        assert len(steps) == 3 and steps[0] == 0 and steps[-1] == 300
         assert all(float(x["train_seconds"]) <= float(x["wall_seconds"]) for x in rows)
         assert json.loads((run_dir / "summary.json").read_text())["method"] == run_dir.parent.name
     sweep.write_raw(runs, curves, out)
@@ -229,13 +229,15 @@ def test_failed_run_is_reported_not_raised(tmp_path: Path) -> None:
     assert sweep.pending(sweep.make_specs([bad], ["plain"], [0]), tmp_path)  # not marked finished
 
 
-@pytest.mark.slow
-def test_tiny_sweep_ray_backend(tmp_path: Path) -> None:
-    ray = pytest.importorskip("ray")
-    local_dir, ray_dir = tmp_path / "local", tmp_path / "ray"
+def test_tiny_sweep_ray_backend(tmp_path: Path, tiny_sweep: Path) -> None:
+    """The same two runs as Ray tasks on a local Ray instance give the same table as the local pool.
+
+    Ray is in the dev extra (``make test`` installs it), so this runs in CI; starting Ray takes ~10 s.
+    """
+    import ray
+
     specs = sweep.make_specs([_tiny_bench()], ["plain", "equitune"], [0])
-    sweep.run_local(specs, local_dir, workers=1, progress=False)
-    results = sweep.run_ray(specs, ray_dir, num_cpus=2, progress=False)
+    results = sweep.run_ray(specs, tmp_path / "ray", num_cpus=2, progress=False)
     assert not ray.is_initialized()
     assert not [r for r in results if "error" in r], results
-    assert _table_shape(_check_sweep_output(ray_dir, 2)) == _table_shape(_check_sweep_output(local_dir, 2))
+    assert _table_shape(_check_sweep_output(tmp_path / "ray", 2)) == _table_shape(_check_sweep_output(tiny_sweep, 2))
