@@ -27,6 +27,7 @@ from equirl.envs.mappers import (
     mapper_from_generators,
     register_state_mapper,
 )
+from equirl.envs.recording import record_frames, record_gif
 from equirl.envs.verify import Mismatch, VerificationReport, verify_symmetry
 
 __all__ = [
@@ -43,6 +44,8 @@ __all__ = [
     "list_symmetries",
     "make_env",
     "mapper_from_generators",
+    "record_frames",
+    "record_gif",
     "register_env",
     "register_minigrid",
     "register_state_mapper",

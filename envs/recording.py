@@ -1,0 +1,78 @@
+"""Short GIFs of an agent playing an environment (needs the ``gif`` extra: imageio)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from equirl.extras import require
+
+__all__ = ["record_frames", "record_gif"]
+
+
+def record_frames(
+    agent: Any, env: gym.Env, episodes: int = 1, seed: int = 0, max_steps: int = 200, deterministic: bool = True
+) -> list[np.ndarray]:
+    """Play ``episodes`` episodes of ``agent`` on ``env`` and return every rendered picture.
+
+    :param agent: anything with SB3's ``predict(obs, deterministic=...) -> (action, state)`` (a DQN, a policy).
+    :param env: an environment made with ``render_mode="rgb_array"``, emitting the observations ``agent`` expects.
+    :param seed: the first episode's reset seed (later episodes continue the environment's RNG).
+    :param max_steps: steps per episode at most.
+    :return: ``uint8 [H, W, 3]`` frames: the start of each episode and one after every step.
+    """
+    if env.render_mode != "rgb_array":
+        raise ValueError(
+            f"record_frames needs an environment made with render_mode='rgb_array', got {env.render_mode!r} "
+            "(e.g. equirl.envs.make_env(name, render_mode='rgb_array') or gym.make(id, render_mode='rgb_array'))."
+        )
+    frames: list[np.ndarray] = []
+    for ep in range(episodes):
+        obs, _ = env.reset(seed=seed if ep == 0 else None)
+        frames.append(np.asarray(env.render()))
+        for _ in range(max_steps):
+            action, _ = agent.predict(obs, deterministic=deterministic)
+            obs, _, terminated, truncated, _ = env.step(action.item() if hasattr(action, "item") else action)
+            frames.append(np.asarray(env.render()))
+            if terminated or truncated:
+                break
+    return frames
+
+
+def record_gif(
+    agent: Any,
+    env: gym.Env,
+    path: str | Path,
+    episodes: int = 1,
+    seed: int = 0,
+    fps: int = 4,
+    max_steps: int = 200,
+    hold_last: int = 2,
+    overwrite: bool = False,
+) -> Path:
+    """Write a looping GIF of ``agent`` playing ``episodes`` episodes on ``env`` (see :func:`record_frames`).
+
+    :param fps: frames per second of the GIF.
+    :param hold_last: show each episode's last frame this many frame-times longer, so the ending is visible.
+    :param overwrite: replace an existing file (default: refuse).
+    :return: the path written (through a temporary file renamed into place).
+    """
+    imageio = require("imageio.v2", "gif", "Recording a GIF", package="imageio")
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} exists; pass overwrite=True to replace it.")
+    frames: list[np.ndarray] = []
+    durations: list[float] = []  # milliseconds per frame
+    for ep in range(episodes):
+        ep_frames = record_frames(agent, env, 1, seed + ep, max_steps)
+        frames += ep_frames
+        durations += [1000 / fps] * (len(ep_frames) - 1) + [1000 / fps * (1 + hold_last)]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.gif")
+    imageio.mimsave(tmp, frames, duration=durations, loop=0)
+    os.replace(tmp, path)
+    return path
