@@ -192,17 +192,49 @@ class EquiQNetwork(_Symmetrised, QNetwork):
         return data
 
 
+def _refuse_other_algorithms(unexpected: dict[str, Any]) -> None:
+    """Raise a clear ``TypeError`` when an SB3 algorithm other than DQN builds an :class:`EquiDQNPolicy`.
+
+    SB3 algorithms construct their policy in ``_setup_model``; the caller's ``self`` is the algorithm
+    (a policy loaded on its own, ``EquiDQNPolicy.load``, has no algorithm and passes). Actor-critic
+    algorithms (PPO, A2C) also pass arguments such as ``use_sde`` that a DQN policy does not take.
+    """
+    import sys
+
+    from stable_baselines3 import DQN
+    from stable_baselines3.common.base_class import BaseAlgorithm
+
+    caller = sys._getframe(2).f_locals.get("self")
+    algo = type(caller).__name__ if isinstance(caller, BaseAlgorithm) and not isinstance(caller, DQN) else None
+    if algo is None and not unexpected:
+        return
+    if algo is None:
+        if "use_sde" in unexpected:
+            algo = "an actor-critic algorithm (PPO, A2C)"
+        else:
+            raise TypeError(
+                f"EquiDQNPolicy got unexpected arguments {sorted(unexpected)}; it takes SB3's DQNPolicy arguments "
+                "plus symmetry, method, proxy_loss, straight_through, lambda_hidden, lambda_temperature."
+            )
+    raise TypeError(
+        f"EquiDQNPolicy is a policy for SB3's DQN, but {algo} is building it. equirl has no equivariant "
+        f"policies for other algorithms yet: train with DQN(EquiDQNPolicy, env, policy_kwargs=dict(symmetry=..., "
+        "method=...)), or use the other algorithm's own policy (e.g. 'MlpPolicy') for a plain baseline."
+    )
+
+
 class EquiDQNPolicy(_Symmetrised, DQNPolicy):
     """SB3's ``DQNPolicy`` with equivariant Q-network and target network.
 
     :param symmetry: an ``equirl.Symmetry`` acting on observations and on the action dimension
-        (for example ``envs.get_symmetry("CartPole-v1")``).
+        (for example ``envs.get_symmetry("CartPole-v1")``), or its catalogue name (``"CartPole-v1"``).
     :param method: ``"equitune"``, ``"equizero"`` or ``"lambda"`` (λ-equitune, the default).
     :param proxy_loss: equizero's proxy loss: ``"neg_max"`` (``-max_a Q``), ``"neg_margin"``, or a callable.
     :param straight_through: equizero trains with equitune's gradient (its forward is unchanged).
     :param lambda_hidden: width of the λ-net.
     :param lambda_temperature: softmax temperature of the λ weights.
-    Every other argument is SB3's ``DQNPolicy``'s, unchanged.
+    Every other argument is SB3's ``DQNPolicy``'s, unchanged. The policy is for SB3's ``DQN`` (and its
+    subclasses) only: other algorithms (PPO, A2C, QR-DQN, ...) get a ``TypeError`` saying what to use.
     """
 
     q_net: EquiQNetwork
@@ -226,11 +258,17 @@ class EquiDQNPolicy(_Symmetrised, DQNPolicy):
         normalize_images: bool = True,
         optimizer_class: type[th.optim.Optimizer] = th.optim.Adam,
         optimizer_kwargs: dict[str, Any] | None = None,
+        **unexpected: Any,
     ) -> None:
+        _refuse_other_algorithms(unexpected)
         if symmetry is None:
             raise TypeError(
                 "EquiDQNPolicy needs policy_kwargs=dict(symmetry=...), for example envs.get_symmetry('CartPole-v1')."
             )
+        if isinstance(symmetry, str):  # a catalogue name, as in rl-zoo3's string policy_kwargs
+            from equirl.envs import get_symmetry
+
+            symmetry = get_symmetry(symmetry)
         check_equivariance_args(symmetry, method, observation_space, action_space)
         self.equivariance_kwargs: dict[str, Any] = equivariance_kwargs(
             symmetry, method, proxy_loss, straight_through, lambda_hidden, lambda_temperature
