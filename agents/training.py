@@ -81,6 +81,7 @@ def build_dqn(
     if method == PLAIN:
         policy = hyperparams.get("policy", "MlpPolicy")
     else:
+        symmetry = symmetry if symmetry is not None else equi_kwargs.pop("symmetry", None)  # a zoo entry's name
         if symmetry is None:
             raise ValueError(f"method={method!r} needs a symmetry (for example envs.get_symmetry(env_id)).")
         policy = EquiDQNPolicy
