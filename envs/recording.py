@@ -15,7 +15,13 @@ __all__ = ["record_frames", "record_gif"]
 
 
 def record_frames(
-    agent: Any, env: gym.Env, episodes: int = 1, seed: int = 0, max_steps: int = 200, deterministic: bool = True
+    agent: Any,
+    env: gym.Env,
+    episodes: int = 1,
+    seed: int = 0,
+    max_steps: int = 200,
+    deterministic: bool = True,
+    episode_returns: list[float] | None = None,
 ) -> list[np.ndarray]:
     """Play ``episodes`` episodes of ``agent`` on ``env`` and return every rendered picture.
 
@@ -23,6 +29,7 @@ def record_frames(
     :param env: an environment made with ``render_mode="rgb_array"``, emitting the observations ``agent`` expects.
     :param seed: the first episode's reset seed (later episodes continue the environment's RNG).
     :param max_steps: steps per episode at most.
+    :param episode_returns: if given, each episode's undiscounted return is appended to it.
     :return: ``uint8 [H, W, 3]`` frames: the start of each episode and one after every step.
     """
     if env.render_mode != "rgb_array":
@@ -34,12 +41,16 @@ def record_frames(
     for ep in range(episodes):
         obs, _ = env.reset(seed=seed if ep == 0 else None)
         frames.append(np.asarray(env.render()))
+        total = 0.0
         for _ in range(max_steps):
             action, _ = agent.predict(obs, deterministic=deterministic)
-            obs, _, terminated, truncated, _ = env.step(action.item() if hasattr(action, "item") else action)
+            obs, reward, terminated, truncated, _ = env.step(action.item() if hasattr(action, "item") else action)
+            total += float(reward)
             frames.append(np.asarray(env.render()))
             if terminated or truncated:
                 break
+        if episode_returns is not None:
+            episode_returns.append(total)
     return frames
 
 
@@ -53,12 +64,14 @@ def record_gif(
     max_steps: int = 200,
     hold_last: int = 2,
     overwrite: bool = False,
+    episode_returns: list[float] | None = None,
 ) -> Path:
     """Write a looping GIF of ``agent`` playing ``episodes`` episodes on ``env`` (see :func:`record_frames`).
 
     :param fps: frames per second of the GIF.
     :param hold_last: show each episode's last frame this many frame-times longer, so the ending is visible.
     :param overwrite: replace an existing file (default: refuse).
+    :param episode_returns: if given, each episode's undiscounted return is appended to it.
     :return: the path written (through a temporary file renamed into place).
     """
     imageio = require("imageio.v2", "gif", "Recording a GIF", package="imageio")
@@ -68,7 +81,7 @@ def record_gif(
     frames: list[np.ndarray] = []
     durations: list[float] = []  # milliseconds per frame
     for ep in range(episodes):
-        ep_frames = record_frames(agent, env, 1, seed + ep, max_steps)
+        ep_frames = record_frames(agent, env, 1, seed + ep, max_steps, episode_returns=episode_returns)
         frames += ep_frames
         durations += [1000 / fps] * (len(ep_frames) - 1) + [1000 / fps * (1 + hold_last)]
     path.parent.mkdir(parents=True, exist_ok=True)
