@@ -34,8 +34,9 @@ data:
 run: setup
 	$(PY) scripts/cartpole.py
 
+# The default suite plus the integration tests (wheel in a fresh venv, Ray, rl-zoo3); a bare `pytest` skips those.
 test: setup
-	HF_HUB_OFFLINE=1 $(PY) -m pytest -q
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -m "not slow"
 
 test-slow: setup
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -m slow

@@ -32,7 +32,7 @@ def require(module: str, extra: str, purpose: str, package: str | None = None) -
         dist = package or module.split(".")[0]
         raise MissingExtraError(
             f"{purpose} needs {dist!r}, which is not installed. Install it with "
-            f"pip install \"equirl[{extra}]\" (or pip install {dist})."
+            f'pip install "equirl[{extra}]" (or pip install {dist}).'
         ) from err
 
 

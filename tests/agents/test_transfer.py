@@ -203,23 +203,34 @@ def test_suite_derives_tasks_for_a_user_env_and_zip(tmp_path: Path) -> None:
         "test/RotGrid-Cross", lambda: rotgrid_symmetry("C4"), overwrite=True,
         make_env=lambda **kw: RotGridEnv(layout="cross", **kw),
     )  # fmt: skip
-    zip_path = tmp_path / "mine.zip"
-    model = DQN("MlpPolicy", RotGridEnv(layout="cross"), policy_kwargs=SMALL, seed=0, device="cpu")
-    with th.no_grad():
-        for p in model.policy.q_net.parameters():
-            p.add_(0.3 * th.randn_like(p))
-    model.save(zip_path)
-    with pytest.raises(ValueError, match="--pretrained"):
-        run_suite("test/RotGrid-Cross", seeds=1, steps=0, out=tmp_path / "none")
-    table = run_suite(
-        "test/RotGrid-Cross", pretrained=zip_path, methods=["plain", "equitune"], seeds=1, steps=0,
-        eval_episodes=4, out=tmp_path / "out",
-    )  # fmt: skip
-    for name in ("original world (pretraining)", "world seen through r", "world seen through r^2", "world seen through r^3"):
-        assert name in table
-    runs = [json.loads(line) for line in (tmp_path / "out" / "runs.jsonl").read_text().splitlines()]
-    assert len(runs) == 8
-    equi = {r["task"]: r["zero_shot"] for r in runs if r["method"] == "equitune"}
-    assert len(set(equi.values())) == 1, equi  # episode by episode the same: π(g·s) = g·π(s)
-    with pytest.raises(ValueError, match="out of range"):
-        run_suite("test/RotGrid-Cross", pretrained=zip_path, task_indices=[4], seeds=1, steps=0, out=tmp_path / "x")
+    try:
+        zip_path = tmp_path / "mine.zip"
+        model = DQN("MlpPolicy", RotGridEnv(layout="cross"), policy_kwargs=SMALL, seed=0, device="cpu")
+        with th.no_grad():
+            for p in model.policy.q_net.parameters():
+                p.add_(0.3 * th.randn_like(p))
+        model.save(zip_path)
+        with pytest.raises(ValueError, match="--pretrained"):
+            run_suite("test/RotGrid-Cross", seeds=1, steps=0, out=tmp_path / "none")
+        table = run_suite(
+            "test/RotGrid-Cross", pretrained=zip_path, methods=["plain", "equitune"], seeds=1, steps=0,
+            eval_episodes=4, out=tmp_path / "out",
+        )  # fmt: skip
+        for name in (
+            "original world (pretraining)",
+            "world seen through r",
+            "world seen through r^2",
+            "world seen through r^3",
+        ):
+            assert name in table
+        runs = [json.loads(line) for line in (tmp_path / "out" / "runs.jsonl").read_text().splitlines()]
+        assert len(runs) == 8
+        equi = {r["task"]: r["zero_shot"] for r in runs if r["method"] == "equitune"}
+        assert len(set(equi.values())) == 1, equi  # episode by episode the same: π(g·s) = g·π(s)
+        with pytest.raises(ValueError, match="out of range"):
+            run_suite("test/RotGrid-Cross", pretrained=zip_path, task_indices=[4], seeds=1, steps=0, out=tmp_path / "x")
+    finally:
+        from equirl.envs import catalog
+
+        catalog._REGISTRY.pop("test/RotGrid-Cross", None)
+        catalog._ENVS.pop("test/RotGrid-Cross", None)

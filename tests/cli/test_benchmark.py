@@ -229,10 +229,11 @@ def test_failed_run_is_reported_not_raised(tmp_path: Path) -> None:
     assert sweep.pending(sweep.make_specs([bad], ["plain"], [0]), tmp_path)  # not marked finished
 
 
+@pytest.mark.integration
 def test_tiny_sweep_ray_backend(tmp_path: Path, tiny_sweep: Path) -> None:
     """The same two runs as Ray tasks on a local Ray instance give the same table as the local pool.
 
-    Ray is in the dev extra (``make test`` installs it), so this runs in CI; starting Ray takes ~10 s.
+    Ray is in the dev extra and ``make test`` (CI) runs the integration tests; starting Ray takes 10-35 s.
     """
     import ray
 

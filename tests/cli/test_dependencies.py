@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 EXTRA_MODULES = ("tensorboard", "tqdm", "rich", "matplotlib", "imageio", "ray", "rl_zoo3", "sb3_contrib")
 
 
+@pytest.mark.integration
 def test_core_runs_without_optional_extras() -> None:
     """With every optional module made unimportable: import the packages, verify a symmetry, train and evaluate
     a λ-equitune DQN, and get a message naming the extra for tensorboard logging and the progress bar."""

@@ -71,6 +71,7 @@ def _env() -> dict[str, str]:
     return {**env, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
 
 
+@pytest.mark.integration
 def test_wheel_imports_and_data(wheel_env: dict[str, Path]) -> None:
     """``equirl.agents``/``equirl.envs`` come from the wheel; ``agents``/``envs`` do not exist; the YAML files
     and pretrained agents ship in it and load by name."""
@@ -99,6 +100,7 @@ print(json.dumps({"equirl": equirl.__file__, "agents": equirl.agents.__file__, "
     assert out["entry"] == "CartPole-v1" and out["n_actions"] == 2
 
 
+@pytest.mark.integration
 def test_wheel_command_help(wheel_env: dict[str, Path]) -> None:
     out = _run([str(wheel_env["equirl"]), "--help"], cwd=wheel_env["work"], env=_env())
     for sub in ("train", "transfer", "verify", "bench"):
@@ -112,7 +114,11 @@ def test_wheel_command_trains(wheel_env: dict[str, Path]) -> None:
     from tests.agents.test_evaluation import tb_scalars
 
     work = wheel_env["work"]
-    _run([str(wheel_env["equirl"]), "train", "CartPole-v1", "--method", "lambda", "--steps", "2000"], cwd=work, env=_env())
+    _run(
+        [str(wheel_env["equirl"]), "train", "CartPole-v1", "--method", "lambda", "--steps", "2000"],
+        cwd=work,
+        env=_env(),
+    )
     out = work / "runs" / "train" / "CartPole-v1" / "lambda_s0"
     assert (out / "model.zip").stat().st_size > 1000 and (out / "model.json").exists()
     with open(out / "eval.csv") as f:

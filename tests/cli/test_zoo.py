@@ -15,6 +15,7 @@ from equirl.envs import get_symmetry, make_env
 from equirl import equivariance_error
 
 
+@pytest.mark.integration
 def test_rl_zoo3_trains_equivariant_dqn(tmp_path: Path) -> None:
     pytest.importorskip("rl_zoo3")
     from stable_baselines3 import DQN
