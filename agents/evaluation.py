@@ -56,12 +56,16 @@ def evaluate(
     return float(np.mean(returns)), float(np.std(returns))
 
 
-def _replace(path: Path, write: Callable[[Any], None], mode: str = "w") -> None:
+def _replace(path: Path, write: Callable[[Any], None], binary: bool = False) -> None:
     """Write ``path`` through a temporary file in the same folder, then rename it into place."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, mode, **({"newline": ""} if "b" not in mode else {})) as f:
-        write(f)
+    if binary:
+        with open(tmp, "wb") as fb:
+            write(fb)
+    else:
+        with open(tmp, "w", newline="") as ft:
+            write(ft)
     os.replace(tmp, path)
 
 
@@ -186,7 +190,7 @@ class EvalCSVCallback(EvalCallback):
                     results=np.asarray(self.evaluations_results, dtype=np.float64),
                     ep_lengths=np.asarray(self.evaluations_length, dtype=np.int64),
                 ),
-                mode="wb",
+                binary=True,
             )
 
     # -- SB3 hooks ----------------------------------------------------------------------------------

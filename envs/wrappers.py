@@ -72,7 +72,7 @@ class GroupTransformed(gym.Wrapper):
 
     def step(self, action: Any) -> tuple[Any, float, bool, bool, dict]:
         obs, r, term, trunc, info = self.env.step(self.action_map[int(action)])
-        return self._obs(obs), r, term, trunc, info
+        return self._obs(obs), float(r), term, trunc, info
 
 
 def make_task_env(env_id: str, task: dict[str, Any]) -> gym.Env:
