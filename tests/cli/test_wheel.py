@@ -43,7 +43,14 @@ def wheel_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             shutil.copy(p, src / name)
     dist = base / "dist"
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check"]
-    _run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(dist), str(src)], cwd=base)
+    # without build isolation when this environment has the build backend pyproject asks for (no download)
+    try:
+        import setuptools
+
+        isolation = ["--no-build-isolation"] if int(setuptools.__version__.split(".")[0]) >= 77 else []
+    except ImportError:
+        isolation = []
+    _run([*pip, "wheel", "--no-deps", *isolation, "-q", "-w", str(dist), str(src)], cwd=base)
     (wheel,) = dist.glob("equirl-*.whl")
 
     venv = base / "venv"
@@ -53,12 +60,13 @@ def wheel_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     # this environment's third-party packages, minus equirl: one link per entry
     shared = base / "shared-site-packages"
     shared.mkdir()
-    here = Path(sysconfig.get_paths()["purelib"])
-    for entry in here.iterdir():
-        n = entry.name.lower()
-        if n.startswith(("equirl", "__editable__", "_equirl")) or n.endswith(".pth") or n == "__pycache__":
-            continue
-        (shared / entry.name).symlink_to(entry)
+    for here in {Path(sysconfig.get_paths()["purelib"]), Path(sysconfig.get_paths()["platlib"])}:
+        for entry in here.iterdir():
+            n = entry.name.lower()
+            if n.startswith(("equirl", "__editable__", "_equirl")) or n.endswith(".pth") or n == "__pycache__":
+                continue
+            if not (shared / entry.name).exists():
+                (shared / entry.name).symlink_to(entry)
     (site / "shared-packages.pth").write_text(str(shared) + "\n")
     _run([*pip, "--python", str(py), "install", "--no-deps", "--no-index", "-q", str(wheel)], cwd=base)
     work = base / "work"
