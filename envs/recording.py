@@ -64,26 +64,45 @@ def record_gif(
     max_steps: int = 200,
     hold_last: int = 2,
     overwrite: bool = False,
-    episode_returns: list[float] | None = None,
+    episode_returns: list[float] | list[list[float]] | None = None,
 ) -> Path:
     """Write a looping GIF of ``agent`` playing ``episodes`` episodes on ``env`` (see :func:`record_frames`).
 
+    :param agent: one agent, or a list of agents shown side by side (left to right), each playing the same
+        episodes (same reset seeds); a shorter episode holds its last picture until the longest ends.
+    :param seed: episode ``k`` is reset with ``seed + k``.
     :param fps: frames per second of the GIF.
     :param hold_last: show each episode's last frame this many frame-times longer, so the ending is visible.
     :param overwrite: replace an existing file (default: refuse).
-    :param episode_returns: if given, each episode's undiscounted return is appended to it.
+    :param episode_returns: if given, each episode's undiscounted return is appended to it (with a list of
+        agents: a list per agent, in their order).
     :return: the path written (through a temporary file renamed into place).
     """
     imageio = require("imageio.v2", "gif", "Recording a GIF", package="imageio")
     path = Path(path)
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} exists; pass overwrite=True to replace it.")
+    agents = list(agent) if isinstance(agent, (list, tuple)) else [agent]
+    returns: list[list[float]] = [[] for _ in agents]
     frames: list[np.ndarray] = []
     durations: list[float] = []  # milliseconds per frame
     for ep in range(episodes):
-        ep_frames = record_frames(agent, env, 1, seed + ep, max_steps, episode_returns=episode_returns)
-        frames += ep_frames
-        durations += [1000 / fps] * (len(ep_frames) - 1) + [1000 / fps * (1 + hold_last)]
+        panels = [
+            record_frames(a, env, 1, seed + ep, max_steps, episode_returns=r)
+            for a, r in zip(agents, returns, strict=True)
+        ]
+        length = max(len(p) for p in panels)
+        for t in range(length):
+            pictures = [p[min(t, len(p) - 1)] for p in panels]
+            gap = np.full((pictures[0].shape[0], 4, 3), 255, dtype=np.uint8)
+            row = [x for pic in pictures for x in (gap, pic)][1:]
+            frames.append(np.concatenate(row, axis=1))
+        durations += [1000 / fps] * (length - 1) + [1000 / fps * (1 + hold_last)]
+    if episode_returns is not None:
+        if isinstance(agent, (list, tuple)):
+            episode_returns.extend(returns)  # type: ignore[arg-type]
+        else:
+            episode_returns.extend(returns[0])  # type: ignore[arg-type]
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp.gif")
     imageio.mimsave(tmp, frames, duration=durations, loop=0)

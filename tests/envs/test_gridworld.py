@@ -196,6 +196,16 @@ def test_record_gif(tmp_path: Path) -> None:
         assert gif.info["duration"] == 750  # the last frame is held 1 + 2 frame-times of 250 ms
     with pytest.raises(FileExistsError, match="overwrite"):
         envs.record_gif(GoDown(), env, path)
+
+    class Stay:  # walks into the top wall from the top row: times out
+        def predict(self, obs: np.ndarray, deterministic: bool = True) -> tuple[np.ndarray, None]:
+            return np.array(UP), None
+
+    returns: list[list[float]] = []
+    pair = envs.record_gif([GoDown(), Stay()], env, tmp_path / "pair.gif", episode_returns=returns)
+    frames = imageio.mimread(pair)
+    assert frames[0].shape[:2] == (112, 112 + 4 + 112)
+    assert returns[0] == [pytest.approx(0.95)] and returns[1][0] < 0  # one each: goal after 6 steps, a time-out
     with pytest.raises(ValueError, match="rgb_array"):
         envs.record_frames(GoDown(), gym.make("equirl/RotGrid-v0"))
 
