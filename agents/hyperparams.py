@@ -34,6 +34,7 @@ __all__ = [
     "known_environments",
     "split_hyperparams",
     "finetune_hyperparams",
+    "normalise_entry",
     "parse_policy_kwargs",
     "zoo_entry",
     "write_zoo_config",
