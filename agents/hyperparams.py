@@ -2,14 +2,25 @@
 
 The files live in ``equirl/agents/hyperparams/`` (folder ``agents/hyperparams/``: ``dqn.yml``, ``benchmark.yml``)
 and ``equirl/agents/pretrained/``; they ship in the wheel, and scripts never copy values.
+
+Both ways with rl-zoo3 (docs/ecosystem.md): :func:`load_hyperparams` reads rl-zoo3 entries too (string
+``policy_kwargs`` parsed without running code, numbers such as ``5e-2`` that PyYAML leaves as strings, and
+every zoo-only key either honoured or refused with a message), and :func:`zoo_entry` /
+:func:`write_zoo_config` turn our entries into ones ``python -m rl_zoo3.train`` runs with ``EquiDQNPolicy``.
+Our ``dqn.yml`` itself is not a zoo file: its ``finetune:`` and ``equivariant:`` mappings are not DQN arguments.
 """
 
 from __future__ import annotations
 
+import ast
 import copy
+import inspect
+import os
+import re
 from pathlib import Path
 from typing import Any
 
+import torch
 import yaml
 from torch import nn
 
@@ -23,7 +34,12 @@ __all__ = [
     "known_environments",
     "split_hyperparams",
     "finetune_hyperparams",
+    "normalise_entry",
+    "parse_policy_kwargs",
+    "zoo_entry",
+    "write_zoo_config",
     "ACTIVATIONS",
+    "ZOO_POLICY",
 ]
 
 HYPERPARAMS_DIR = Path(__file__).parent / "hyperparams"
@@ -33,16 +49,36 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "tanh": nn.Tanh, "el
 """Activation functions by the names used in the YAML files."""
 
 # Keys of a YAML entry that are not arguments of SB3's DQN constructor.
-_META_KEYS = (
-    "n_timesteps",
-    "policy",
-    "policy_kwargs",
-    "equivariant",
-    "finetune",
-    "n_envs",
-    "env_wrapper",
-    "normalize",
-)
+_META_KEYS = ("n_timesteps", "policy", "policy_kwargs", "equivariant", "finetune")
+
+ZOO_POLICY = "equirl.agents.EquiDQNPolicy"
+"""How a zoo entry names our policy (rl-zoo3 imports dotted ``policy`` names)."""
+
+_EQUI_KEYS = ("symmetry", "method", "proxy_loss", "straight_through", "lambda_hidden", "lambda_temperature")
+"""EquiDQNPolicy's own arguments (the ``equivariant:`` mapping of an entry)."""
+
+# rl-zoo3 keys that configure the environment rather than DQN: accepted only with the value that changes nothing.
+_ZOO_ENV_KEYS: dict[str, tuple[Any, ...]] = {
+    "n_envs": (1,),
+    "normalize": (False, None),
+    "env_wrapper": (None, [], {}),
+    "vec_env_wrapper": (None, [], {}),
+    "frame_stack": (None, 1),
+    "monitor_kwargs": (None, {}),
+    "env_kwargs": (None, {}),
+    "callback": (None, [], {}),
+}
+_ZOO_ENV_HELP = {
+    "n_envs": "equirl trains on one environment; use rl-zoo3 for several (docs/ecosystem.md)",
+    "normalize": "equirl does not wrap environments in VecNormalize; use rl-zoo3 for that",
+    "env_kwargs": "pass them to make_env (equirl train --env-kwargs '{...}')",
+}
+_NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
+_NUMERIC_KEYS = ("learning_rate", "gamma", "tau", "exploration_fraction", "exploration_initial_eps",
+                 "exploration_final_eps", "max_grad_norm", "n_timesteps", "buffer_size", "learning_starts",
+                 "batch_size", "train_freq", "gradient_steps", "target_update_interval")  # fmt: skip
+_INT_KEYS = ("n_timesteps", "buffer_size", "learning_starts", "batch_size", "train_freq", "gradient_steps",
+             "target_update_interval", "lambda_fit_steps", "steps", "eval_freq")  # fmt: skip
 
 
 def _read(path: Path) -> dict[str, Any]:
@@ -59,27 +95,93 @@ def known_environments(path: str | Path | None = None) -> list[str]:
 
 
 def load_hyperparams(env_id: str, path: str | Path | None = None) -> dict[str, Any]:
-    """A deep copy of the entry for ``env_id``, with numbers as numbers and classes resolved.
-
-    ``policy_kwargs.features_extractor_class`` and ``policy_kwargs.activation_fn`` given by name
-    are replaced by the classes. Raises KeyError listing the known ids.
-    """
+    """A deep copy of the entry for ``env_id``, normalised by :func:`normalise_entry`. Raises KeyError listing the known ids."""
     file = Path(path) if path else HYPERPARAMS_DIR / "dqn.yml"
     data = _read(file)
     if env_id not in data:
         raise KeyError(f"No hyperparameters for {env_id!r} in {file}. Known: {sorted(data)}.")
-    hp = copy.deepcopy(data[env_id])
-    for key in ("n_timesteps", "learning_rate", "buffer_size", "learning_starts", "batch_size"):
-        if key in hp and isinstance(hp[key], str):
-            hp[key] = float(hp[key])
-    for key in ("n_timesteps", "buffer_size", "learning_starts", "batch_size", "train_freq", "gradient_steps"):
-        if key in hp and isinstance(hp[key], float):
-            hp[key] = int(hp[key])
-    pk = hp.setdefault("policy_kwargs", {})
+    return normalise_entry(copy.deepcopy(data[env_id]), f"{file.name}[{env_id!r}]")
+
+
+def _numbers(x: Any) -> Any:
+    """Strings that are numbers (PyYAML reads ``5e-2`` and ``1e5`` as strings) become floats, recursively."""
+    if isinstance(x, dict):
+        return {k: _numbers(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_numbers(v) for v in x]
+    if isinstance(x, str) and _NUMBER.match(x.strip()):
+        return float(x)
+    return x
+
+
+def _dqn_arguments() -> set[str]:
+    from stable_baselines3 import DQN
+
+    return set(inspect.signature(DQN.__init__).parameters) - {"self", "policy", "env"}
+
+
+def normalise_entry(hp: dict[str, Any], where: str = "entry") -> dict[str, Any]:
+    """An entry (ours or rl-zoo3's) as :func:`split_hyperparams` and SB3's ``DQN`` take it; raises ``ValueError``.
+
+    - numbers given as strings (``5e-2``) become numbers, counts (``n_timesteps``, ``buffer_size``, ...) ints;
+    - ``policy_kwargs`` given as a zoo string (``"dict(net_arch=[64, 64], activation_fn=nn.ReLU)"``) is parsed
+      by :func:`parse_policy_kwargs`, which runs no code; ``activation_fn`` / ``features_extractor_class``
+      given by name become the classes;
+    - ``policy: equirl.agents.EquiDQNPolicy`` (a zoo entry for our policy) becomes ``MlpPolicy`` (the plain
+      counterpart) and its equivariance arguments (``symmetry``, ``method``, ``lambda_hidden``, ...) move from
+      ``policy_kwargs`` to ``equivariant``;
+    - rl-zoo3's environment keys (``n_envs``, ``normalize``, ``env_wrapper``, ``frame_stack``, ...) are dropped
+      when their value changes nothing (``n_envs: 1``, ``normalize: false``) and refused otherwise;
+    - any other key that is neither an argument of SB3's ``DQN`` nor ours is refused, as are schedule
+      strings (``lin_1e-3``).
+    """
+    hp = _numbers(hp)
+    for key, harmless in _ZOO_ENV_KEYS.items():
+        if key not in hp:
+            continue
+        value = hp.pop(key)
+        if value not in harmless:
+            hint = _ZOO_ENV_HELP.get(key, "equirl trains on the environment make_env builds; use rl-zoo3 for wrappers")
+            raise ValueError(f"{where}: {key}: {value!r} is not supported ({hint}).")
+    policy = hp.get("policy", "MlpPolicy")
+    pk = hp.get("policy_kwargs") or {}
+    if isinstance(pk, str):
+        pk = parse_policy_kwargs(pk, where)
+    if not isinstance(pk, dict):
+        raise ValueError(f"{where}: policy_kwargs must be a mapping or a zoo string 'dict(...)', got {pk!r}.")
+    pk = dict(pk)
+    hp["policy_kwargs"] = pk
+    if isinstance(policy, str) and "." in policy:
+        if policy.rsplit(".", 1)[-1] != "EquiDQNPolicy":
+            raise ValueError(f"{where}: policy {policy!r} is not supported; use MlpPolicy, CnnPolicy or {ZOO_POLICY}.")
+        hp["policy"] = "MlpPolicy"
+        equi = {k: pk.pop(k) for k in _EQUI_KEYS if k in pk}
+        hp["equivariant"] = {**equi, **(hp.get("equivariant") or {})}
+    for key in ("replay_buffer_kwargs",):
+        if isinstance(hp.get(key), str):
+            hp[key] = parse_policy_kwargs(hp[key], f"{where} {key}")
+    unknown = sorted(set(hp) - _dqn_arguments() - set(_META_KEYS))
+    if unknown:
+        raise ValueError(
+            f"{where}: unknown keys {unknown}: neither arguments of SB3's DQN nor equirl's "
+            f"({', '.join(_META_KEYS)}). Remove them or check their spelling."
+        )
+    for key, value in hp.items():
+        if isinstance(value, str) and key in _NUMERIC_KEYS:
+            raise ValueError(
+                f"{where}: {key}: {value!r} is a string; give a number (schedules such as 'lin_1e-3' are rl-zoo3's "
+                "and not supported here)."
+            )
+    for mapping in (hp, hp.get("finetune") or {}):
+        for key in _INT_KEYS:
+            if isinstance(mapping.get(key), float):
+                mapping[key] = int(mapping[key])
+    if isinstance(hp.get("train_freq"), list):
+        hp["train_freq"] = tuple(hp["train_freq"])
     if isinstance(pk.get("activation_fn"), str):
         name = pk["activation_fn"]
         if name not in ACTIVATIONS:
-            raise ValueError(f"{env_id}: unknown activation_fn {name!r}; expected one of {sorted(ACTIVATIONS)}.")
+            raise ValueError(f"{where}: unknown activation_fn {name!r}; expected one of {sorted(ACTIVATIONS)}.")
         pk["activation_fn"] = ACTIVATIONS[name]
     if isinstance(pk.get("features_extractor_class"), str):
         from equirl.agents import extractors
@@ -87,10 +189,79 @@ def load_hyperparams(env_id: str, path: str | Path | None = None) -> dict[str, A
         name = pk["features_extractor_class"]
         if not hasattr(extractors, name):
             raise ValueError(
-                f"{env_id}: unknown features_extractor_class {name!r}; expected one of {extractors.__all__}."
+                f"{where}: unknown features_extractor_class {name!r}; expected one of {extractors.__all__}."
             )
         pk["features_extractor_class"] = getattr(extractors, name)
-    return hp  # type: ignore[no-any-return]
+    hp["policy_kwargs"] = pk
+    return hp
+
+
+_OPTIMIZERS = {c.__name__: c for c in (torch.optim.Adam, torch.optim.AdamW, torch.optim.RMSprop, torch.optim.SGD)}
+_MODULE_PREFIXES = {
+    "nn": "nn",
+    "th.nn": "nn",
+    "torch.nn": "nn",
+    "th.optim": "optim",
+    "torch.optim": "optim",
+    "optim": "optim",
+}
+
+
+def parse_policy_kwargs(text: str, where: str = "policy_kwargs") -> dict[str, Any]:
+    """Parse rl-zoo3's string ``policy_kwargs`` (``"dict(net_arch=[64, 64], activation_fn=nn.ReLU)"``) without running it.
+
+    Allowed: ``dict(key=value, ...)`` or ``{...}``, numbers, strings, booleans, None, lists, tuples, nested
+    ``dict(...)``, activation classes (``nn.ReLU``, ``th.nn.Tanh``, ... of :data:`ACTIVATIONS`) and optimizers
+    (``th.optim.Adam``, ``RMSprop``, ``AdamW``, ``SGD``). Anything else (calls, ``__import__``, other names) is a
+    ``ValueError`` naming the piece; give such arguments as a YAML mapping instead (``features_extractor_class:
+    SmallKernelCNN`` by name), or a symmetry by its catalogue name (``symmetry='CartPole-v1'``).
+    """
+    try:
+        tree = ast.parse(text.strip(), mode="eval")
+    except SyntaxError as err:
+        raise ValueError(f"{where}: policy_kwargs {text!r} is not a Python expression: {err.msg}.") from err
+    activations = {cls.__name__: cls for cls in ACTIVATIONS.values()}
+
+    def refuse(node: ast.AST) -> ValueError:
+        return ValueError(
+            f"{where}: policy_kwargs {text!r}: `{ast.unparse(node)}` is not allowed. The loader runs no code: it "
+            "takes dict(...) of numbers, strings, lists, activation classes (nn.ReLU, ...) and optimizers "
+            "(th.optim.Adam, ...). Give other classes by name in a YAML mapping "
+            "(features_extractor_class: SmallKernelCNN) and symmetries by catalogue name (symmetry='CartPole-v1')."
+        )
+
+    def value(node: ast.AST) -> Any:
+        if isinstance(node, ast.Constant) and isinstance(node.value, (int, float, str, bool, type(None))):
+            return node.value
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+            v = value(node.operand)
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                return -v if isinstance(node.op, ast.USub) else v
+        if isinstance(node, (ast.List, ast.Tuple)):
+            items = [value(e) for e in node.elts]
+            return items if isinstance(node, ast.List) else tuple(items)
+        if isinstance(node, ast.Dict) and all(k is not None for k in node.keys):
+            return {value(k): value(v) for k, v in zip(node.keys, node.values, strict=True)}  # type: ignore[arg-type]
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id == "dict"
+            and not node.args
+            and all(kw.arg is not None for kw in node.keywords)
+        ):
+            return {kw.arg: value(kw.value) for kw in node.keywords}
+        if isinstance(node, ast.Attribute):
+            prefix = _MODULE_PREFIXES.get(ast.unparse(node.value))
+            if prefix == "nn" and node.attr in activations:
+                return activations[node.attr]
+            if prefix == "optim" and node.attr in _OPTIMIZERS:
+                return _OPTIMIZERS[node.attr]
+        raise refuse(node)
+
+    result = value(tree.body)
+    if not isinstance(result, dict):
+        raise ValueError(f"{where}: policy_kwargs {text!r} must be dict(...) or {{...}}, got {type(result).__name__}.")
+    return result
 
 
 def split_hyperparams(hp: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
@@ -163,3 +334,76 @@ def pretrained_path(name_or_path: str | Path) -> Path:
         f"No pretrained agent {str(name_or_path)!r}: not a file or agent folder, and not a shipped name "
         f"({', '.join(list_pretrained())})."
     )
+
+
+def _zoo_value(key: str, v: Any) -> str:
+    """One ``policy_kwargs`` value as rl-zoo3's evaluated string (``th`` is imported where the zoo evaluates it)."""
+    if key == "activation_fn":
+        cls = ACTIVATIONS[v] if isinstance(v, str) else v
+        return f"th.nn.{cls.__name__}"
+    if key == "optimizer_class":
+        return f"th.optim.{v.__name__}"
+    return repr(v)
+
+
+def zoo_entry(
+    env_id: str, method: str = "lambda", symmetry: str | None = None, path: str | Path | None = None
+) -> dict[str, Any]:
+    """Our entry for ``env_id`` (see :func:`hyperparams_for`) as an rl-zoo3 entry training ``method`` with ``EquiDQNPolicy``.
+
+    The result is what goes under ``env_id`` in a zoo YAML file: ``policy: equirl.agents.EquiDQNPolicy``, the DQN
+    arguments unchanged, and one ``policy_kwargs`` string holding ``net_arch`` etc., the ``equivariant:`` mapping,
+    ``symmetry`` (a catalogue name, default ``env_id``) and ``method``. ``finetune:`` (equirl's transfer
+    settings) is left out. ``method="plain"`` gives the entry's own SB3 policy. Raises ``ValueError`` for entries
+    the zoo cannot express (a ``features_extractor_class`` of ours: the zoo cannot import it from a string).
+    """
+    from equirl.agents.training import ALL_METHODS
+
+    if method not in ALL_METHODS:
+        raise ValueError(f"Unknown method {method!r}; expected one of {ALL_METHODS}.")
+    name, _ = hyperparams_for(env_id, path=path)  # validates the entry
+    raw = _numbers(copy.deepcopy(_read(Path(path) if path else HYPERPARAMS_DIR / "dqn.yml")[name]))
+    raw.pop("finetune", None)
+    equi = raw.pop("equivariant", None) or {}
+    pk = raw.pop("policy_kwargs", None) or {}
+    if isinstance(pk, str):
+        pk = parse_policy_kwargs(pk, name)
+    if "features_extractor_class" in pk:
+        raise ValueError(
+            f"{name}: features_extractor_class {pk['features_extractor_class']!r} cannot be given to rl-zoo3 "
+            "(its string policy_kwargs cannot import equirl's classes); train this entry with equirl train."
+        )
+    items = dict(pk)
+    if method != "plain":
+        sym = symmetry or env_id
+        from equirl.envs import get_symmetry
+
+        get_symmetry(sym)  # a clear KeyError now rather than inside the zoo
+        items.update(equi)
+        items.update(symmetry=sym, method=method)
+        raw["policy"] = ZOO_POLICY
+    if items:
+        raw["policy_kwargs"] = "dict(" + ", ".join(f"{k}={_zoo_value(k, v)}" for k, v in items.items()) + ")"
+    return raw  # type: ignore[no-any-return]
+
+
+def write_zoo_config(path: str | Path, env_ids: list[str], method: str = "lambda", overwrite: bool = False) -> Path:
+    """Write an rl-zoo3 hyperparameter file with :func:`zoo_entry` for each of ``env_ids`` (written to a temporary
+    name and renamed; an existing file is kept unless ``overwrite``). Returns the path.
+
+    Then: ``python -m rl_zoo3.train --algo dqn --env ENV --gym-packages equirl.envs --conf-file PATH``.
+    """
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} exists; pass overwrite=True to replace it.")
+    entries = {env_id: zoo_entry(env_id, method) for env_id in env_ids}
+    header = (
+        f"# rl-zoo3 DQN hyperparameters for equirl's {method} agents, written by equirl.agents.hyperparams."
+        "write_zoo_config\n# from equirl's dqn.yml. Train: python -m rl_zoo3.train --algo dqn --env ENV "
+        f"--gym-packages equirl.envs --conf-file {path.name}\n"
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(header + yaml.safe_dump(entries, sort_keys=False))
+    os.replace(tmp, path)
+    return path

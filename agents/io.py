@@ -60,6 +60,7 @@ __all__ = [
     "load_agent",
     "is_agent_dir",
     "write_atomic",
+    "save_zip_atomic",
     "read_json",
     "space_to_data",
     "space_from_data",
@@ -145,6 +146,21 @@ def write_atomic(path: str | Path, data: str | bytes) -> Path:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    return path
+
+def save_zip_atomic(model: Any, path: str | Path) -> Path:
+    """``model.save(path)`` (an SB3 algorithm) through a temporary file renamed into place (never a half-written zip)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp.zip", dir=path.parent)
+    os.close(fd)
+    try:
+        model.save(tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
     return path
 
 

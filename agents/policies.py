@@ -225,11 +225,42 @@ class OnlineSelectedTarget(EquiQNetwork):
         return (w.unsqueeze(-1).to(back.dtype) * back).sum(0)
 
 
+def _refuse_other_algorithms(unexpected: dict[str, Any]) -> None:
+    """Raise a clear ``TypeError`` when an SB3 algorithm other than DQN builds an :class:`EquiDQNPolicy`.
+
+    SB3 algorithms construct their policy in ``_setup_model``; the caller's ``self`` is the algorithm
+    (a policy loaded on its own, ``EquiDQNPolicy.load``, has no algorithm and passes). Actor-critic
+    algorithms (PPO, A2C) also pass arguments such as ``use_sde`` that a DQN policy does not take.
+    """
+    import sys
+
+    from stable_baselines3 import DQN
+    from stable_baselines3.common.base_class import BaseAlgorithm
+
+    caller = sys._getframe(2).f_locals.get("self")
+    algo = type(caller).__name__ if isinstance(caller, BaseAlgorithm) and not isinstance(caller, DQN) else None
+    if algo is None and not unexpected:
+        return
+    if algo is None:
+        if "use_sde" in unexpected:
+            algo = "an actor-critic algorithm (PPO, A2C)"
+        else:
+            raise TypeError(
+                f"EquiDQNPolicy got unexpected arguments {sorted(unexpected)}; it takes SB3's DQNPolicy arguments "
+                f"plus symmetry, equivariance and the EquivarianceConfig settings {list(EquivarianceConfig.field_names())}."
+            )
+    raise TypeError(
+        f"EquiDQNPolicy is a policy for SB3's DQN, but {algo} is building it. equirl has no equivariant "
+        f"policies for other algorithms yet: train with DQN(EquiDQNPolicy, env, policy_kwargs=dict(symmetry=..., "
+        "method=...)), or use the other algorithm's own policy (e.g. 'MlpPolicy') for a plain baseline."
+    )
+
+
 class EquiDQNPolicy(_Symmetrised, DQNPolicy):
     """SB3's ``DQNPolicy`` with equivariant Q-network and target network.
 
     :param symmetry: an ``equirl.Symmetry`` acting on observations and on the action dimension
-        (for example ``envs.get_symmetry("CartPole-v1")``).
+        (for example ``envs.get_symmetry("CartPole-v1")``), or its catalogue name (``"CartPole-v1"``).
     :param equivariance: an :class:`equirl.EquivarianceConfig`, or its settings as keyword arguments
         (what ``policy_kwargs`` usually holds):
 
@@ -241,7 +272,8 @@ class EquiDQNPolicy(_Symmetrised, DQNPolicy):
         - ``straight_through``: equizero trains with equitune's gradient (its forward is unchanged);
         - ``tie_tolerance``: equizero averages views whose proxy losses are this close;
         - ``lambda_hidden``, ``lambda_temperature``: width of the λ-net and softmax temperature.
-    Every other argument is SB3's ``DQNPolicy``'s, unchanged.
+    Every other argument is SB3's ``DQNPolicy``'s, unchanged. The policy is for SB3's ``DQN`` (and its
+    subclasses) only: other algorithms (PPO, A2C, QR-DQN, ...) get a ``TypeError`` saying what to use.
 
     Non-finite observations: ``predict`` does not check its input. A NaN or inf in an observation
     gives NaN Q-values (every view of the orbit sees it), and the greedy action of all-NaN Q-values
@@ -270,10 +302,16 @@ class EquiDQNPolicy(_Symmetrised, DQNPolicy):
         equivariance: EquivarianceConfig | None = None,
         **equivariance_kwargs: Any,
     ) -> None:
+        known = set(EquivarianceConfig.field_names())
+        _refuse_other_algorithms({k: v for k, v in equivariance_kwargs.items() if k not in known})
         if symmetry is None:
             raise TypeError(
                 "EquiDQNPolicy needs policy_kwargs=dict(symmetry=...), for example envs.get_symmetry('CartPole-v1')."
             )
+        if isinstance(symmetry, str):  # a catalogue name, as in rl-zoo3's string policy_kwargs
+            from equirl.envs import get_symmetry
+
+            symmetry = get_symmetry(symmetry)
         config = _equivariance_of(equivariance, equivariance_kwargs)
         check_equivariance_args(symmetry, config.method, observation_space, action_space)
         self.symmetry = symmetry

@@ -41,6 +41,8 @@ from equirl.agents import stats
 from equirl.agents.io import write_atomic
 from equirl.agents.training import ALL_METHODS
 
+from equirl.extras import progress_bar, require
+
 __all__ = [
     "DEFAULT_CONFIG",
     "EnvBenchmark",
@@ -397,13 +399,11 @@ def run_local(
     from concurrent.futures import ProcessPoolExecutor, as_completed
     from multiprocessing import get_context
 
-    from tqdm.auto import tqdm
-
     if not specs:
         return []
     workers = max(1, min(workers or os.cpu_count() or 1, len(specs)))
     results: list[dict[str, Any]] = []
-    bar = tqdm(total=len(specs), desc=f"runs (local, {workers} workers)", disable=not progress)
+    bar = progress_bar(len(specs), f"runs (local, {workers} workers)", enabled=progress)
     if workers == 1:
         for spec in specs:
             results.append(_safe_run(spec, str(out_root)))
@@ -439,11 +439,7 @@ def run_ray(
     worker (a shared filesystem on a multi-node cluster); the summaries also come back to the driver.
     Needs ``pip install ray`` (the ``ray`` extra).
     """
-    try:
-        import ray
-    except ImportError as e:
-        raise ImportError("The Ray backend needs ray: pip install 'ray>=2.9' (or the project's [ray] extra).") from e
-    from tqdm.auto import tqdm
+    ray = require("ray", "ray", "The Ray backend (--backend ray)")
 
     if not specs:
         return []
@@ -464,7 +460,7 @@ def run_ray(
     remote = ray.remote(num_cpus=1, max_retries=1)(_safe_run)
     refs = {remote.remote(s, str(out_root)): s for s in specs}
     results: list[dict[str, Any]] = []
-    bar = tqdm(total=len(specs), desc="runs (ray)", disable=not progress)
+    bar = progress_bar(len(specs), "runs (ray)", enabled=progress)
     left = list(refs)
     try:
         while left:
@@ -816,8 +812,7 @@ def write_summary(rows: list[dict[str, Any]], path: str | Path) -> None:
 
 def plot_curves(curves: list[dict[str, Any]], env_id: str, path: str | Path, threshold: float | None = None) -> None:
     """Learning curves of ``env_id``: per method, the mean over seeds with a ±1 sample-std band (ddof 1), saved as PNG."""
-    import matplotlib
-
+    matplotlib = require("matplotlib", "plots", "Plotting learning curves")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

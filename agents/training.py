@@ -7,10 +7,7 @@ three equivariant methods differ only in the policy.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
-import os
 import random
 import shutil
 import sys
@@ -26,6 +23,13 @@ import numpy as np
 import stable_baselines3
 import torch as th
 from equirl.agents.callbacks import GroupWeightLogger
+from equirl.agents.evaluation import (
+    EvalCSVCallback,
+    FiniteQCallback,
+    NonFiniteError,
+    checked,
+    evaluate,
+)
 from equirl.agents.hyperparams import split_hyperparams
 from equirl.agents.io import (
     CONFIG_FILE,
@@ -35,17 +39,18 @@ from equirl.agents.io import (
     load_agent,
     read_json,
     replace_dir,
+    save_zip_atomic,
     write_agent_files,
     write_atomic,
 )
 from equirl.agents.policies import EquiDQNPolicy
 from stable_baselines3 import DQN
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
-from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.monitor import Monitor
-from stable_baselines3.common.vec_env import DummyVecEnv, VecCheckNan, VecEnv, VecEnvWrapper
+from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecEnvWrapper
 
 from equirl import METHODS, Symmetry
+from equirl.extras import require
 
 __all__ = [
     "PLAIN",
@@ -55,6 +60,7 @@ __all__ = [
     "NonFiniteError",
     "checked",
     "EvalCSVCallback",
+    "check_logging_extras",
     "CheckpointCallback",
     "TrainResult",
     "train",
@@ -96,6 +102,7 @@ def build_dqn(
     if method == PLAIN:
         policy = hyperparams.get("policy", "MlpPolicy")
     else:
+        symmetry = symmetry if symmetry is not None else equi_kwargs.pop("symmetry", None)  # a zoo entry's name
         if symmetry is None:
             raise ValueError(f"method={method!r} needs a symmetry (for example envs.get_symmetry(env_id)).")
         policy = EquiDQNPolicy
@@ -110,160 +117,6 @@ def build_dqn(
         verbose=verbose,
         **dqn_kwargs,
     )
-
-
-def check_finite_weights(model: DQN, when: str) -> None:
-    """Raise :class:`NonFiniteError` when a weight of the Q-network (or its target) is NaN or inf."""
-    for name, p in model.policy.named_parameters():
-        if not th.isfinite(p).all():
-            raise NonFiniteError(
-                f"non-finite weight {name} {when} (step {model.num_timesteps}): training diverged, so every "
-                "Q-value is NaN or inf. Lower the learning rate or check the rewards."
-            )
-
-
-class NonFiniteError(FloatingPointError):
-    """A NaN or inf in an observation, reward, Q-value or weight, found by the package's own entry points."""
-
-
-def checked(venv: VecEnv) -> VecEnv:
-    """``venv`` wrapped in SB3's ``VecCheckNan``: the first NaN or inf observation or reward is an error."""
-    return VecCheckNan(venv, raise_exception=True, check_inf=True)
-
-
-class FiniteQCallback(BaseCallback):
-    """Stops training at the end of the first rollout whose last observation gets a non-finite Q-value."""
-
-    def _on_step(self) -> bool:
-        return True
-
-    def _on_rollout_end(self) -> None:
-        obs = self.model._last_obs  # type: ignore[union-attr]
-        if obs is None:
-            return
-        policy: Any = self.model.policy
-        t, _ = policy.obs_to_tensor(obs)
-        with th.no_grad():
-            q = policy.q_net(t)
-        if not th.isfinite(q).all():
-            check_finite_weights(self.model, "during training")  # type: ignore[arg-type]
-            raise NonFiniteError(f"non-finite Q-values {q.tolist()} at step {self.num_timesteps}.")
-
-
-def evaluate(model: DQN, env_factory: EnvFactory, n_episodes: int = 10, seed: int = 10_000) -> tuple[float, float]:
-    """Mean and std of the undiscounted return of the greedy policy over ``n_episodes``.
-
-    A NaN or inf observation or reward, or a non-finite weight, stops it with an error (not action 0)."""
-    check_finite_weights(model, "before evaluation")
-    env = Monitor(env_factory())
-    env.reset(seed=seed)
-    venv = checked(DummyVecEnv([lambda: env]))
-    returns, _ = evaluate_policy(
-        model, venv, n_eval_episodes=n_episodes, deterministic=True, return_episode_rewards=True
-    )
-    venv.close()
-    return float(np.mean(returns)), float(np.std(returns))
-
-
-class EvalCSVCallback(BaseCallback):
-    """Evaluates the greedy policy every ``eval_freq`` environment steps and appends to a CSV.
-
-    Columns: ``timesteps, mean_return, std_return, wall_seconds``; the same values go to the logger
-    as ``eval/mean_return`` and ``eval/std_return``. ``rows`` keeps them in memory, each also with
-    ``train_seconds`` (``wall_seconds`` less the time spent evaluating so far, this one included):
-    this callback is the one owner of evaluation time (``eval_seconds``). With
-    ``best_model_path`` the model of the best evaluation so far (latest on ties) is saved there and its
-    row kept in ``best``.
-    """
-
-    def __init__(
-        self,
-        env_factory: EnvFactory,
-        eval_freq: int,
-        csv_path: str | Path | None = None,
-        n_episodes: int = 10,
-        seed: int = 10_000,
-        best_model_path: str | Path | None = None,
-    ) -> None:
-        super().__init__()
-        if eval_freq < 1:
-            raise ValueError(f"eval_freq must be >= 1 environment step, got {eval_freq}.")
-        self.env_factory = env_factory
-        self.eval_freq = eval_freq
-        self.csv_path = Path(csv_path) if csv_path else None
-        self.n_episodes = n_episodes
-        self.seed = seed
-        self.rows: list[dict[str, float]] = []
-        self.best_model_path = Path(best_model_path) if best_model_path else None
-        self.best: dict[str, float] = {}
-        self._last = -1
-        self._offset = 0.0
-        self._start = time.perf_counter()
-        self.eval_seconds = 0.0  # time spent evaluating (not training), restored with set_state
-
-    def get_state(self) -> dict[str, Any]:
-        """What a checkpoint keeps: the rows so far, the step of the last evaluation and the wall time."""
-        return {
-            "rows": [dict(r) for r in self.rows],
-            "last": self._last,
-            "elapsed": time.perf_counter() - self._start,
-            "eval_seconds": self.eval_seconds,
-            "best": dict(self.best),
-        }
-
-    def set_state(self, state: dict[str, Any]) -> None:
-        """Restore :meth:`get_state`'s output; the CSV is rewritten to hold exactly the restored rows."""
-        self.rows = [dict(r) for r in state["rows"]]
-        self._last = int(state["last"])
-        self.best = dict(state.get("best", {}))
-        self._offset = float(state.get("elapsed", 0.0))
-        self.eval_seconds = float(state.get("eval_seconds", 0.0))
-        if self.csv_path:
-            buf = io.StringIO()
-            w = csv.writer(buf)
-            w.writerow(["timesteps", "mean_return", "std_return", "wall_seconds"])
-            for r in self.rows:
-                w.writerow([r["timesteps"], r["mean_return"], r["std_return"], r["wall_seconds"]])
-            write_atomic(self.csv_path, buf.getvalue())
-
-    def _on_training_start(self) -> None:
-        self._start = time.perf_counter() - self._offset
-        if self.csv_path and not self.csv_path.exists():
-            self.csv_path.parent.mkdir(parents=True, exist_ok=True)
-            with open(self.csv_path, "w", newline="") as f:
-                csv.writer(f).writerow(["timesteps", "mean_return", "std_return", "wall_seconds"])
-
-    def _evaluate_now(self) -> None:
-        eval_start = time.perf_counter()
-        mean, std = evaluate(self.model, self.env_factory, self.n_episodes, self.seed)  # type: ignore[arg-type]
-        self.eval_seconds += time.perf_counter() - eval_start
-        wall = time.perf_counter() - self._start
-        row = {
-            "timesteps": float(self.num_timesteps),
-            "mean_return": mean,
-            "std_return": std,
-            "wall_seconds": wall,
-            "train_seconds": wall - self.eval_seconds,  # the one place evaluation time is taken out
-        }
-        self.rows.append(row)
-        self._last = self.num_timesteps
-        if self.best_model_path and (not self.best or mean >= self.best["mean_return"]):
-            self.best = dict(row)  # ties go to the later (longer-trained) model
-            save_zip_atomic(self.model, self.best_model_path)  # type: ignore[arg-type]
-        self.logger.record("eval/mean_return", mean)
-        self.logger.record("eval/std_return", std)
-        if self.csv_path:
-            with open(self.csv_path, "a", newline="") as f:
-                csv.writer(f).writerow([row["timesteps"], mean, std, row["wall_seconds"]])
-
-    def _on_step(self) -> bool:
-        if self._last < 0 or self.num_timesteps - self._last >= self.eval_freq:
-            self._evaluate_now()
-        return True
-
-    def _on_training_end(self) -> None:
-        if self.num_timesteps != self._last:
-            self._evaluate_now()
 
 
 class CheckpointCallback(BaseCallback):
@@ -614,20 +467,6 @@ def read_metadata(zip_path: str | Path) -> dict[str, Any]:
     return read_json(p, "metadata file")  # type: ignore[no-any-return]
 
 
-def save_zip_atomic(model: DQN, path: str | Path) -> Path:
-    """``model.save(path)`` through a temporary file renamed into place (never a half-written zip)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp.zip", dir=path.parent)
-    os.close(fd)
-    try:
-        model.save(tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-    return path
 
 
 RUN_FILE = "run.json"
@@ -701,6 +540,16 @@ def _prepare_run_folder(out: Path, settings: dict[str, Any], resume: bool, overw
             target.unlink()
 
 
+def check_logging_extras(tensorboard_log: str | Path | None, progress_bar: bool) -> None:
+    """Raise :class:`equirl.extras.MissingExtraError` naming the ``train`` extra when tensorboard logging or
+    SB3's progress bar is asked for and its packages are missing (instead of SB3's error deep inside ``learn``)."""
+    if tensorboard_log:
+        require("tensorboard", "train", f"Tensorboard logging (tensorboard_log={str(tensorboard_log)!r})")
+    if progress_bar:
+        require("tqdm", "train", "The progress bar (progress_bar=True)")
+        require("rich", "train", "The progress bar (progress_bar=True)")
+
+
 def train(
     env_factory: EnvFactory,
     method: str,
@@ -725,7 +574,11 @@ def train(
 
     :param env_factory: ``() -> gym.Env`` (training and evaluation environments are separate).
     :param total_timesteps: default: the entry's ``n_timesteps``.
-    :param eval_freq: evaluate every this many steps into ``out_dir/eval.csv`` (default: 10 points).
+    :param eval_freq: evaluate every this many steps (default: 10 points), also at the start and the end, into
+        ``out_dir/eval.csv``, ``out_dir/evaluations.npz`` (SB3's layout) and the logger (``eval/mean_reward``,
+        ``eval/mean_ep_length``, dumped at each evaluation's step; see :class:`EvalCSVCallback`).
+    :param tensorboard_log: folder for tensorboard logs (needs the ``train`` extra).
+    :param progress_bar: SB3's progress bar (needs the ``train`` extra).
     :param checkpoint_freq: save a resumable checkpoint into ``out_dir/checkpoints`` every this many
         steps (needs ``out_dir``; default: none).
     :param resume: continue from the newest complete checkpoint in ``out_dir``; an error when there is
@@ -742,6 +595,7 @@ def train(
     if steps < 1:
         raise ValueError(f"total_timesteps must be >= 1 environment step, got {steps}.")
     out = Path(out_dir) if out_dir else None
+    check_logging_extras(tensorboard_log, progress_bar)
     if (checkpoint_freq or resume) and out is None:
         raise ValueError("checkpoint_freq and resume need out_dir (where the checkpoints live).")
     freq = eval_freq or max(1, steps // 10)

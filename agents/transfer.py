@@ -36,7 +36,14 @@ import torch as th
 from equirl.agents.hyperparams import pretrained_path
 from equirl.agents.io import SpacesOnlyEnv
 from equirl.agents.policies import EquiDQNPolicy, EquiQNetwork, check_equivariance_args
-from equirl.agents.training import ALL_METHODS, PLAIN, EvalCSVCallback, FiniteQCallback, checked, evaluate
+from equirl.agents.training import (
+    ALL_METHODS,
+    PLAIN,
+    EvalCSVCallback,
+    FiniteQCallback,
+    check_logging_extras,
+    checked,
+)
 from stable_baselines3 import DQN
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.monitor import Monitor
@@ -329,6 +336,8 @@ def run_transfer(
     progress_bar: bool = False,
     equivariant_kwargs: dict[str, Any] | None = None,
     trusted: bool = False,
+    tensorboard_log: str | Path | None = None,
+    log_dir: str | Path | None = None,
 ) -> TransferRun:
     """Zero-shot evaluation then finetuning of the pretrained agent made equivariant with ``method``.
 
@@ -339,8 +348,15 @@ def run_transfer(
     :param eval_freq: evaluate every this many steps (default: 5 points).
     :param hyperparams: finetuning DQN arguments (see :func:`equivariant_from_pretrained`).
     :param trusted: read an SB3 zip with SB3's unpickling loader (see :func:`load_pretrained`).
+    :param tensorboard_log: tensorboard folder (needs the ``train`` extra): the run logs into
+        ``<tensorboard_log>/<method>_s<seed>_<n>`` (λ's fitting stage and the finetuning in one run), with every
+        evaluation, the zero-shot one included, as ``eval/mean_reward`` / ``eval/mean_ep_length`` at its step.
+    :param log_dir: folder for ``eval.csv`` and ``evaluations.npz`` of this run (default: none).
     Evaluation episodes use seed ``10_000 + seed`` (the same starts for every method).
     """
+    from stable_baselines3.common.utils import configure_logger
+
+    check_logging_extras(tensorboard_log, progress_bar)
     start = time.perf_counter()
     env = checked(DummyVecEnv([lambda: Monitor(env_factory())]))  # NaN/inf observations or rewards stop it
     model = equivariant_from_pretrained(
@@ -353,28 +369,37 @@ def run_transfer(
         trusted=trusted,
         **(equivariant_kwargs or {}),
     )
+    # One logger for the whole run, so that λ's fitting stage, the zero-shot point and finetuning share a folder.
+    tb_name = f"{method}_s{seed}"
+    model.set_logger(configure_logger(0, str(tensorboard_log) if tensorboard_log else None, tb_name, True))
     eval_seed = 10_000 + seed
+    log = Path(log_dir) if log_dir else None
+    evaluator = EvalCSVCallback(
+        env_factory,
+        eval_freq or max(1, finetune_steps // 5),
+        log / "eval.csv" if log else None,
+        n_episodes=n_eval_episodes,
+        seed=eval_seed,
+    )
     fit = 0
     if method == "lambda" and lambda_fit_steps > 0:
         fit = min(lambda_fit_steps, finetune_steps) if finetune_steps > 0 else lambda_fit_steps
-        fit_lambda(model, fit, progress_bar=progress_bar)
-    zs_mean, zs_std = evaluate(model, env_factory, n_eval_episodes, eval_seed)
-    curve = [{"timesteps": float(fit), "mean_return": zs_mean, "std_return": zs_std, "wall_seconds": 0.0}]
+        fit_lambda(model, fit, progress_bar=progress_bar, tb_log_name=tb_name)
+    evaluator.init_callback(model)
+    evaluator._evaluate_now()  # the zero-shot point (λ-equitune: after fitting λ), at step `fit`
+    zs = evaluator.rows[0]
+    curve = [{**zs, "wall_seconds": 0.0}]
     remaining = finetune_steps - fit
     if remaining > 0:
-        evaluator = EvalCSVCallback(
-            env_factory, eval_freq or max(1, finetune_steps // 5), None, n_episodes=n_eval_episodes, seed=eval_seed
-        )
-        evaluator._last = model.num_timesteps  # the zero-shot point is already in the curve
         model.learn(
             remaining,
             callback=CallbackList([evaluator, FiniteQCallback()]),
             progress_bar=progress_bar,
             reset_num_timesteps=fit == 0,
-            tb_log_name=f"{method}_s{seed}",
+            tb_log_name=tb_name,
         )
-        curve += evaluator.rows
-    return TransferRun(task, method, seed, zs_mean, zs_std, curve, fit, time.perf_counter() - start)
+        curve += evaluator.rows[1:]
+    return TransferRun(task, method, seed, zs["mean_return"], zs["std_return"], curve, fit, time.perf_counter() - start)
 
 
 def q_values(model: DQN, obs: np.ndarray) -> np.ndarray:

@@ -9,10 +9,14 @@ zero-shot, then finetuned on the task for a budget of environment steps (λ-equi
     OUT/table.md     zero-shot and final returns, mean ± std over seeds, and % of the pretrained return
     OUT/transfer.png returns against finetuning steps, one panel per task
     OUT/summary.json the same numbers, with the command and wall-clock time
+    OUT/tb/task<i>/<method>_s<seed>_1/   tensorboard logs of each run (eval/mean_reward at every evaluation)
+    OUT/evals/task<i>/<method>_s<seed>/  eval.csv and SB3's evaluations.npz of each run
 
 The command line is ``equirl transfer``. Tasks per environment are listed in :data:`TASKS` (environment
-kwargs, reset options or a group element); budgets come from the ``finetune:`` mapping of the
-environment's entry in ``dqn.yml``.
+kwargs, reset options or a group element); every other catalogue entry (or a user's environment with a
+registered symmetry) gets tasks derived from its symmetry, the world seen through each group element
+(:func:`tasks_for`). Budgets come from the ``finetune:`` mapping of the environment's entry in ``dqn.yml``
+(defaults without one); the pretrained agent is the shipped one or a user's zip (``pretrained``).
 """
 
 from __future__ import annotations
@@ -33,12 +37,14 @@ from equirl.agents.io import read_json, write_atomic
 from equirl.agents.stats import sample_std
 from equirl.agents.training import ALL_METHODS
 from equirl.agents.transfer import load_pretrained
-from equirl.envs.wrappers import make_task_env
+from equirl.envs.wrappers import make_task_env, transformed_tasks
+
+from equirl.extras import require
 
 SUITE_FILE = "suite.json"
 """The settings of the suite's last run, next to its ``runs.jsonl``."""
 
-__all__ = ["TASKS", "PRETRAINED", "LABELS", "run_suite", "summarise", "plot"]
+__all__ = ["TASKS", "PRETRAINED", "LABELS", "tasks_for", "run_suite", "summarise", "plot"]
 
 LABELS = {
     "plain": "plain",
@@ -74,6 +80,16 @@ PRETRAINED = {
 }
 
 
+def tasks_for(env_id: str, symmetry: str | None = None) -> dict[str, dict[str, Any]]:
+    """The transfer tasks of ``env_id``: :data:`TASKS` where it lists the environment, otherwise the tasks derived
+    from its symmetry (``symmetry``, default ``env_id``): the original world and the world seen through each
+    non-identity group element (:func:`equirl.envs.wrappers.transformed_tasks`). The first is the pretraining task.
+    """
+    if env_id in TASKS:
+        return TASKS[env_id]
+    return transformed_tasks(env_id, symmetry)
+
+
 def _one_run(job: dict[str, Any]) -> dict[str, Any]:
     """Worker: one (task, method, seed). Returns the run as a dict (picklable)."""
     import functools
@@ -99,6 +115,8 @@ def _one_run(job: dict[str, Any]) -> dict[str, Any]:
         n_eval_episodes=job["eval_episodes"],
         hyperparams=job["hyperparams"],
         trusted=job.get("trusted", False),
+        tensorboard_log=job["tensorboard_log"],
+        log_dir=job["log_dir"],
     )
     print(
         f"  {job['task_name']:<40} {job['method']:<9} seed {job['seed']}: zero-shot {run.zero_shot:8.2f} "
@@ -164,8 +182,7 @@ def summarise(runs: list[dict[str, Any]], tasks: list[str], methods: list[str]) 
 
 def plot(runs: list[dict[str, Any]], tasks: list[str], methods: list[str], path: Path, title: str) -> None:
     """One panel per task: mean ± std (over seeds) of the greedy return against finetuning steps."""
-    import matplotlib
-
+    matplotlib = require("matplotlib", "plots", "Plotting transfer curves")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -236,21 +253,32 @@ def run_suite(
     ``suite.json`` records the settings, so that ``summarise_only`` tables the recorded run. The
     pretrained agent is read without unpickling unless ``trusted`` (see :func:`equirl.agents.load_pretrained`).
     """
-    if env_id not in TASKS:
-        raise KeyError(f"No transfer tasks for {env_id!r}; known: {sorted(TASKS)} (add them to TASKS).")
-    all_tasks = TASKS[env_id]
+    all_tasks = tasks_for(env_id, symmetry)
     names = list(all_tasks)
     if task_indices:
+        bad = [i for i in task_indices if not 0 <= i < len(names)]
+        if bad:
+            listing = "; ".join(f"{i}: {n}" for i, n in enumerate(names))
+            raise ValueError(f"Task indices {bad} out of range for {env_id!r}; its tasks are {listing}.")
         names = [names[i] for i in task_indices]
     methods = list(methods or ALL_METHODS)
     for m in methods:
         if m not in ALL_METHODS:
             raise ValueError(f"Unknown method {m!r}; choose from {ALL_METHODS}.")
-    _, hp = hyperparams_for(env_id)
+    try:
+        _, hp = hyperparams_for(env_id)
+    except KeyError:
+        hp = {}  # a user's environment: SB3's DQN defaults for finetuning, the budgets below
+        print(f"{env_id}: no entry in dqn.yml; finetuning with the pretrained agent's own DQN arguments", flush=True)
     ft_kwargs, settings = finetune_hyperparams(hp)
     steps = int(steps if steps is not None else settings.get("steps", 5000))
     fit = int(lambda_fit_steps if lambda_fit_steps is not None else settings.get("lambda_fit_steps", 0))
     eval_freq = int(eval_freq or settings.get("eval_freq", max(1, steps // 5)))
+    if pretrained is None and env_id not in PRETRAINED:
+        raise ValueError(
+            f"No shipped pretrained agent for {env_id!r} (shipped: {PRETRAINED}); pass the SB3 DQN zip to transfer "
+            "(equirl transfer ENV --pretrained my_dqn.zip)."
+        )
     pretrained = str(pretrained_path(pretrained or PRETRAINED[env_id]))
     out = Path(out or Path("results/transfer") / env_id.replace("/", "_"))
     out.mkdir(parents=True, exist_ok=True)
@@ -270,6 +298,8 @@ def run_suite(
             "hyperparams": ft_kwargs,
             "threads": threads,
             "trusted": trusted,
+            "tensorboard_log": str(out / "tb" / f"task{list(all_tasks).index(n)}"),
+            "log_dir": str(out / "evals" / f"task{list(all_tasks).index(n)}" / f"{m}_s{s}"),
         }
         for n in names
         for m in methods

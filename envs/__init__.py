@@ -30,6 +30,7 @@ from equirl.envs.discover import DiscoveryReport, ObsStateCodec, WorldMaps, disc
 from equirl.envs.gridworld import ROTGRID_IDS, RotGridEnv, rotgrid_symmetry
 from equirl.envs.mappers import StateMapper, mapper_from_generators
 from equirl.envs.noisy import NOISY_CARTPOLE_ID, NoisyCartPoleEnv, register_noisy_envs
+from equirl.envs.recording import record_frames, record_gif
 from equirl.envs.verify import Mismatch, StatisticalReport, VerificationReport, verify_symmetry
 
 register_noisy_envs()
@@ -58,6 +59,8 @@ __all__ = [
     "list_symmetries",
     "make_env",
     "mapper_from_generators",
+    "record_frames",
+    "record_gif",
     "register_env",
     "register_discovery",
     "register_minigrid",

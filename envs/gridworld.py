@@ -90,9 +90,13 @@ class RotGridEnv(gym.Env[np.ndarray, np.int64]):
     :param max_steps: truncation horizon (default ``4·N``).
     :param step_penalty: reward added on every step that does not end the episode.
     :param obs_mode: ``"image"`` (``uint8 [4, N, N]``) or ``"flat"`` (``uint8 [4·N·N]``).
+    :param render_mode: ``None``, ``"ansi"`` (text), ``"rgb_array"`` (``uint8 [N·tile, N·tile, 3]`` pictures,
+        what SB3's ``make_vec_env`` and gymnasium's ``RecordVideo`` ask for) or ``"human"`` (a pygame window;
+        needs pygame and a display).
+    :param tile_size: pixels per cell in the ``rgb_array`` and ``human`` pictures.
     """
 
-    metadata = {"render_modes": ["ansi"], "render_fps": 10}
+    metadata = {"render_modes": ["ansi", "rgb_array", "human"], "render_fps": 10}
 
     def __init__(
         self,
@@ -105,6 +109,7 @@ class RotGridEnv(gym.Env[np.ndarray, np.int64]):
         step_penalty: float = -0.01,
         obs_mode: str = "image",
         render_mode: str | None = None,
+        tile_size: int = 16,
     ) -> None:
         if size < 3:
             raise ValueError(f"RotGridEnv: size must be at least 3, got {size}.")
@@ -123,7 +128,14 @@ class RotGridEnv(gym.Env[np.ndarray, np.int64]):
         if obs_mode not in ("image", "flat"):
             raise ValueError(f"RotGridEnv: obs_mode must be 'image' or 'flat', got {obs_mode!r}.")
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"RotGridEnv: render_mode must be None or 'ansi', got {render_mode!r}.")
+            raise ValueError(
+                f"RotGridEnv: render_mode must be None or one of {self.metadata['render_modes']}, got {render_mode!r}."
+            )
+        if tile_size < 2:
+            raise ValueError(f"RotGridEnv: tile_size must be at least 2 pixels, got {tile_size}.")
+        self.tile_size = int(tile_size)
+        self._window: Any = None
+        self._clock: Any = None
         self.size = n = size
         self.layout = layout
         self.layout_rotation = int(layout_rotation) % 4
@@ -199,6 +211,8 @@ class RotGridEnv(gym.Env[np.ndarray, np.int64]):
             agent = (int(r), int(c))
         grid[AGENT, agent[0], agent[1]] = 1
         self._grid, self._agent, self._steps = grid, agent, 0
+        if self.render_mode == "human":
+            self.render()
         return self._obs(), {}
 
     def step(self, action: int | np.integer) -> tuple[np.ndarray, float, bool, bool, dict]:
@@ -223,18 +237,83 @@ class RotGridEnv(gym.Env[np.ndarray, np.int64]):
         elif grid[HAZARD, r, c]:
             terminated, reward = True, -1.0
         truncated = not terminated and self._steps >= self.max_steps
+        if self.render_mode == "human":
+            self.render()
         return self._obs(), reward, terminated, truncated, {}
 
-    def render(self) -> str | None:  # type: ignore[override]
-        """Text picture: ``#`` wall, ``~`` hazard, ``G`` goal, ``A`` agent, ``.`` free."""
-        if self.render_mode != "ansi":
-            return None
-        chars = np.full((self.size, self.size), ".", dtype="<U1")
-        chars[self._grid[WALL] == 1] = "#"
-        chars[self._grid[HAZARD] == 1] = "~"
-        chars[self._grid[GOAL] == 1] = "G"
-        chars[self._grid[AGENT] == 1] = "A"
-        return "\n".join("".join(row) for row in chars)
+    def render(self) -> str | np.ndarray | None:  # type: ignore[override]
+        """The picture of the current state in ``render_mode``.
+
+        ``"ansi"``: text, ``#`` wall, ``~`` hazard, ``G`` goal, ``A`` agent, ``.`` free. ``"rgb_array"``:
+        ``uint8 [N·tile, N·tile, 3]``, row 0 at the top (walls dark grey, hazards red, the goal green, the
+        agent a blue disc). ``"human"``: the same picture in a pygame window, also drawn by every ``reset`` and
+        ``step`` (gymnasium's convention); returns None. ``None``: None.
+        """
+        if self.render_mode == "ansi":
+            chars = np.full((self.size, self.size), ".", dtype="<U1")
+            chars[self._grid[WALL] == 1] = "#"
+            chars[self._grid[HAZARD] == 1] = "~"
+            chars[self._grid[GOAL] == 1] = "G"
+            chars[self._grid[AGENT] == 1] = "A"
+            return "\n".join("".join(row) for row in chars)
+        if self.render_mode == "rgb_array":
+            return self._picture()
+        if self.render_mode == "human":
+            self._show(self._picture())
+        return None
+
+    def _picture(self) -> np.ndarray:
+        t, n = self.tile_size, self.size
+        colours = np.empty((n, n, 3), dtype=np.uint8)
+        colours[:] = _COLOURS["free"]
+        for plane, name in ((WALL, "wall"), (HAZARD, "hazard"), (GOAL, "goal")):
+            colours[self._grid[plane] == 1] = _COLOURS[name]
+        img = np.repeat(np.repeat(colours, t, axis=0), t, axis=1)
+        img[::t, :] = img[:, ::t] = _COLOURS["line"]  # grid lines on each tile's top and left edge
+        r, c = self._agent
+        yy, xx = np.mgrid[0:t, 0:t]
+        disc = (yy - (t - 1) / 2) ** 2 + (xx - (t - 1) / 2) ** 2 <= (0.35 * t) ** 2
+        img[r * t : (r + 1) * t, c * t : (c + 1) * t][disc] = _COLOURS["agent"]
+        return img
+
+    def _show(self, img: np.ndarray) -> None:
+        try:
+            import pygame
+        except ImportError as err:
+            raise ImportError(
+                "RotGridEnv(render_mode='human') needs pygame (pip install pygame-ce); "
+                "use render_mode='rgb_array' for pictures without a window."
+            ) from err
+        if self._window is None:
+            pygame.init()
+            pygame.display.init()
+            self._window = pygame.display.set_mode((img.shape[1], img.shape[0]))
+            pygame.display.set_caption("RotGrid")
+            self._clock = pygame.time.Clock()
+        surface = pygame.surfarray.make_surface(img.swapaxes(0, 1))
+        self._window.blit(surface, (0, 0))
+        pygame.event.pump()
+        pygame.display.flip()
+        self._clock.tick(self.metadata["render_fps"])
+
+    def close(self) -> None:
+        """Close the ``human`` window if one is open."""
+        if self._window is not None:
+            import pygame
+
+            pygame.display.quit()
+            pygame.quit()
+            self._window = None
+
+
+_COLOURS = {
+    "free": (235, 235, 235),
+    "line": (190, 190, 190),
+    "wall": (70, 70, 70),
+    "hazard": (220, 60, 50),
+    "goal": (60, 170, 80),
+    "agent": (40, 90, 220),
+}
 
 
 # -- symmetries ---------------------------------------------------------------------------------
@@ -307,7 +386,24 @@ ROTGRID_IDS: dict[str, dict[str, Any]] = {
 
 
 def register_rotgrid_envs() -> None:
-    """Register the :data:`ROTGRID_IDS` with gymnasium (idempotent)."""
+    """Register the :data:`ROTGRID_IDS` with gymnasium (idempotent), also in SB3's ``SubprocVecEnv`` workers.
+
+    Workers started by multiprocessing's forkserver (SB3's default on Linux) import only ``__main__``
+    before they build their environment, so an id registered here would be unknown there; this adds
+    ``equirl.envs`` to the forkserver's preload list (effective for forkservers started afterwards).
+    With the ``spawn`` start method, import ``equirl.envs`` at the top of your script, or use gymnasium's
+    ``"equirl.envs:equirl/RotGrid-v0"`` form, which imports the module wherever the id is made.
+    """
     for env_id, kwargs in ROTGRID_IDS.items():
         if env_id not in gym.registry:
             gym.register(env_id, entry_point="equirl.envs.gridworld:RotGridEnv", kwargs=dict(kwargs))
+    _preload_in_forkserver("equirl.envs")
+
+
+def _preload_in_forkserver(module: str) -> None:
+    import multiprocessing.forkserver as forkserver
+
+    server = getattr(forkserver, "_forkserver", None)
+    current = list(getattr(server, "_preload_modules", None) or ["__main__"])
+    if module not in current:
+        forkserver.set_forkserver_preload([*current, module])

@@ -33,9 +33,9 @@ import gymnasium as gym
 import numpy as np
 import torch
 from equirl.envs.mappers import StateMapper, observe
-from tqdm.auto import tqdm
 
 from equirl import Symmetry
+from equirl.extras import progress_bar
 
 __all__ = [
     "Mismatch",
@@ -771,7 +771,7 @@ def verify_symmetry(
     :param exclude: fields not compared (both modes): ``"observation"``, ``"obs[i]"``, ``"reward"``,
         ``"terminated"``, ``"truncated"``.
     :param horizon: for inexact mappers, steps between re-syncs (default: the mapper's).
-    :param progress: show a tqdm bar.
+    :param progress: show a progress bar (tqdm, from the ``train`` extra).
     :param states: statistical mode: states sampled per seed.
     :param rollouts: statistical mode: one-step rollouts per state and side (without a mapper: the
         number of transitions per side is ``rollouts × states`` per seed).
@@ -843,7 +843,7 @@ def _verify_lockstep(
     counts = _Counts()
     failure: Mismatch | None = None
     t0 = time.perf_counter()
-    bar = tqdm(total=len(seeds) * len(elems) * steps, disable=not progress, desc=f"verify {sym_label}")
+    bar = progress_bar(len(seeds) * len(elems) * steps, f"verify {sym_label}", enabled=progress)
     try:
         _, obs_shape = _check_fit(env_a, sym, env_name, sym_label)
         compare = ToleranceComparator(obs_shape, obs_atol, obs_rtol, reward_atol, tolerances, exclude)
@@ -1053,7 +1053,7 @@ def _verify_statistical(
         ctx = _StatContext(sym, acts, _ObsMaps(sym, obs_shape), obs_shape, exclude, test, atol, permutations, rng)
         if mapper is not None:
             method = f"{rollouts} one-step rollouts from each of {n_states} sampled states per seed, and from its image"
-            bar = tqdm(total=len(seeds) * n_states * len(elems), disable=not progress, desc=f"verify {sym_label}")
+            bar = progress_bar(len(seeds) * n_states * len(elems), f"verify {sym_label}", enabled=progress)
             try:
                 tests, samples = _rollout_tests(ctx, env_a, env_r, mapper, seeds, steps, elems, n_states, rollouts, bar)
             finally:

@@ -10,7 +10,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-__all__ = ["ResetOptions", "GroupTransformed", "make_task_env"]
+__all__ = ["ResetOptions", "GroupTransformed", "make_task_env", "transformed_tasks"]
 
 
 class ResetOptions(gym.Wrapper):
@@ -25,11 +25,20 @@ class ResetOptions(gym.Wrapper):
 
 
 class GroupTransformed(gym.Wrapper):
-    """The task seen through a group element ``g``: observations ``g·o``, actions mapped by ``ρ(g)``.
+    """The task seen through a group element ``g``: the world whose states are ``g·s``.
 
-    Because the dynamics commute with the symmetry, this *is* the transformed world (for the MiniGrid
-    egocentric mirror: the mirrored layout). Only involutions (``g = g⁻¹``) are supported, for which the
-    action map is its own inverse.
+    Observations are ``g·o`` (the symmetry's input action). Actions: the symmetry's output action says that
+    in the world ``g·s`` action ``i`` does what action ``π_g(i)`` does in ``s``, where
+    ``π_g = output_action.apply(g, arange(n))`` (RotGrid's quarter turn ``r``: ``q -> q[[1, 2, 3, 0]]``, so
+    "up" in the rotated world is "right" in the original); the wrapper passes ``π_g(a)`` to the inner
+    environment. Because the dynamics commute with the symmetry, this *is* the transformed world (for the
+    MiniGrid egocentric mirror: the mirrored layout; for RotGrid's ``r^k``: the layout rotated by ``k``
+    quarter turns, ``layout_rotation=k``), for every element, involution or not. Start states are ``g·s``
+    for the inner environment's starts ``s``.
+
+    :param env: the original environment (its observations and actions are those ``symmetry`` acts on).
+    :param symmetry: an ``equirl.Symmetry`` (a catalogue entry's, e.g. ``get_symmetry(name)``).
+    :param g: index of the group element.
     """
 
     def __init__(self, env: gym.Env, symmetry: Any, g: int) -> None:
@@ -37,12 +46,19 @@ class GroupTransformed(gym.Wrapper):
         import torch
 
         G = symmetry.group
-        if G.compose(g, g) != G.identity:
-            raise ValueError(f"GroupTransformed supports involutions only; {G.element_names[g]} is not one.")
-        self.symmetry, self.g = symmetry, g
+        if not 0 <= int(g) < G.order:
+            raise ValueError(f"GroupTransformed: g must be an element index in 0..{G.order - 1} of {G.name}, got {g}.")
+        if not isinstance(env.action_space, gym.spaces.Discrete):
+            raise TypeError(f"GroupTransformed needs a Discrete action space, got {env.action_space}.")
+        self.symmetry, self.g = symmetry, int(g)
         n = int(env.action_space.n)
-        perm = symmetry.output_action.apply(g, torch.arange(n, dtype=torch.float64)[None])[0]
+        perm = symmetry.output_action.apply(self.g, torch.arange(n, dtype=torch.float64)[None])[0]
         self.action_map = [int(round(float(v))) for v in perm]
+        if sorted(self.action_map) != list(range(n)):
+            raise ValueError(
+                f"GroupTransformed: {symmetry.name}'s output action for {G.element_names[self.g]} is not a "
+                f"permutation of the {n} actions (got {self.action_map})."
+            )
 
     def _obs(self, obs: Any) -> Any:
         import torch
@@ -56,14 +72,15 @@ class GroupTransformed(gym.Wrapper):
 
     def step(self, action: Any) -> tuple[Any, float, bool, bool, dict]:
         obs, r, term, trunc, info = self.env.step(self.action_map[int(action)])
-        return self._obs(obs), r, term, trunc, info
+        return self._obs(obs), float(r), term, trunc, info
 
 
 def make_task_env(env_id: str, task: dict[str, Any]) -> gym.Env:
     """The catalogue environment ``env_id`` set up as ``task``.
 
     ``task`` may hold ``env_kwargs`` (passed to :func:`equirl.envs.make_env`), ``reset_options``
-    (:class:`ResetOptions`) and ``transform`` (a group element of ``env_id``'s symmetry: :class:`GroupTransformed`).
+    (:class:`ResetOptions`) and ``transform`` (a group element: :class:`GroupTransformed` with the symmetry
+    named ``task["symmetry"]``, default ``env_id``).
     """
     from equirl.envs.catalog import get_symmetry, make_env
 
@@ -71,5 +88,24 @@ def make_task_env(env_id: str, task: dict[str, Any]) -> gym.Env:
     if task.get("reset_options"):
         env = ResetOptions(env, task["reset_options"])
     if task.get("transform") is not None:
-        env = GroupTransformed(env, get_symmetry(env_id), int(task["transform"]))
+        env = GroupTransformed(env, get_symmetry(task.get("symmetry") or env_id), int(task["transform"]))
     return env
+
+
+def transformed_tasks(env_id: str, symmetry: str | None = None) -> dict[str, dict[str, Any]]:
+    """Transfer tasks derived from a symmetry: the original task, then the world seen through each non-identity
+    element ``g`` (:class:`GroupTransformed`), named ``"world seen through <element>"``.
+
+    :param env_id: catalogue (or gymnasium) environment name.
+    :param symmetry: catalogue symmetry name (default ``env_id``).
+    :return: ``task name -> task`` for :func:`make_task_env`; the first is the pretraining task.
+    """
+    from equirl.envs.catalog import get_symmetry
+
+    name = symmetry or env_id
+    G = get_symmetry(name).group
+    tasks: dict[str, dict[str, Any]] = {"original world (pretraining)": {}}
+    for g in range(G.order):
+        if g != G.identity:
+            tasks[f"world seen through {G.element_names[g]}"] = {"transform": g, "symmetry": name}
+    return tasks

@@ -6,7 +6,7 @@ project's command layer (what ``scripts/`` used to hold): it may import :mod:`eq
 ``add_parser(subparsers)`` (which sets ``run`` as the parser's default) and ``run(args) -> int``;
 heavy imports happen inside ``run`` so that ``equirl --help`` is quick.
 
-User mistakes (``UsageError``, unknown names, missing files, bad values) print one paragraph and exit 2;
+User mistakes (``UsageError``, unknown names, missing files, bad values, a missing optional extra) print one paragraph and exit 2;
 ``--debug`` shows the traceback instead.
 """
 
@@ -47,12 +47,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
+    from equirl.extras import MissingExtraError
+
     args = build_parser().parse_args(list(argv) if argv is not None else None)
     if args.debug:
         return int(args.run(args))
     try:
         return int(args.run(args))
-    except (UsageError, KeyError, FileNotFoundError, ValueError) as err:
+    except (UsageError, KeyError, FileNotFoundError, ValueError, MissingExtraError) as err:
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"equirl {args.command}: error: {message}\n(run with --debug for the traceback)", file=sys.stderr)
         return 2

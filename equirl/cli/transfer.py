@@ -12,6 +12,11 @@ Examples::
     equirl transfer equirl/RotGrid-Corner-v0 --seeds 5
     equirl transfer CartPole-v1 --pretrained cartpole_plain --seeds 5 --steps 5000 --jobs 2
     equirl transfer CartPole-v1 --pretrained my_dqn.zip --methods plain,equizero --steps 0
+    equirl transfer equirl/RotGrid-Cross-v0 --pretrained rotgrid_bottom_plain --symmetry equirl/RotGrid-Cross-v0/C4
+
+For an environment without listed tasks the tasks are the original world and the world seen through each
+non-identity element g of the symmetry (observations g·o, actions mapped accordingly; --tasks picks some).
+Each run also writes tensorboard logs (OUT/tb) and its eval.csv / evaluations.npz (OUT/evals).
 """
 
 from __future__ import annotations
@@ -31,7 +36,11 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("env", help="environment with transfer tasks (see equirl.agents.transfer_suite.TASKS)")
+    p.add_argument(
+        "env",
+        help="catalogue environment: its tasks in equirl.agents.transfer_suite.TASKS, else the worlds seen through "
+        "each element of its symmetry (a registered environment and symmetry of your own work too)",
+    )
     p.add_argument("--pretrained", default=None, help="shipped agent name or SB3 DQN zip (default: the env's agent)")
     p.add_argument("--symmetry", default=None, help="catalogue symmetry (default: ENV)")
     p.add_argument("--methods", default="plain,equitune,equizero,lambda", help="comma-separated")

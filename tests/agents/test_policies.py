@@ -176,7 +176,7 @@ def test_clear_errors_at_construction() -> None:
     with pytest.raises(TypeError, match="needs policy_kwargs=dict\\(symmetry=...\\)"):
         DQN(EquiDQNPolicy, "CartPole-v1")
     with pytest.raises(TypeError, match="must be an equirl.Symmetry"):
-        DQN(EquiDQNPolicy, "CartPole-v1", policy_kwargs=dict(symmetry="CartPole-v1"))
+        DQN(EquiDQNPolicy, "CartPole-v1", policy_kwargs=dict(symmetry=42))
     with pytest.raises(ValueError, match="square grid, but got 6x5"):
         DQN(EquiDQNPolicy, RandomImageEnv(size=6, width=5), policy_kwargs=dict(symmetry=c4_image_symmetry()))
 

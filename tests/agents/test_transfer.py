@@ -188,3 +188,48 @@ def test_committed_pretrained_agents_transfer(zip_path: Path) -> None:
     new = equivariant_from_pretrained(zip_path, sym, "equizero")
     obs = th.as_tensor(np.stack([new.observation_space.sample() for _ in range(8)]))
     assert equivariance_error(new.policy.q_net, sym, obs) <= 1e-5
+
+
+def test_suite_derives_tasks_for_a_user_env_and_zip(tmp_path: Path) -> None:
+    """A registered environment and symmetry that are not in TASKS, with a user's zip: the tasks are the worlds
+    seen through each element of C4, and an exactly equivariant agent scores the same in all of them zero-shot."""
+    import json
+
+    from equirl.agents.transfer_suite import run_suite
+    from equirl.envs import register_symmetry, rotgrid_symmetry
+    from equirl.envs.gridworld import RotGridEnv
+
+    register_symmetry(
+        "test/RotGrid-Cross", lambda: rotgrid_symmetry("C4"), overwrite=True,
+        make_env=lambda **kw: RotGridEnv(layout="cross", **kw),
+    )  # fmt: skip
+    try:
+        zip_path = tmp_path / "mine.zip"
+        model = DQN("MlpPolicy", RotGridEnv(layout="cross"), policy_kwargs=SMALL, seed=0, device="cpu")
+        with th.no_grad():
+            for p in model.policy.q_net.parameters():
+                p.add_(0.3 * th.randn_like(p))
+        model.save(zip_path)
+        with pytest.raises(ValueError, match="--pretrained"):
+            run_suite("test/RotGrid-Cross", seeds=1, steps=0, out=tmp_path / "none")
+        table = run_suite(
+            "test/RotGrid-Cross", pretrained=zip_path, methods=["plain", "equitune"], seeds=1, steps=0,
+            eval_episodes=4, out=tmp_path / "out",
+        )  # fmt: skip
+        for name in (
+            "original world (pretraining)",
+            "world seen through r",
+            "world seen through r^2",
+            "world seen through r^3",
+        ):
+            assert name in table
+        runs = [json.loads(line) for line in (tmp_path / "out" / "runs.jsonl").read_text().splitlines()]
+        assert len(runs) == 8
+        equi = {r["task"]: r["zero_shot"] for r in runs if r["method"] == "equitune"}
+        assert len(set(equi.values())) == 1, equi  # episode by episode the same: π(g·s) = g·π(s)
+        with pytest.raises(ValueError, match="out of range"):
+            run_suite("test/RotGrid-Cross", pretrained=zip_path, task_indices=[4], seeds=1, steps=0, out=tmp_path / "x")
+    finally:
+        from equirl.envs.catalog import unregister
+
+        unregister("test/RotGrid-Cross")

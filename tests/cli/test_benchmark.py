@@ -188,7 +188,7 @@ class _SleepyEnv:
 
 
 def test_eval_time_is_excluded_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # 200 training steps of >= 2 ms (>= 0.4 s) and 3 evaluations (steps 1, 101, 200) of one episode
+    # 200 training steps of >= 2 ms (>= 0.4 s) and 3 evaluations (steps 0, 100, 200) of one episode
     # of one step that sleeps 0.3 s (>= 0.9 s); subtracting the evaluations twice would leave ~0
     monkeypatch.setattr(sweep, "_env_factory", lambda env_id: _SleepyEnv(0.002, 0.3))
     hp = {"policy": "MlpPolicy", "learning_starts": 10_000, "buffer_size": 1000, "policy_kwargs": {"net_arch": [8]}}
@@ -200,7 +200,7 @@ def test_eval_time_is_excluded_once(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert summary["train_seconds"] + summary["eval_seconds"] <= summary["total_seconds"]
     with open(spec.out_dir(tmp_path) / "curve.csv") as f:
         rows = list(csv.DictReader(f))
-    assert [float(r["timesteps"]) for r in rows] == [1, 101, 200]
+    assert [float(r["timesteps"]) for r in rows] == [0, 100, 200]
     train = [float(r["train_seconds"]) for r in rows]
     wall = [float(r["wall_seconds"]) for r in rows]
     assert train == sorted(train) and train[-1] == pytest.approx(summary["train_seconds"], abs=0.05)
@@ -280,8 +280,8 @@ def _check_sweep_output(out: Path, n_runs: int) -> str:
     for run_dir in out.glob("CartPole-v1/*/seed*"):
         with open(run_dir / "curve.csv") as f:
             rows = list(csv.DictReader(f))
-        steps = [float(x["timesteps"]) for x in rows]  # the first step, every eval_freq steps after it, the end
-        assert len(steps) == 3 and steps[0] == 1 and steps[-1] == 300
+        steps = [float(x["timesteps"]) for x in rows]  # the start, every eval_freq steps after it, the end
+        assert len(steps) == 3 and steps[0] == 0 and steps[-1] == 300
         assert all(float(x["train_seconds"]) <= float(x["wall_seconds"]) for x in rows)
         assert json.loads((run_dir / "summary.json").read_text())["method"] == run_dir.parent.name
     sweep.write_raw(runs, curves, out)
@@ -319,13 +319,16 @@ def test_failed_run_is_reported_not_raised(tmp_path: Path) -> None:
     assert sweep.pending(sweep.make_specs([bad], ["plain"], [0]), tmp_path)  # not marked finished
 
 
-@pytest.mark.slow
-def test_tiny_sweep_ray_backend(tmp_path: Path) -> None:
-    ray = pytest.importorskip("ray")
-    local_dir, ray_dir = tmp_path / "local", tmp_path / "ray"
+@pytest.mark.integration
+def test_tiny_sweep_ray_backend(tmp_path: Path, tiny_sweep: Path) -> None:
+    """The same two runs as Ray tasks on a local Ray instance give the same table as the local pool.
+
+    Ray is in the dev extra and ``make test`` (CI) runs the integration tests; starting Ray takes 10-35 s.
+    """
+    import ray
+
     specs = sweep.make_specs([_tiny_bench()], ["plain", "equitune"], [0])
-    sweep.run_local(specs, local_dir, workers=1, progress=False)
-    results = sweep.run_ray(specs, ray_dir, num_cpus=2, progress=False)
+    results = sweep.run_ray(specs, tmp_path / "ray", num_cpus=2, progress=False)
     assert not ray.is_initialized()
     assert not [r for r in results if "error" in r], results
-    assert _table_shape(_check_sweep_output(ray_dir, 2)) == _table_shape(_check_sweep_output(local_dir, 2))
+    assert _table_shape(_check_sweep_output(tmp_path / "ray", 2)) == _table_shape(_check_sweep_output(tiny_sweep, 2))

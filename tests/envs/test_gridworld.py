@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -101,3 +102,111 @@ def test_symmetry_is_exact_on_reachable_states() -> None:
     sym_img, sym_flat = envs.get_symmetry("equirl/RotGrid-v0"), envs.get_symmetry("equirl/RotGrid-v0/flat")
     x = torch.randint(0, 2, (5, 4, 7, 7))
     assert torch.equal(sym_img.input_action.orbit(x).reshape(8, 5, -1), sym_flat.input_action.orbit(x.reshape(5, -1)))
+
+
+# -- rendering and use by id (gymnasium and SB3 conventions) -------------------------------------
+def _tile_centres(img: np.ndarray, tile: int) -> np.ndarray:
+    return img[tile // 2 :: tile, tile // 2 :: tile]
+
+
+def test_rgb_array_shows_the_state() -> None:
+    """Each tile's centre has its cell's colour, so the picture is the observation, oriented the same way."""
+    env = RotGridEnv(layout="maze", start="center", render_mode="rgb_array", tile_size=8)
+    obs, _ = env.reset(seed=0)
+    env.step(RIGHT)
+    obs = env.get_state()[0]
+    img = env.render()
+    assert isinstance(img, np.ndarray) and img.shape == (56, 56, 3) and img.dtype == np.uint8
+    centres = _tile_centres(img, 8)
+    from equirl.envs.gridworld import _COLOURS
+
+    for plane, name in ((WALL, "wall"), (HAZARD, "hazard"), (GOAL, "goal"), (AGENT, "agent")):
+        cells = obs[plane] == 1
+        assert cells.any()
+        assert (centres[cells] == _COLOURS[name]).all(), name
+    free = ~obs.any(0)
+    assert (centres[free] == _COLOURS["free"]).all()
+    # rendering the rotated state gives the rotated picture (at tile centres)
+    env.set_state((np.rot90(obs, 1, axes=(1, 2)).copy(), 0))
+    assert np.array_equal(_tile_centres(env.render(), 8), np.rot90(centres, 1, axes=(0, 1)))
+    assert RotGridEnv(render_mode="ansi").render() is not None
+    with pytest.raises(ValueError, match="render_mode"):
+        RotGridEnv(render_mode="video")
+
+
+def test_human_mode_without_display(monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("pygame")
+    monkeypatch.setenv("SDL_VIDEODRIVER", "dummy")  # a window on SDL's headless driver
+    env = gym.make("equirl/RotGrid-v0", render_mode="human")
+    env.reset(seed=0)
+    env.step(0)  # gymnasium's human mode renders on reset and step
+    assert env.unwrapped._window is not None
+    env.close()
+    assert env.unwrapped._window is None
+
+
+def test_sb3_uses_rotgrid_by_id() -> None:
+    """``DQN("MlpPolicy", id)``, ``make_vec_env`` and ``SubprocVecEnv`` by id (SB3 asks for rgb_array)."""
+    from stable_baselines3 import DQN
+    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.vec_env import SubprocVecEnv
+
+    model = DQN("MlpPolicy", "equirl/RotGrid-v0", learning_starts=50, seed=0)
+    model.learn(100)
+    assert model.env.render_mode == "rgb_array" and model.env.render().ndim == 3
+    venv = make_vec_env("equirl/RotGrid-Corner-v0", n_envs=2, vec_env_cls=SubprocVecEnv, seed=0)
+    try:
+        obs = venv.reset()
+        assert obs.shape == (2, 4, 7, 7) and obs[:, GOAL, 6, 6].all()
+        assert venv.get_images()[0].shape == (112, 112, 3)
+    finally:
+        venv.close()
+
+
+def test_record_gif(tmp_path: Path) -> None:
+    imageio = pytest.importorskip("imageio.v2")
+
+    class GoDown:  # walks down, then right: reaches the bottom-right goal from the centre
+        def predict(self, obs: np.ndarray, deterministic: bool = True) -> tuple[np.ndarray, None]:
+            r, c = np.argwhere(obs[AGENT])[0]
+            return np.array(DOWN if r < 6 else RIGHT), None
+
+    env = gym.make("equirl/RotGrid-Corner-v0", start="center", render_mode="rgb_array")
+    path = envs.record_gif(GoDown(), env, tmp_path / "walk.gif", fps=4, hold_last=2)
+    frames = imageio.mimread(path)
+    assert len(frames) == 1 + 6  # the start, then 3 down + 3 right
+    assert frames[0].shape[:2] == (112, 112)
+    from PIL import Image
+
+    with Image.open(path) as gif:
+        gif.seek(gif.n_frames - 1)
+        assert gif.info["duration"] == 750  # the last frame is held 1 + 2 frame-times of 250 ms
+    with pytest.raises(FileExistsError, match="overwrite"):
+        envs.record_gif(GoDown(), env, path)
+
+    class Stay:  # walks into the top wall from the top row: times out
+        def predict(self, obs: np.ndarray, deterministic: bool = True) -> tuple[np.ndarray, None]:
+            return np.array(UP), None
+
+    returns: list[list[float]] = []
+    pair = envs.record_gif([GoDown(), Stay()], env, tmp_path / "pair.gif", episode_returns=returns)
+    frames = imageio.mimread(pair)
+    assert frames[0].shape[:2] == (112, 112 + 4 + 112)
+    assert returns[0] == [pytest.approx(0.95)] and returns[1][0] < 0  # one each: goal after 6 steps, a time-out
+    with pytest.raises(ValueError, match="rgb_array"):
+        envs.record_frames(GoDown(), gym.make("equirl/RotGrid-v0"))
+
+
+@pytest.mark.slow
+def test_sb3_dqn_learns_rotgrid_by_id() -> None:
+    """Plain SB3 DQN on the id alone, with the entry's hyperparameters from dqn.yml, reaches the goal."""
+    from equirl.agents.hyperparams import load_hyperparams, split_hyperparams
+    from stable_baselines3 import DQN
+    from stable_baselines3.common.evaluation import evaluate_policy
+
+    torch.set_num_threads(1)
+    dqn_kwargs, policy_kwargs, _ = split_hyperparams(load_hyperparams("equirl/RotGrid-Corner-v0"))
+    model = DQN("MlpPolicy", "equirl/RotGrid-Corner-v0", policy_kwargs=policy_kwargs, seed=0, **dqn_kwargs)
+    model.learn(20_000)
+    mean, _ = evaluate_policy(model, gym.make("equirl/RotGrid-Corner-v0"), n_eval_episodes=20)
+    assert mean > 0.8  # +1 at the goal minus 0.01 a step: 0.88-0.99 from any start

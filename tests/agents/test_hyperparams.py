@@ -1,0 +1,123 @@
+"""The hyperparameter loader reads rl-zoo3 entries safely and drops nothing silently; zoo entries of ours round-trip."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from equirl.agents.hyperparams import (
+    load_hyperparams,
+    normalise_entry,
+    parse_policy_kwargs,
+    split_hyperparams,
+    write_zoo_config,
+    zoo_entry,
+)
+from equirl.agents.training import build_dqn
+from equirl.envs import make_env
+from torch import nn, optim
+
+
+def test_parse_policy_kwargs_allows_data_only() -> None:
+    text = "dict(net_arch=[64, dict(pi=[8])], activation_fn=nn.ReLU, optimizer_class=th.optim.RMSprop, x=-1e-3, t=(1, 'a'), n=None)"
+    assert parse_policy_kwargs(text) == {
+        "net_arch": [64, {"pi": [8]}],
+        "activation_fn": nn.ReLU,
+        "optimizer_class": optim.RMSprop,
+        "x": -1e-3,
+        "t": (1, "a"),
+        "n": None,
+    }
+    assert parse_policy_kwargs("{'net_arch': [4], 'activation_fn': th.nn.Tanh}") == {
+        "net_arch": [4],
+        "activation_fn": nn.Tanh,
+    }
+    for bad, piece in [
+        ("dict(symmetry=__import__('equirl.envs').envs.get_symmetry('CartPole-v1'))", "__import__"),
+        ("dict(a=open('/etc/passwd').read())", "open("),
+        ("dict(**other)", "dict(**other)"),
+        ("dict(a=nn.Module)", "nn.Module"),
+        ("dict(a=(lambda: 0))", "lambda"),
+    ]:
+        with pytest.raises(ValueError, match="runs no code") as err:
+            parse_policy_kwargs(bad)
+        assert piece in str(err.value)
+    with pytest.raises(ValueError, match="not a Python expression"):
+        parse_policy_kwargs("dict(a=")
+    with pytest.raises(ValueError, match="must be dict"):
+        parse_policy_kwargs("[1, 2]")
+
+
+def _entry(**kw: Any) -> dict[str, Any]:
+    return {"n_timesteps": "1e5", "policy": "MlpPolicy", "learning_rate": "5e-2", **kw}
+
+
+def test_numbers_and_harmless_zoo_keys() -> None:
+    hp = normalise_entry(_entry(buffer_size="1e4", n_envs=1, normalize=False, policy_kwargs="dict(net_arch=[8])"))
+    assert hp["n_timesteps"] == 100_000 and isinstance(hp["n_timesteps"], int)
+    assert hp["learning_rate"] == 0.05 and hp["buffer_size"] == 10_000
+    assert "n_envs" not in hp and "normalize" not in hp and hp["policy_kwargs"] == {"net_arch": [8]}
+    dqn_kwargs, _, _ = split_hyperparams(hp)
+    assert set(dqn_kwargs) == {"learning_rate", "buffer_size"}
+
+
+@pytest.mark.parametrize(
+    ("extra", "match"),
+    [
+        ({"n_envs": 4}, "n_envs: 4 is not supported"),
+        ({"normalize": True}, "normalize: True is not supported"),
+        ({"normalize": "dict(norm_obs=True)"}, "normalize"),
+        ({"env_wrapper": ["minigrid.wrappers.FlatObsWrapper"]}, "env_wrapper"),
+        ({"frame_stack": 4}, "frame_stack"),
+        ({"env_kwargs": {"size": 5}}, "env-kwargs"),
+        ({"learnin_rate": 1e-3}, r"unknown keys \['learnin_rate'\]"),
+        ({"learning_rate": "lin_1e-3"}, "schedules"),
+        ({"policy": "my_package.MyPolicy"}, "not supported"),
+    ],
+)
+def test_every_unused_key_is_refused(extra: dict[str, Any], match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        normalise_entry(_entry(**extra), "test")
+
+
+def test_reads_rl_zoo3_dqn_file() -> None:
+    """Every entry of rl-zoo3's own dqn.yml loads or is refused with a message; CartPole-v1 equals ours."""
+    rl_zoo3 = pytest.importorskip("rl_zoo3")
+    file = Path(rl_zoo3.__file__).parent / "hyperparams" / "dqn.yml"
+    loaded, refused = [], []
+    for env_id in yaml.safe_load(file.read_text()):
+        try:
+            load_hyperparams(env_id, file)
+            loaded.append(env_id)
+        except ValueError as err:
+            assert "not supported" in str(err)
+            refused.append(env_id)
+    assert "atari" in refused and {"CartPole-v1", "Acrobot-v1", "MountainCar-v0"} <= set(loaded)
+    theirs, ours = load_hyperparams("CartPole-v1", file), load_hyperparams("CartPole-v1")
+    ours.pop("finetune")
+    assert theirs == ours
+
+
+def test_zoo_entry_round_trip(tmp_path: Path) -> None:
+    """Our entry as a zoo entry (EquiDQNPolicy, symmetry by name) loads back as our entry and builds the same DQN."""
+    entry = zoo_entry("equirl/RotGrid-Corner-v0", "lambda")
+    assert entry["policy"] == "equirl.agents.EquiDQNPolicy" and "finetune" not in entry
+    assert (
+        "symmetry='equirl/RotGrid-Corner-v0'" in entry["policy_kwargs"] and "method='lambda'" in entry["policy_kwargs"]
+    )
+    path = write_zoo_config(tmp_path / "zoo.yml", ["equirl/RotGrid-Corner-v0", "CartPole-v1"])
+    with pytest.raises(FileExistsError):
+        write_zoo_config(path, ["CartPole-v1"])
+    back = load_hyperparams("equirl/RotGrid-Corner-v0", path)
+    ours = load_hyperparams("equirl/RotGrid-Corner-v0")
+    ours.pop("finetune")
+    assert back.pop("equivariant") == {"symmetry": "equirl/RotGrid-Corner-v0", "method": "lambda"}
+    assert back == ours
+    model = build_dqn(
+        make_env("equirl/RotGrid-Corner-v0"), "lambda", None, load_hyperparams("equirl/RotGrid-Corner-v0", path)
+    )
+    assert type(model.policy).__name__ == "EquiDQNPolicy" and model.policy.q_net.method == "lambda"
+    with pytest.raises(ValueError, match="features_extractor_class"):
+        zoo_entry("MiniGrid-Empty-5x5-v0")
