@@ -161,8 +161,9 @@ def probability_of_improvement_ci(
     if a.shape[1] != b.shape[1]:
         raise ValueError(f"x has {a.shape[1]} tasks and y has {b.shape[1]}; they must match.")
     rng = np.random.default_rng(seed)
-    xs = np.take_along_axis(a[None], _resample_indices(rng, *a.shape, reps), axis=1)
-    ys = np.take_along_axis(b[None], _resample_indices(rng, *b.shape, reps), axis=1)
+    (n, t), (m, _) = a.shape, b.shape
+    xs = np.take_along_axis(a[None], _resample_indices(rng, n, t, reps), axis=1)
+    ys = np.take_along_axis(b[None], _resample_indices(rng, m, t, reps), axis=1)
     stats = _prob_greater(xs, ys).mean(-1)
     return _percentile_interval(stats, confidence)
 

@@ -64,6 +64,7 @@ __all__ = [
     "markdown_table",
     "compact_table",
     "overhead_table",
+    "across_envs_table",
     "plot_curves",
     "plot_profile",
 ]
@@ -641,8 +642,16 @@ def aggregate(
             aucs.append(normalised_auc(t, ret, budget))
             finals.append(float(ret[-1]))
             collapses += collapsed_after_solving(ret, threshold, baseline)
+        order = np.argsort([int(float(r["seed"])) for r in rs], kind="stable")  # runs by seed
         scores[(env_id, method)] = dict(
-            threshold=threshold, budget=budget, steps=steps, auc=aucs, final=finals, collapses=collapses
+            threshold=threshold,
+            baseline=baseline,
+            budget=budget,
+            steps=steps,
+            auc=aucs,
+            final=finals,
+            collapses=collapses,
+            runs={"auc": [aucs[i] for i in order], "final": [finals[i] for i in order]},
         )
     rows = []
     present = list(dict.fromkeys(str(r["env_id"]) for r in runs))
@@ -662,6 +671,7 @@ def aggregate(
                 "n_runs": len(rs),
                 "n_solved": int(np.sum(np.isfinite(steps))),
                 "threshold": sc["threshold"],
+                "baseline": sc["baseline"],
                 "budget": sc["budget"],
                 "steps_median": quantile(steps, 0.5),
                 "steps_q25": quantile(steps, 0.25),
@@ -672,6 +682,7 @@ def aggregate(
                                         reps, seed))  # fmt: skip
             row.update(
                 {
+                    "_runs": sc["runs"],  # per-run scores by seed (not written to summary.csv)
                     "collapses": int(sc["collapses"]),
                     "steps_per_second": float(np.median([float(r["steps_per_second"]) for r in rs])),
                     "train_seconds": secs,
@@ -799,12 +810,74 @@ OVERHEAD_NOTE = "Medians over n runs of training seconds (evaluations excluded),
 """The line under the compute-cost table."""
 
 
+ACROSS_NOTE = (
+    "Scores normalised per environment: 0 = a random policy's return (the baseline), 1 = the solve threshold. "
+    "IQM over all runs of all environments, 95% CI from a bootstrap stratified by environment; P(> plain): "
+    "the probability of improvement averaged over environments, with its 95% CI; n: runs per environment."
+)
+"""The line under the across-environments table."""
+
+
+def across_envs_table(rows: list[dict[str, Any]], reps: int = stats.DEFAULT_REPS, seed: int = 0) -> str:
+    """One line per method over every environment of ``rows``: normalised IQM with stratified CIs and P(> plain).
+
+    A method enters only if it has the same number of runs on every environment (the bootstrap
+    resamples a ``[n_runs, n_envs]`` matrix); the note under the table names the rest.
+    """
+    envs = list(dict.fromkeys(r["env_id"] for r in rows))
+    by = {(r["env_id"], r["method"]): r for r in rows}
+    methods = [m for m in dict.fromkeys(r["method"] for r in rows)]
+    methods = [m for m in ALL_METHODS if m in methods] + sorted(set(methods) - set(ALL_METHODS))
+
+    def matrix(method: str, key: str) -> np.ndarray | None:
+        cols = []
+        for e in envs:
+            r = by.get((e, method))
+            if r is None:
+                return None
+            lo, hi = float(r["baseline"]), float(r["threshold"])
+            cols.append((np.asarray(r["_runs"][key], dtype=float) - lo) / (hi - lo))
+        if len({len(c) for c in cols}) != 1:
+            return None
+        return np.stack(cols, axis=1)
+
+    header = (
+        "| method | n | normalised final: IQM [95% CI] | normalised AUC: IQM [95% CI] "
+        "| P(final > plain) [95% CI] | P(AUC > plain) [95% CI] |"
+    )
+    lines = [header, "|" + "---|" * 6]
+    left_out = []
+    for m in methods:
+        cells = []
+        final = matrix(m, "final")
+        if final is None:
+            left_out.append(m)
+            continue
+        for key in ("final", "auc"):
+            x = matrix(m, key)
+            assert x is not None
+            lo, hi = stats.bootstrap_ci(x, stats.iqm, reps=reps, seed=seed)
+            cells.append(f"{stats.iqm(x):.2f} [{lo:.2f}, {hi:.2f}]")
+        for key in ("final", "auc"):
+            x, p = matrix(m, key), matrix("plain", key)
+            if m == "plain" or p is None or x is None:
+                cells.append("—")
+                continue
+            lo, hi = stats.probability_of_improvement_ci(x, p, reps=reps, seed=seed)
+            cells.append(f"{stats.probability_of_improvement(x, p):.2f} [{lo:.2f}, {hi:.2f}]")
+        lines.append(f"| {m} | {final.shape[0]} | " + " | ".join(cells) + " |")
+    note = ACROSS_NOTE + f" Environments: {', '.join(envs)}."
+    if left_out:
+        note += f" Not on every one of them with equal runs: {', '.join(left_out)}."
+    return "\n".join(lines) + "\n\n" + note + "\n"
+
+
 def write_summary(rows: list[dict[str, Any]], path: str | Path) -> None:
     """Write the aggregated rows of :func:`aggregate` as CSV."""
     if not rows:
         return
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=list(rows[0]))
+    w = csv.DictWriter(buf, fieldnames=[k for k in rows[0] if not k.startswith("_")], extrasaction="ignore")
     w.writeheader()
     w.writerows(rows)
     write_atomic(path, buf.getvalue())

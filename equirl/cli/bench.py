@@ -59,7 +59,8 @@ def _aggregate_raw(
     ``renames[i]`` maps method names of ``raws[i]`` to the names the table shows (a variant run
     under an existing method's name); ``envs`` and ``methods`` keep only those (in the order given
     for ``envs``). ``style``: ``"full"`` (:func:`sweep.markdown_table`), ``"compact"``
-    (:func:`sweep.compact_table`) or ``"overhead"`` (:func:`sweep.overhead_table`).
+    (:func:`sweep.compact_table`), ``"overhead"`` (:func:`sweep.overhead_table`) or ``"across"``
+    (:func:`sweep.across_envs_table`).
     """
     from equirl.agents import sweep
 
@@ -92,11 +93,16 @@ def _aggregate_raw(
         thresholds = {k: (b.threshold, b.baseline) for k, b in sweep.load_config(config).items()}
     order = list(dict.fromkeys([*(envs or []), *sweep.load_config(config)]))  # table rows in this order
     rows = sweep.aggregate(runs, curves, thresholds, env_order=order)
-    render = {"full": sweep.markdown_table, "compact": sweep.compact_table, "overhead": sweep.overhead_table}
+    render = {
+        "full": sweep.markdown_table,
+        "compact": sweep.compact_table,
+        "overhead": sweep.overhead_table,
+        "across": sweep.across_envs_table,
+    }
     return rows, curves, render[style](rows)
 
 
-STYLES = ("full", "compact", "overhead")
+STYLES = ("full", "compact", "overhead", "across")
 """Table styles a manifest entry may ask for."""
 
 
@@ -212,10 +218,10 @@ def sync_markdown(text: str, tables: dict[Path, str]) -> str:
 
 
 def _note_starts() -> tuple[str, ...]:
-    """How the notes under generated tables begin (``sweep.TABLE_NOTE``, ``sweep.OVERHEAD_NOTE``)."""
+    """How the notes under generated tables begin (``sweep.TABLE_NOTE``, ``OVERHEAD_NOTE``, ``ACROSS_NOTE``)."""
     from equirl.agents import sweep
 
-    return (sweep.TABLE_NOTE[:30], sweep.OVERHEAD_NOTE[:30])
+    return (sweep.TABLE_NOTE[:30], sweep.OVERHEAD_NOTE[:30], sweep.ACROSS_NOTE[:30])
 
 
 def markdown_files(root: str | Path = ".") -> list[Path]:

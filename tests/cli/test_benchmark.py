@@ -105,6 +105,20 @@ def test_aggregate_on_known_curves() -> None:
     assert sweep.TABLE_NOTE in table
 
 
+def test_across_envs_table_normalises_and_stratifies() -> None:
+    t = [0, 100]
+    runs, curves = [], []
+    for env in ("A", "B"):  # threshold 10, baseline 0: a final return of 10 normalises to 1, of 0 to 0
+        for method, final in (("plain", 0.0), ("equitune", 10.0)):
+            r, c = _synthetic(env, method, {s: [0, final] for s in range(3)}, t, 1.0)
+            runs, curves = runs + r, curves + c
+    r, c = _synthetic("A", "lambda", {0: [0, 10]}, t, 1.0)  # on one environment only: left out
+    table = sweep.across_envs_table(sweep.aggregate(runs + r, curves + c, reps=200), reps=200)
+    assert "| plain | 3 | 0.00 [0.00, 0.00] |" in table
+    assert "| equitune | 3 | 1.00 [1.00, 1.00] | 0.50 [0.50, 0.50] | 1.00 [1.00, 1.00] | 1.00 [1.00, 1.00] |" in table
+    assert "| lambda |" not in table and "Not on every one of them with equal runs: lambda." in table
+
+
 def test_aggregate_env_order() -> None:
     ra, ca = _synthetic("A", "plain", {0: [0, 5]}, [0, 100], 1.0)
     rb, cb = _synthetic("B", "plain", {0: [0, 5]}, [0, 100], 1.0)
