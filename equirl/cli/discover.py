@@ -16,6 +16,7 @@ docs/symmetry.md. Exit status 0 when the search ran (whatever it found).
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 from equirl.cli import UsageError
@@ -38,6 +39,10 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--check-states", type=int, default=4, help="states for the one-step checks")
     p.add_argument("--rollouts", type=int, default=32, help="stochastic dynamics: rollouts per state")
     p.add_argument("--all-candidates", action="store_true", help="list every candidate that was stepped")
+    p.add_argument(
+        "--json", default=None, metavar="FILE", help="also write the symmetry found as a JSON spec (for verify)"
+    )
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
     p.set_defaults(run=run)
     return p
 
@@ -46,6 +51,9 @@ def run(args: argparse.Namespace) -> int:
     """Discover as ``args`` says; prints the report and the snippet."""
     import_user_modules(args.imports)
     from equirl.envs import discover_symmetry
+
+    if args.json and Path(args.json).exists() and not args.overwrite:
+        raise UsageError(f"--json {args.json} exists; pass --overwrite to replace it.")
 
     try:
         report = discover_symmetry(
@@ -65,4 +73,11 @@ def run(args: argparse.Namespace) -> int:
             print(f"    {c.verdict:20s} {c.description} (order {c.order}){': ' + c.reason if c.reason else ''}")
     print("\nPython:\n")
     print(report.snippet)
+    if args.json:
+        import json
+
+        from equirl.agents.io import write_atomic
+
+        write_atomic(args.json, json.dumps(report.symmetry.to_dict(), indent=2) + "\n")
+        print(f"\nwrote {args.json} (equirl verify {args.env} --symmetry-json {args.json})")
     return 0

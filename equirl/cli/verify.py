@@ -9,13 +9,15 @@ Examples::
     equirl verify Acrobot-v1 --tol "obs[4]=1e-5" --exclude truncated
     equirl verify equirl/NoisyCartPole-v0 --symmetry CartPole-v1 --mode statistical
     equirl verify my/Env-v0 --import my_package.symmetries   # code that calls envs.register_symmetry
+    equirl verify Acrobot-v1 --symmetry-json acrobot.json     # a spec written by `equirl discover --json`
 
 ``ENV`` is a catalogue name (see ``--list``) or, with ``--symmetry``, any gymnasium id; ``--symmetry`` picks
 another catalogue entry's symmetry for the same environment (its state mapper is used). ``--import`` loads
 a module (a dotted name on the Python path, or a ``.py`` file) first, so that the symmetries it registers
 can be named. ``--mode statistical`` compares distributions (for stochastic environments); without a
 registered state mapper it compares random trajectories. Exit status 0 when every report is OK, 1 otherwise.
-(A JSON symmetry spec is not supported yet: this version has no ``Symmetry.from_dict``.)
+``--symmetry-json FILE`` reads the symmetry from a JSON spec (``equirl.Symmetry.to_dict`` format, as
+``equirl discover --json FILE`` writes it); the environment's registered state mapper is used, if any.
 """
 
 from __future__ import annotations
@@ -68,6 +70,27 @@ def import_user_modules(names: list[str]) -> None:
             raise UsageError(f"--import {name}: the module raised {type(err).__name__}: {err}") from err
 
 
+def read_symmetry_json(path: str) -> Any:
+    """The :class:`equirl.Symmetry` in the JSON spec at ``path``; UsageError naming the file when it is unusable."""
+    import json
+
+    from equirl import Symmetry
+
+    try:
+        with open(path) as f:
+            data = json.load(f)
+        return Symmetry.from_dict(data)
+    except FileNotFoundError as err:
+        raise UsageError(f"--symmetry-json {path}: no such file.") from err
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise UsageError(f"--symmetry-json {path}: not valid JSON ({err}).") from err
+    except (KeyError, TypeError, ValueError) as err:
+        raise UsageError(
+            f"--symmetry-json {path}: not a symmetry spec ({err}); write one with equirl discover ENV --json FILE "
+            "or equirl.Symmetry.to_dict()."
+        ) from err
+
+
 def parse_tolerances(items: list[str]) -> dict[str, float]:
     """``["obs[3]=1e-4", "reward=0.01"]`` -> ``{"obs[3]": 1e-4, "reward": 0.01}``; UsageError on bad items."""
     out: dict[str, float] = {}
@@ -93,7 +116,9 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("env", nargs="?", help="catalogue name / environment id")
-    p.add_argument("--symmetry", default=None, help="catalogue name of the symmetry (default: ENV)")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--symmetry", default=None, help="catalogue name of the symmetry (default: ENV)")
+    which.add_argument("--symmetry-json", default=None, metavar="FILE", help="a JSON symmetry spec (Symmetry.to_dict)")
     add_common(p)
     p.add_argument("--mode", choices=("lockstep", "statistical"), default="lockstep")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -137,13 +162,16 @@ def run(args: argparse.Namespace) -> int:
     if names == [None]:
         raise UsageError("give ENV, --all or --list")
     tolerances = parse_tolerances(args.tol)
+    spec = read_symmetry_json(args.symmetry_json) if args.symmetry_json else None
+    if spec is not None and args.all:
+        raise UsageError("--symmetry-json names one symmetry; give ENV instead of --all.")
     all_ok = True
     total_steps, total_s = 0, 0.0
     for name in names:
         try:
             report = verify_symmetry(
                 name,
-                args.symmetry or name,
+                spec if spec is not None else (args.symmetry or name),
                 mode=args.mode,
                 seeds=args.seeds,
                 steps=args.steps,

@@ -114,3 +114,33 @@ def test_discover_uses_a_registered_codec(tmp_path: Path, capsys: pytest.Capture
         assert sys.modules["my_discovery"].CALLS  # the registered codec was the one used
     finally:
         envs.unregister("test/cli-discover")
+
+
+def test_discover_writes_a_spec_that_verify_reads(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = tmp_path / "acrobot.json"
+    rc, out, _ = _run(["discover", "Acrobot-v1", "--json", str(spec)], capsys)
+    assert rc == 0 and spec.is_file() and f"--symmetry-json {spec}" in out
+    rc, out, _ = _run(["verify", "Acrobot-v1", "--symmetry-json", str(spec), "--steps", "30", "--no-progress"], capsys)
+    assert rc == 0 and out.startswith("OK")
+    # the same spec with the action swap undone is not a symmetry: verify says so (exit 1), from the file alone
+    import json
+
+    data = json.loads(spec.read_text())
+    assert data["output_action"]["generators"] == [[2, 1, 0]]
+    data["output_action"]["generators"] = [[0, 1, 2]]
+    (tmp_path / "wrong.json").write_text(json.dumps(data))
+    rc, out, _ = _run(["verify", "Acrobot-v1", "--symmetry-json", str(tmp_path / "wrong.json"), "--steps", "30",
+                       "--no-progress"], capsys)  # fmt: skip
+    assert rc == 1 and "FAILED" in out
+    rc, _, err = _run(["discover", "Acrobot-v1", "--json", str(spec)], capsys)  # never overwritten silently
+    assert rc == 2 and "--overwrite" in err
+
+
+@pytest.mark.parametrize(("content", "message"), [("{", "not valid JSON"), ('{"x": 1}', "not a symmetry spec")])
+def test_bad_symmetry_json_is_one_paragraph(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str, message: str
+) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text(content)
+    rc, _, err = _run(["verify", "Acrobot-v1", "--symmetry-json", str(bad), "--no-progress"], capsys)
+    assert rc == 2 and message in err and "Traceback" not in err
