@@ -285,6 +285,10 @@ class IndexAction(Action):
                 self.group.order, *x.shape
             )
         axis = p.start - 1  # the acted axis in x (no group dim yet)
+        if x.dim() >= 2 and axis + len(self.dims) != x.dim() or axis > 1:
+            # other dims than the acted ones after the first (channels, trailing dims): one index table over
+            # whole rows, so that the orbit is one index_select of long contiguous rows
+            return self._orbit_rows(x)
         xf = x if p.flat is None else x.reshape(*x.shape[:axis], *p.flat)
         if self.group.order == 2:  # involution: [x, r·x], contiguous, in two ops
             out = torch.stack([xf, self._one(xf, axis, p)])
@@ -293,6 +297,47 @@ class IndexAction(Action):
         if p.sign_view is not None:
             out = out * p.sign_view
         return out if p.flat is None else out.reshape(self.group.order, *x.shape)
+
+    def _row_tables(self, row_shape: tuple[int, ...], device: torch.device, dtype: torch.dtype) -> _RowTables:
+        """Index (and sign) tables of every element over whole rows ``x[b]`` of shape ``row_shape``, cached."""
+        key = ("rows", row_shape, device, dtype)
+        cached = self._cache.get(key)
+        if cached is not None:
+            return cached  # type: ignore[no-any-return]
+        nd, G = len(row_shape), self.group.order
+        s0, s1 = nd + self.dims[0], nd + self.dims[-1] + 1
+        idx, sign = self.tables(tuple(row_shape[s0:s1]))  # [G, N]
+        n_pre, n_post, n = int(np.prod(row_shape[:s0])), int(np.prod(row_shape[s1:])), idx.shape[1]
+        # out[g, (p, a, q)] = x[(p, idx[g, a], q)]
+        full = (np.arange(n_pre)[None, :, None, None] * n + idx[:, None, :, None]) * n_post + np.arange(n_post)
+        full = full.reshape(G, -1)
+        sign_dtype = dtype if dtype.is_floating_point else torch.float32
+        signs = None
+        if sign is not None:
+            signs = np.broadcast_to(sign[:, None, :, None], (G, n_pre, n, n_post)).reshape(G, 1, -1)
+        tables = _RowTables(
+            idx=torch.as_tensor(full.reshape(-1), device=device),
+            sign=None if signs is None else torch.as_tensor(signs, device=device, dtype=sign_dtype),
+            one_idx=torch.as_tensor(full[1], device=device) if G == 2 else None,
+        )
+        if _eager(tables.idx, tables.sign):
+            self._cache[key] = tables
+        return tables
+
+    def _orbit_rows(self, x: torch.Tensor) -> torch.Tensor:
+        """The orbit by one ``index_select`` over whole rows (``x [B, *row] -> [|G|, B, *row]``)."""
+        G, B = self.group.order, x.shape[0]
+        t = self._row_tables(tuple(x.shape[1:]), x.device, x.dtype)
+        xf = x.reshape(B, -1)
+        if t.one_idx is not None:  # involution: [x, r·x]
+            r = xf.index_select(1, t.one_idx)
+            if t.sign is not None:
+                r = r * t.sign[1]
+            return torch.stack([xf, r]).reshape(2, *x.shape)
+        out = xf.index_select(1, t.idx).view(B, G, -1).transpose(0, 1).contiguous()
+        if t.sign is not None:
+            out = out * t.sign
+        return out.reshape(G, *x.shape)
 
     def apply(self, g: int, x: torch.Tensor) -> torch.Tensor:
         if not 0 <= g < self.group.order:
@@ -340,6 +385,15 @@ class IndexAction(Action):
         if p.sign_view is not None:
             yf = yf * p.sign_view
         return yf if p.flat is None else yf.reshape(y.shape)
+
+
+@dataclass(frozen=True)
+class _RowTables:
+    """Cached tables for an :class:`IndexAction`'s orbit over whole rows of one shape."""
+
+    idx: torch.Tensor  # [G·M]: source position in the row for every element and output position
+    sign: torch.Tensor | None  # [G, 1, M] (None: no signs)
+    one_idx: torch.Tensor | None  # |G| = 2: [M], the non-identity element's row (else None)
 
 
 def _eager(*tensors: torch.Tensor | None) -> bool:

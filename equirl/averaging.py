@@ -76,10 +76,11 @@ def _weighted_sum(weights: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
 
 def _capturing() -> bool:
     """True while torch.jit traces, torch.export / ONNX export captures, or torch.compile compiles."""
+    compiling = getattr(torch.compiler, "is_compiling", None)  # torch >= 2.3
     return bool(
         torch.jit.is_tracing()
         or torch.jit.is_scripting()
-        or torch.compiler.is_compiling()
+        or (compiling is not None and compiling())
         or torch.onnx.is_in_onnx_export()
     )
 

@@ -84,6 +84,7 @@ def test_onnx_export_refuses_bad_arguments_and_silent_overwrite(tmp_path: Path) 
         export_onnx(model, tmp_path / "b.onnx", example_obs=obs[:1])
 
 
+@pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning")
 @pytest.mark.parametrize("method", ["equizero", "lambda"])
 def test_eval_forward_is_stateless_and_traces(method: str) -> None:
     """No weights stored on the module in an evaluation forward; jit.trace works (no aten::isclose) and

@@ -87,3 +87,27 @@ def test_group_weight_logger_switches_collection_on_and_off() -> None:
     assert seen and all(on for on, _ in seen) and any(n > 0 for _, n in seen)
     assert model.q_net.collect_weight_stats is False  # off again after training
     assert model.q_net_target.collect_weight_stats is False
+
+
+@pytest.mark.slow  # torch.compile's tracing takes several seconds
+def test_training_forward_with_statistics_does_not_recompile_under_torch_compile() -> None:
+    """Statistics are tensors (no Python counter that torch.compile would specialise on), so compiled
+    training forwards that collect them compile once, not once per call."""
+    import torch._dynamo
+    import torch._dynamo.testing
+
+    model = _model("CartPole-v1", "CartPole-v1", "lambda")
+    q_net = model.q_net.train()
+    q_net.collect_weight_stats = True
+    torch._dynamo.reset()
+    counter = torch._dynamo.testing.CompileCounter()  # dynamo only: no C++ compiler needed
+    compiled = torch.compile(q_net, backend=counter)
+    x = torch.randn(8, 4)
+    for _ in range(3):
+        compiled(x)
+    frames = counter.frame_count
+    for _ in range(6):
+        compiled(x)
+    assert counter.frame_count == frames
+    assert float(q_net._stats["count"]) == 9
+    torch._dynamo.reset()

@@ -195,3 +195,17 @@ def test_straight_through_gradient_unchanged_by_combine() -> None:
         grads.append([p.grad.clone() for p in [*enc.parameters(), *head.parameters()]])
     for a, b in zip(*grads, strict=True):
         assert torch.allclose(a, b, atol=1e-6)
+
+
+@pytest.mark.parametrize("order", [2, 4])
+def test_row_table_orbit_with_signs_and_trailing_dims(order: int) -> None:
+    """A signed permutation of dim -2 with a channel dim before it and a dim after it: the orbit over
+    whole rows (one index_select) equals the general path, with and without the involution shortcut."""
+    group = E.cyclic(order)
+    perm, signs = ([1, 0, 3, 2], [-1, -1, 1, 1]) if order == 2 else ([1, 2, 3, 0], [1, -1, -1, 1])
+    action = E.PermutationAction(group, [perm], dim=-2, signs=[signs])
+    torch.manual_seed(5)
+    x = torch.randn(3, 2, 4, 5)
+    fast = action.orbit(x)
+    assert torch.equal(fast, E.Action.orbit(action, x))
+    assert fast.is_contiguous()
