@@ -20,7 +20,7 @@ element ``g`` at ``h·s`` is the weight of ``g·h`` at ``s``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch as th
@@ -36,6 +36,7 @@ __all__ = [
     "orbit_features",
     "group_weights",
     "reduce_outputs",
+    "load_plain_weights",
 ]
 
 
@@ -114,6 +115,39 @@ def reduce_outputs(
 def straight_through_of(reducer: Reducer) -> bool:
     """Whether ``reducer`` trains with equizero's straight-through gradient (equizero with it on; never equizero-td)."""
     return bool(getattr(reducer, "straight_through", False))
+
+
+def load_plain_weights(policy: th.nn.Module, plain_state: Mapping[str, th.Tensor]) -> list[str]:
+    """Copy the weights of a plain SB3 policy into its symmetrised counterpart: zero-shot transfer.
+
+    The symmetrised policies keep SB3's module layout (``q_net``, ``quantile_net``, ``mlp_extractor``,
+    ``action_net``, ``value_net``, ``log_std``, ...) and add only reducers, so a plain policy's
+    ``state_dict()`` fits them when the architecture arguments (``net_arch``, ``n_quantiles``, the
+    features extractor, ...) are the same. Example, for PPO::
+
+        plain = PPO.load("plain_ppo.zip")  # SB3's zip unpickles: only files you trust
+        model = PPO(EquiActorCriticPolicy, env, policy_kwargs=dict(symmetry=sym, method="equizero"))
+        load_plain_weights(model.policy, plain.policy.state_dict())
+
+    Returns the keys left at their initial values (the λ-nets, which start as equitune).
+    :raises ValueError: when a weight of the plain policy has no place here, or a non-reducer weight is
+        missing (a different architecture), naming them.
+    """
+    advice = (
+        "Build the equivariant policy with the plain one's architecture arguments (net_arch, n_quantiles, "
+        "features extractor, share_features_extractor)."
+    )
+    try:
+        result = policy.load_state_dict(dict(plain_state), strict=False)
+    except RuntimeError as err:  # shapes that differ
+        raise ValueError(f"The plain weights do not fit {type(policy).__name__}: {err}. {advice}") from err
+    missing = [k for k in result.missing_keys if "reducer." not in k]
+    if result.unexpected_keys or missing:
+        raise ValueError(
+            f"The plain weights do not fit {type(policy).__name__}: unexpected {sorted(result.unexpected_keys)[:8]}, "
+            f"missing {missing[:8]}. {advice}"
+        )
+    return list(result.missing_keys)
 
 
 class SymmetrisedModule:

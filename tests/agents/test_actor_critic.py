@@ -176,3 +176,26 @@ def test_sb3_save_load_is_identical_in_a_fresh_process(tmp_path: Path) -> None:
     assert res.returncode == 0, res.stderr[-2000:]
     mean2, values2, log_std2, method = th.load(tmp_path / "out.pt")
     assert method == "lambda" and th.equal(mean, mean2) and th.equal(values, values2) and th.equal(log_std, log_std2)
+
+
+def test_plain_ppo_weights_transfer_zero_shot() -> None:
+    """A plain PPO's weights load into the equivariant policy; equitune is then the group average of the plain
+    network's outputs (zero-shot transfer), and a different architecture is a clear error."""
+    from equirl.agents.symmetrised import load_plain_weights
+
+    sym = get_symmetry("Pendulum-v1")
+    plain = PPO("MlpPolicy", "Pendulum-v1", policy_kwargs=dict(net_arch=[16]), seed=1)
+    model = PPO(EquiActorCriticPolicy, "Pendulum-v1", policy_kwargs=dict(symmetry=sym, method="lambda", net_arch=[16]))
+    left = load_plain_weights(model.policy, plain.policy.state_dict())
+    assert left and all("reducer." in k for k in left)
+    x = th.randn(8, 3)
+    with th.no_grad():
+        orbit = sym.input_action.orbit(x).flatten(0, 1)
+        lp, lv = plain.policy.mlp_extractor(plain.policy.extract_features(orbit))
+        mean = sym.output_action.inverse_each(plain.policy.action_net(lp).reshape(2, 8, 1)).mean(0)
+        value = plain.policy.value_net(lv).reshape(2, 8, 1).mean(0)
+        actor, values = model.policy.symmetrised_outputs(x)  # the λ-nets start at zero: equitune
+    assert th.allclose(actor, mean, atol=1e-6) and th.allclose(values, value, atol=1e-6)
+    wider = PPO(EquiActorCriticPolicy, "Pendulum-v1", policy_kwargs=dict(symmetry=sym, net_arch=[32]))
+    with pytest.raises(ValueError, match="do not fit"):
+        load_plain_weights(wider.policy, plain.policy.state_dict())

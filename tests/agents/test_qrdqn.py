@@ -98,3 +98,15 @@ def test_sb3_save_load_is_identical_in_a_fresh_process(tmp_path: Path) -> None:
     assert res.returncode == 0, res.stderr[-2000:]
     online2, target2, method = th.load(tmp_path / "out.pt")
     assert method == "lambda" and th.equal(online, online2) and th.equal(target, target2)
+
+
+def test_plain_qrdqn_weights_transfer() -> None:
+    from equirl.agents.symmetrised import load_plain_weights
+
+    plain = QRDQN("MlpPolicy", "Acrobot-v1", policy_kwargs=KW, seed=1)
+    model = _model("equitune")
+    assert load_plain_weights(model.policy, plain.policy.state_dict()) == []  # equitune has no λ-net
+    x = th.randn(8, 6)
+    with th.no_grad():
+        q = plain.policy.quantile_net(SYM.input_action.orbit(x).flatten(0, 1)).reshape(2, 8, 5, 3)
+        assert th.allclose(model.policy.quantile_net(x), SYM.output_action.inverse_each(q).mean(0), atol=1e-6)
