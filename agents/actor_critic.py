@@ -147,12 +147,12 @@ class EquiActorCriticPolicy(SymmetrisedModule, ActorCriticPolicy):
         if proxy_target not in PROXY_TARGETS:
             raise ValueError(f"proxy_target must be one of {PROXY_TARGETS}, got {proxy_target!r}.")
         config = equivariance_of(equivariance, equivariance_kwargs)
-        symmetry = check_symmetry(symmetry, config.method)
-        check_actor_critic_spaces(symmetry, observation_space, action_space)
-        self.symmetry = symmetry
+        sym = check_symmetry(symmetry, config.method)
+        check_actor_critic_spaces(sym, observation_space, action_space)
+        self.symmetry = sym
         self.equivariance = config
         self.proxy_target = proxy_target
-        self._value_action = TrivialAction(symmetry.group)
+        self._value_action = TrivialAction(sym.group)
         super().__init__(
             observation_space,
             action_space,
@@ -181,7 +181,7 @@ class EquiActorCriticPolicy(SymmetrisedModule, ActorCriticPolicy):
         self.value_reducer = (
             self.equivariance.make_reducer(self.mlp_extractor.latent_dim_vf) if self.method == "lambda" else None
         )
-        self.reset_weight_stats()
+        self.reset_weight_stats()  # type: ignore[operator]  # a mixin method (mypy sees the import as Any)
 
     # -- the symmetrised forward -------------------------------------------------------------------
     def _latents(self, obs: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
@@ -203,7 +203,7 @@ class EquiActorCriticPolicy(SymmetrisedModule, ActorCriticPolicy):
         actor = self.action_net(latent_pi)  # [G, B, A]
         values = self.value_net(latent_vf)  # [G, B, 1]
         w = group_weights(self.reducer, values if self.proxy_target == "critic" else actor, latent_pi)
-        self.record_weights(w)
+        self.record_weights(w)  # type: ignore[operator]  # a mixin method (mypy sees the import as Any)
         straight = straight_through_of(self.reducer)
         w_value = w if self.value_reducer is None else group_weights(self.value_reducer, values, latent_vf)
         return (

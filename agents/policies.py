@@ -60,7 +60,7 @@ _Symmetrised = SymmetrisedModule  # the former name of the mixin
 _equivariance_of = equivariance_of
 
 
-class EquiQNetwork(_Symmetrised, QNetwork):
+class EquiQNetwork(SymmetrisedModule, QNetwork):
     """SB3's Q-network made equivariant: ``Q_G(s) = Σ_g w_g(s) ρ(g)⁻¹ Q(g·s)``.
 
     :param symmetry: the group with its action on observations (as SB3 feeds them to the
@@ -94,7 +94,7 @@ class EquiQNetwork(_Symmetrised, QNetwork):
         self.equivariance = config
         hidden_dim = self.net_arch[-1] if self.net_arch else self.features_dim
         self.reducer = config.make_reducer(hidden_dim)
-        self.reset_weight_stats()
+        self.reset_weight_stats()  # type: ignore[operator]  # a mixin method (mypy sees the import as Any)
         # the hidden layers of q_net, as a plain tuple (not registered again as submodules)
         self._hidden_layers: tuple[nn.Module, ...] = tuple(self.q_net)[:-1]
         self._head_layer: tuple[nn.Module] = (self.q_net[-1],)  # a tuple: not registered as a submodule
@@ -122,7 +122,7 @@ class EquiQNetwork(_Symmetrised, QNetwork):
             # same values and keeps the orbit's index operations on float32, much faster than on uint8 on CPU
             obs = obs.float()
         q, w = symmetrize_weights(obs, self.symmetry, self.encode, self.head, self.reducer)
-        self.record_weights(w)
+        self.record_weights(w)  # type: ignore[operator]  # a mixin method (mypy sees the import as Any)
         return q
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
@@ -201,7 +201,7 @@ def _refuse_other_algorithms(unexpected: dict[str, Any]) -> None:
     )
 
 
-class EquiDQNPolicy(_Symmetrised, DQNPolicy):
+class EquiDQNPolicy(SymmetrisedModule, DQNPolicy):
     """SB3's ``DQNPolicy`` with equivariant Q-network and target network.
 
     :param symmetry: an ``equirl.Symmetry`` acting on observations and on the action dimension

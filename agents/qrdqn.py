@@ -89,7 +89,7 @@ class EquiQuantileNetwork(SymmetrisedModule, QuantileNetwork):
         self.symmetry = symmetry
         self.equivariance = config
         self.reducer = config.make_reducer(self.net_arch[-1] if self.net_arch else self.features_dim)
-        self.reset_weight_stats()
+        self.reset_weight_stats()  # type: ignore[operator]  # a mixin method (mypy sees the import as Any)
         layers = tuple(self.quantile_net)
         self._hidden_layers: tuple[nn.Module, ...] = layers[:-1]  # plain tuples: not registered twice
         self._head_layer: tuple[nn.Module] = (layers[-1],)
@@ -118,7 +118,7 @@ class EquiQuantileNetwork(SymmetrisedModule, QuantileNetwork):
         assert isinstance(obs, th.Tensor)
         q, h = self.orbit_quantiles(obs)
         w = group_weights(self.reducer, q.mean(-2), h)  # equizero scores the Q-values (mean over quantiles)
-        self.record_weights(w)
+        self.record_weights(w)  # type: ignore[operator]  # a mixin method (mypy sees the import as Any)
         return reduce_outputs(q, self.symmetry.output_action, w, straight_through_of(self.reducer))
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
@@ -210,9 +210,9 @@ class EquiQRDQNPolicy(SymmetrisedModule, QRDQNPolicy):
                 "EquiQRDQNPolicy needs policy_kwargs=dict(symmetry=...), for example envs.get_symmetry('CartPole-v1')."
             )
         config = equivariance_of(equivariance, equivariance_kwargs)
-        symmetry = check_symmetry(symmetry, config.method)
-        check_equivariance_args(symmetry, config.method, observation_space, action_space)
-        self.symmetry = symmetry
+        sym = check_symmetry(symmetry, config.method)
+        check_equivariance_args(sym, config.method, observation_space, action_space)
+        self.symmetry = sym
         self.equivariance = config
         super().__init__(
             observation_space,
