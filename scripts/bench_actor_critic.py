@@ -68,7 +68,8 @@ def table(out: Path) -> None:
     print(f"PPO {ENV}, {rows[0]['steps'] if rows else '?'} steps, final greedy return over 10 episodes")
     print("| method | n | IQM [95% CI] | mean [95% CI] | ± (sample std) | P(> plain) | time / plain |")
     print("|---|---|---|---|---|---|---|")
-    for method, rs in by.items():
+    for method in sorted(by, key=lambda m: (m != "plain", m)):
+        rs = by[method]
         s = [r["final_return"] for r in rs]
         lo, hi = bootstrap_ci(s, iqm)
         mlo, mhi = bootstrap_ci(s, mean)
