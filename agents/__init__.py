@@ -8,6 +8,7 @@ from equirl.agents.extractors import SmallKernelCNN
 from equirl.agents.hyperparams import load_hyperparams, split_hyperparams
 from equirl.agents.io import load_agent, save_agent
 from equirl.agents.policies import EquiDQNPolicy, EquiQNetwork
+from equirl.agents.symmetrised import load_plain_weights
 from equirl.agents.training import (
     ALL_METHODS,
     PLAIN,
@@ -37,6 +38,7 @@ __all__ = [
     "EquiQRDQNPolicy",
     "EquiQuantileNetwork",
     "EquiActorCriticPolicy",
+    "load_plain_weights",
     "save_agent",
     "load_agent",
     "GroupWeightLogger",

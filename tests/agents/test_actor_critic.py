@@ -7,6 +7,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch as th
 from equirl.agents import EquiActorCriticPolicy, EquiDQNPolicy
@@ -199,3 +200,22 @@ def test_plain_ppo_weights_transfer_zero_shot() -> None:
     wider = PPO(EquiActorCriticPolicy, "Pendulum-v1", policy_kwargs=dict(symmetry=sym, net_arch=[32]))
     with pytest.raises(ValueError, match="do not fit"):
         load_plain_weights(wider.policy, plain.policy.state_dict())
+
+
+@pytest.mark.parametrize("method", ["equizero", "lambda"])
+def test_ppo_on_images_with_vectorised_envs(method: str) -> None:
+    """RotGrid's D4 on uint8 image observations (a CNN extractor, 2 vectorised environments)."""
+    from equirl.agents import SmallKernelCNN
+    from equirl.envs import make_env
+    from stable_baselines3.common.env_util import make_vec_env
+
+    name = "equirl/RotGrid-v0"
+    sym = get_symmetry(name)
+    venv = make_vec_env(lambda: make_env(name), n_envs=2, seed=0)
+    model = PPO(EquiActorCriticPolicy, venv, n_steps=16, batch_size=16, n_epochs=1, seed=0,
+                policy_kwargs=dict(symmetry=sym, method=method, net_arch=[16], features_extractor_class=SmallKernelCNN,
+                                   features_extractor_kwargs=dict(features_dim=32)))  # fmt: skip
+    model.learn(64)
+    obs = th.as_tensor(np.stack([venv.observation_space.sample() for _ in range(6)]))  # uint8 [6, 4, 7, 7]
+    assert obs.dtype == th.uint8
+    _check_distribution(model.policy, sym, obs)
