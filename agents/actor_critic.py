@@ -52,10 +52,12 @@ from equirl.agents.symmetrised import (
     group_weights,
     orbit_features,
     reduce_outputs,
+    refuse_foreign_algorithm,
     straight_through_of,
 )
 from gymnasium import spaces
 from stable_baselines3.common.distributions import CategoricalDistribution, DiagGaussianDistribution, Distribution
+from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, FlattenExtractor
 from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
@@ -134,6 +136,7 @@ class EquiActorCriticPolicy(SymmetrisedModule, ActorCriticPolicy):
         proxy_target: str = "critic",
         **equivariance_kwargs: Any,
     ) -> None:
+        refuse_foreign_algorithm("EquiActorCriticPolicy", OnPolicyAlgorithm)
         if symmetry is None:
             raise TypeError(
                 "EquiActorCriticPolicy needs policy_kwargs=dict(symmetry=...), for example "

@@ -34,6 +34,7 @@ from equirl.agents.symmetrised import (
     group_weights,
     orbit_features,
     reduce_outputs,
+    refuse_foreign_algorithm,
     straight_through_of,
 )
 from gymnasium import spaces
@@ -203,6 +204,9 @@ class EquiQRDQNPolicy(SymmetrisedModule, QRDQNPolicy):
         equivariance: EquivarianceConfig | None = None,
         **equivariance_kwargs: Any,
     ) -> None:
+        from sb3_contrib import QRDQN
+
+        refuse_foreign_algorithm("EquiQRDQNPolicy", QRDQN)
         known = set(EquivarianceConfig.field_names())
         _refuse_other_algorithms({k: v for k, v in equivariance_kwargs.items() if k not in known})
         if symmetry is None:

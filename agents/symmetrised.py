@@ -37,7 +37,16 @@ __all__ = [
     "group_weights",
     "reduce_outputs",
     "load_plain_weights",
+    "refuse_foreign_algorithm",
 ]
+
+POLICY_FOR = {
+    "DQN": "EquiDQNPolicy",
+    "QRDQN": "EquiQRDQNPolicy",
+    "PPO": "EquiActorCriticPolicy",
+    "A2C": "EquiActorCriticPolicy",
+}
+"""The equivariant policy for each algorithm (by the algorithm's class name), for error messages."""
 
 
 def equivariance_of(equivariance: EquivarianceConfig | None, kwargs: dict[str, Any]) -> EquivarianceConfig:
@@ -115,6 +124,34 @@ def reduce_outputs(
 def straight_through_of(reducer: Reducer) -> bool:
     """Whether ``reducer`` trains with equizero's straight-through gradient (equizero with it on; never equizero-td)."""
     return bool(getattr(reducer, "straight_through", False))
+
+
+def refuse_foreign_algorithm(policy: str, allowed: type, max_depth: int = 8) -> None:
+    """Raise a clear ``TypeError`` when an SB3 algorithm that is not an ``allowed`` one builds ``policy``.
+
+    Call it from the policy's ``__init__``: the nearest calling frame whose ``self`` is an SB3 algorithm is
+    the one building the policy (``_setup_model``). A policy built or loaded on its own has none and passes.
+    """
+    import sys
+
+    from stable_baselines3.common.base_class import BaseAlgorithm
+
+    frame = sys._getframe(1)
+    for _ in range(max_depth):
+        if frame is None:
+            return
+        caller = frame.f_locals.get("self")
+        if isinstance(caller, BaseAlgorithm):
+            if isinstance(caller, allowed):
+                return
+            algo = type(caller).__name__
+            instead = POLICY_FOR.get(algo)
+            hint = f"use equirl.agents.{instead} there" if instead else "equirl has no equivariant policy for it yet"
+            raise TypeError(
+                f"{policy} is a policy for {allowed.__name__}, but {algo} is building it; {hint}, or the "
+                "algorithm's own 'MlpPolicy' for a plain baseline."
+            )
+        frame = frame.f_back
 
 
 def load_plain_weights(policy: th.nn.Module, plain_state: Mapping[str, th.Tensor]) -> list[str]:

@@ -219,3 +219,19 @@ def test_ppo_on_images_with_vectorised_envs(method: str) -> None:
     obs = th.as_tensor(np.stack([venv.observation_space.sample() for _ in range(6)]))  # uint8 [6, 4, 7, 7]
     assert obs.dtype == th.uint8
     _check_distribution(model.policy, sym, obs)
+
+
+def test_other_algorithms_building_the_new_policies_get_a_clear_error() -> None:
+    from equirl.agents import EquiQRDQNPolicy
+    from sb3_contrib import QRDQN
+    from stable_baselines3 import DQN
+
+    kw = dict(policy_kwargs=dict(symmetry="CartPole-v1"))
+    with pytest.raises(TypeError, match="EquiActorCriticPolicy is a policy for OnPolicyAlgorithm, but DQN .*EquiDQNPolicy"):
+        DQN(EquiActorCriticPolicy, "CartPole-v1", **kw)
+    with pytest.raises(TypeError, match="but QRDQN is building it; use equirl.agents.EquiQRDQNPolicy"):
+        QRDQN(EquiActorCriticPolicy, "CartPole-v1", **kw)
+    with pytest.raises(TypeError, match="EquiQRDQNPolicy is a policy for QRDQN, but PPO .*EquiActorCriticPolicy"):
+        PPO(EquiQRDQNPolicy, "CartPole-v1", **kw)
+    with pytest.raises(TypeError, match="but DQN is building it; use equirl.agents.EquiDQNPolicy"):
+        DQN(EquiQRDQNPolicy, "CartPole-v1", **kw)
