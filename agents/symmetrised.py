@@ -136,7 +136,7 @@ def refuse_foreign_algorithm(policy: str, allowed: type, max_depth: int = 8) -> 
 
     from stable_baselines3.common.base_class import BaseAlgorithm
 
-    frame = sys._getframe(1)
+    frame: Any = sys._getframe(1)
     for _ in range(max_depth):
         if frame is None:
             return
