@@ -32,7 +32,7 @@ from equirl.envs.mappers import (
     vector_state_mapper,
 )
 
-from equirl import PermutationAction, SignedPermutationAction, SignFlipAction, Symmetry, cyclic
+from equirl import PermutationAction, SignFlipAction, Symmetry, cyclic
 
 __all__ = [
     "CatalogEntry",
@@ -263,7 +263,7 @@ def pendulum_reflection() -> Symmetry:
     return Symmetry(
         c2,
         SignFlipAction(c2, [[1.0, -1.0, -1.0]]),
-        SignedPermutationAction(c2, [[0]], signs=[[-1.0]]),
+        PermutationAction(c2, [[0]], signs=[[-1.0]]),  # a signed permutation of the action vector (with a data form)
         name="Pendulum-v1",
         description=pendulum_reflection.__doc__ or "",
     )
