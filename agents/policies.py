@@ -21,13 +21,14 @@ from __future__ import annotations
 from typing import Any
 
 import torch as th
+from equirl.agents.symmetrised import SymmetrisedModule, equivariance_of
 from gymnasium import spaces
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, FlattenExtractor
 from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from stable_baselines3.dqn.policies import DQNPolicy, QNetwork
 from torch import nn
 
-from equirl import METHODS, ONLINE_SELECTED_TARGET, Symmetry, weight_entropy
+from equirl import METHODS, ONLINE_SELECTED_TARGET, Symmetry
 from equirl.averaging import symmetrize_weights
 from equirl.config import EquivarianceConfig
 
@@ -55,27 +56,11 @@ def check_equivariance_args(
     symmetry.validate(observation_space.shape, (int(action_space.n),))
 
 
-class _Symmetrised:
-    """``symmetry`` and ``method`` of a module that keeps a ``symmetry`` and an ``equivariance`` configuration."""
-
-    symmetry: Symmetry
-    equivariance: EquivarianceConfig
-
-    @property
-    def method(self) -> str:
-        return self.equivariance.method
+_Symmetrised = SymmetrisedModule  # the former name of the mixin
+_equivariance_of = equivariance_of
 
 
-def _equivariance_of(equivariance: EquivarianceConfig | None, kwargs: dict[str, Any]) -> EquivarianceConfig:
-    """One configuration from either a given :class:`EquivarianceConfig` or its settings as keyword arguments."""
-    if equivariance is None:
-        return EquivarianceConfig.from_kwargs(**kwargs)
-    if not isinstance(equivariance, EquivarianceConfig):
-        raise TypeError(f"equivariance must be an equirl.EquivarianceConfig, got {type(equivariance).__name__}.")
-    return equivariance.replace(**kwargs) if kwargs else equivariance
-
-
-class EquiQNetwork(_Symmetrised, QNetwork):
+class EquiQNetwork(SymmetrisedModule, QNetwork):
     """SB3's Q-network made equivariant: ``Q_G(s) = Σ_g w_g(s) ρ(g)⁻¹ Q(g·s)``.
 
     :param symmetry: the group with its action on observations (as SB3 feeds them to the
@@ -109,7 +94,7 @@ class EquiQNetwork(_Symmetrised, QNetwork):
         self.equivariance = config
         hidden_dim = self.net_arch[-1] if self.net_arch else self.features_dim
         self.reducer = config.make_reducer(hidden_dim)
-        self.reset_weight_stats()
+        self.reset_weight_stats()  # type: ignore[operator]  # a mixin method (mypy sees the import as Any)
         # the hidden layers of q_net, as a plain tuple (not registered again as submodules)
         self._hidden_layers: tuple[nn.Module, ...] = tuple(self.q_net)[:-1]
         self._head_layer: tuple[nn.Module] = (self.q_net[-1],)  # a tuple: not registered as a submodule
@@ -125,11 +110,6 @@ class EquiQNetwork(_Symmetrised, QNetwork):
         """Last hidden layer ``[N, F]`` -> Q-values ``[N, n_actions]``."""
         return self._head_layer[0](h)
 
-    collect_weight_stats: bool = False
-    """When True, training-mode forwards add their group weights to the statistics that
-    :meth:`weight_stats` returns (what :class:`~equirl.agents.GroupWeightLogger` switches on). Off by
-    default, so that the forward stores nothing and costs nothing beyond the Q-values."""
-
     def forward(self, obs: PyTorchObs) -> th.Tensor:
         """Equivariant Q-values ``[B, n_actions]`` for raw observations ``[B, ...]``.
 
@@ -142,49 +122,8 @@ class EquiQNetwork(_Symmetrised, QNetwork):
             # same values and keeps the orbit's index operations on float32, much faster than on uint8 on CPU
             obs = obs.float()
         q, w = symmetrize_weights(obs, self.symmetry, self.encode, self.head, self.reducer)
-        if w is not None and self.collect_weight_stats and self.training:
-            self._add_weight_stats(w.detach())
+        self.record_weights(w)  # type: ignore[operator]  # a mixin method (mypy sees the import as Any)
         return q
-
-    def _add_weight_stats(self, w: th.Tensor) -> None:
-        """Accumulate statistics of weights ``[G, B]`` in place, as tensors (no Python counters)."""
-        stats = self._stats
-        stats["weights"].add_(w.mean(1))
-        stats["entropy"].add_(weight_entropy(w).mean())
-        stats["max_weight"].add_(w.max(0).values.mean())
-        stats["count"].add_(1)
-
-    def reset_weight_stats(self) -> None:
-        """Clear the running sums of the group weights seen in training-mode forwards."""
-        G = self.symmetry.order
-        device = self._stats["weights"].device if hasattr(self, "_stats") else None
-        self._stats: dict[str, th.Tensor] = {
-            "weights": th.zeros(G, device=device),
-            "entropy": th.zeros((), device=device),
-            "max_weight": th.zeros((), device=device),
-            "count": th.zeros((), device=device),
-        }
-
-    def weight_stats(self, reset: bool = True) -> dict[str, float]:
-        """Mean group-weight statistics since the last reset (empty when none were recorded).
-
-        Forwards add to them only while :attr:`collect_weight_stats` is on. Keys: ``entropy`` (nats;
-        ``log|G|`` = uniform), ``max_weight``, and ``weight/<element>``.
-        """
-        n = float(self._stats["count"])
-        if n == 0:
-            return {}
-        out = {"entropy": float(self._stats["entropy"]) / n, "max_weight": float(self._stats["max_weight"]) / n}
-        for name, w in zip(self.symmetry.group.element_names, (self._stats["weights"] / n).tolist(), strict=True):
-            out[f"weight/{name}"] = w
-        if reset:
-            self.reset_weight_stats()
-        return out
-
-    def _apply(self, fn: Any, recurse: bool = True) -> EquiQNetwork:  # keep stats on the module's device
-        super()._apply(fn, recurse)
-        self._stats = {k: fn(v) for k, v in self._stats.items()}
-        return self
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()
@@ -249,14 +188,20 @@ def _refuse_other_algorithms(unexpected: dict[str, Any]) -> None:
                 f"EquiDQNPolicy got unexpected arguments {sorted(unexpected)}; it takes SB3's DQNPolicy arguments "
                 f"plus symmetry, equivariance and the EquivarianceConfig settings {list(EquivarianceConfig.field_names())}."
             )
+    if "QRDQN" in algo:
+        instead = "use equirl.agents.EquiQRDQNPolicy: QRDQN(EquiQRDQNPolicy, env, policy_kwargs=dict(symmetry=..., method=...))"
+    elif any(name in algo for name in ("PPO", "A2C", "actor-critic")):
+        instead = "use equirl.agents.EquiActorCriticPolicy: PPO(EquiActorCriticPolicy, env, policy_kwargs=dict(symmetry=...))"
+    else:
+        instead = "equirl has no equivariant policy for it yet"
     raise TypeError(
-        f"EquiDQNPolicy is a policy for SB3's DQN, but {algo} is building it. equirl has no equivariant "
-        f"policies for other algorithms yet: train with DQN(EquiDQNPolicy, env, policy_kwargs=dict(symmetry=..., "
-        "method=...)), or use the other algorithm's own policy (e.g. 'MlpPolicy') for a plain baseline."
+        f"EquiDQNPolicy is a policy for SB3's DQN, but {algo} is building it; for {algo}, {instead}. Otherwise "
+        f"train with DQN(EquiDQNPolicy, env, policy_kwargs=dict(symmetry=..., method=...)), or use the other "
+        "algorithm's own policy (e.g. 'MlpPolicy') for a plain baseline."
     )
 
 
-class EquiDQNPolicy(_Symmetrised, DQNPolicy):
+class EquiDQNPolicy(SymmetrisedModule, DQNPolicy):
     """SB3's ``DQNPolicy`` with equivariant Q-network and target network.
 
     :param symmetry: an ``equirl.Symmetry`` acting on observations and on the action dimension

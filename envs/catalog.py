@@ -29,6 +29,7 @@ from equirl.envs.mappers import (
     cartpole_mapper,
     minigrid_mapper,
     rotgrid_mapper,
+    vector_state_mapper,
 )
 
 from equirl import PermutationAction, SignFlipAction, Symmetry, cyclic
@@ -256,8 +257,26 @@ def acrobot_reflection() -> Symmetry:
     )
 
 
+def pendulum_reflection() -> Symmetry:
+    """C2: observation (cos θ, sin θ, θ̇) -> (cos θ, -sin θ, -θ̇); torque a -> -a (a continuous Box action)."""
+    c2 = cyclic(2)
+    return Symmetry(
+        c2,
+        SignFlipAction(c2, [[1.0, -1.0, -1.0]]),
+        PermutationAction(c2, [[0]], signs=[[-1.0]]),  # a signed permutation of the action vector (with a data form)
+        name="Pendulum-v1",
+        description=pendulum_reflection.__doc__ or "",
+    )
+
+
+def pendulum_mapper() -> StateMapper:
+    """Pendulum: state ``[θ, θ̇]`` -> ``-state`` (the dynamics and the reward are odd/even in θ, θ̇ and the torque)."""
+    return vector_state_mapper("state", [[-1.0, -1.0]], obs_fn=lambda u: u._get_obs(), exact=True)
+
+
 register_symmetry("CartPole-v1", cartpole_reflection, state_mapper=cartpole_mapper)
 register_symmetry("Acrobot-v1", acrobot_reflection, state_mapper=acrobot_mapper)
+register_symmetry("Pendulum-v1", pendulum_reflection, state_mapper=pendulum_mapper)
 
 
 # -- helpers for families --------------------------------------------------------------------------

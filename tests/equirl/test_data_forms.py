@@ -123,11 +123,12 @@ def test_every_catalogue_symmetry_round_trips(name: str) -> None:
     back = E.Symmetry.from_dict(_json(sym.to_dict()))
     assert back.name == sym.name and back.group == sym.group and back.description == sym.description
     env = make_env(name)
-    obs_shape, n = tuple(env.observation_space.shape), int(env.action_space.n)
+    space = env.action_space  # Discrete: the action dimension of Q-values; Box (Pendulum): the action vector
+    obs_shape, out_shape = tuple(env.observation_space.shape), tuple(space.shape) or (int(space.n),)
     env.close()
     torch.manual_seed(0)
     _same_action(sym.input_action, back.input_action, obs_shape)
-    _same_action(sym.output_action, back.output_action, (n,))
+    _same_action(sym.output_action, back.output_action, out_shape)
 
 
 def test_custom_action_without_data_form_is_a_clear_error() -> None:
