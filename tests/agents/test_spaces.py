@@ -15,9 +15,12 @@ import torch as th
 from equirl.agents import EquiDQNPolicy
 from equirl.agents.io import load_agent, save_agent
 from equirl.agents.spaces import lift_symmetry, preprocess
+from equirl.envs import get_state_mapper, verify_symmetry
+from equirl.envs.catalog import bitflipping_symmetry
 from gymnasium import spaces
 from stable_baselines3 import DQN, HerReplayBuffer
 from stable_baselines3.common.envs import BitFlippingEnv
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 
 from equirl import Symmetry
 from equirl.actions import (
@@ -97,13 +100,6 @@ def bits_symmetry() -> Symmetry:
     g = cyclic(2)
     act = ComposedAction(PermutationAction(g, [[1, 0, 3, 2]]), ValuePermutationAction(g, [[1, 0]]))
     return Symmetry(g, act, PermutationAction(g, [[1, 0, 3, 2]]), name="bits swap + complement")
-
-
-def bitflip_symmetry(n: int) -> Symmetry:
-    g = cyclic(n)
-    shift = [(i + 1) % n for i in range(n)]
-    keys = ("observation", "achieved_goal", "desired_goal")
-    return Symmetry(g, DictAction(g, {k: PermutationAction(g, [shift]) for k in keys}), PermutationAction(g, [shift]))
 
 
 class DictGrid(GridXY):
@@ -190,7 +186,7 @@ def test_exactly_equivariant_on_raw_observations(case: str, method: str) -> None
 def test_her_on_bitflipping_stays_equivariant() -> None:
     n = 6
     env = BitFlippingEnv(n_bits=n, continuous=False, max_steps=n)
-    sym = bitflip_symmetry(n)
+    sym = bitflipping_symmetry(n)
     for method in ("lambda",):  # every method on Dict observations: test_exactly_equivariant_on_raw_observations
         model = DQN(
             EquiDQNPolicy,
@@ -291,7 +287,7 @@ def test_position_value_permutation_checks_its_group() -> None:
 
 # -- data form and save / load -----------------------------------------------------------------
 def test_new_actions_round_trip_as_data() -> None:
-    for make_sym in (grid_symmetry, dict_symmetry, lambda: bitflip_symmetry(5)):
+    for make_sym in (grid_symmetry, dict_symmetry, lambda: bitflipping_symmetry(5)):
         sym = make_sym()
         back = Symmetry.from_dict(json.loads(json.dumps(sym.to_dict())))
         x = sample_batch(CASES["dict"][0]().observation_space, 8) if isinstance(sym.input_action, DictAction) else None
@@ -340,3 +336,42 @@ def test_group_of_raw_symmetry_is_kept() -> None:
     assert isinstance(model.policy.symmetry.input_action, PositionValuePermutationAction)
     assert isinstance(model.q_net.input_symmetry.input_action, PermutationAction)
     assert isinstance(model.q_net.symmetry.group, Group)
+
+
+def test_bitflipping_catalogue_symmetry_is_verified_and_a_wrong_one_is_not() -> None:
+    def make() -> gym.Env:
+        return BitFlippingEnv(n_bits=6, continuous=False, max_steps=6)
+
+    sym = bitflipping_symmetry(6)
+    mapper = get_state_mapper("BitFlipping-v0")
+    assert verify_symmetry(make, sym, state_mapper=mapper, seeds=(0,), steps=60).ok
+    wrong_way = PermutationAction(sym.group, [[5, 0, 1, 2, 3, 4]])  # actions shifted against the bits
+    wrong = Symmetry(sym.group, sym.input_action, wrong_way, name="wrong")
+    assert not verify_symmetry(make, wrong, state_mapper=mapper, seeds=(0,), steps=60).ok
+
+
+class PerKeyExtractor(BaseFeaturesExtractor):
+    """A custom Dict extractor: a linear map per key, summed (reads the preprocessed dict as SB3 gives it)."""
+
+    def __init__(self, observation_space: spaces.Dict, features_dim: int = 16) -> None:
+        super().__init__(observation_space, features_dim)
+        sizes = {"pos": 10, "xy": 2, "flag": 2}  # one-hot MultiDiscrete([5, 5]), Box(2), one-hot Discrete(2)
+        self.parts = th.nn.ModuleDict({k: th.nn.Linear(n, features_dim) for k, n in sizes.items()})
+
+    def forward(self, obs: dict[str, th.Tensor]) -> th.Tensor:
+        return th.relu(sum(layer(obs[k].flatten(1)) for k, layer in self.parts.items()))  # type: ignore[return-value]
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_custom_dict_extractor_is_equivariant(method: str) -> None:
+    model = DQN(
+        EquiDQNPolicy,
+        DictGrid(),
+        learning_starts=16,
+        batch_size=16,
+        policy_kwargs=dict(symmetry=dict_symmetry(), method=method, features_extractor_class=PerKeyExtractor),
+        seed=0,
+    )
+    model.learn(48)
+    assert isinstance(model.q_net.features_extractor, PerKeyExtractor)
+    assert equivariance_error(model.q_net, model.policy.symmetry, sample_batch(model.observation_space, 16)) <= 1e-5

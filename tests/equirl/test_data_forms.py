@@ -123,10 +123,15 @@ def test_every_catalogue_symmetry_round_trips(name: str) -> None:
     back = E.Symmetry.from_dict(_json(sym.to_dict()))
     assert back.name == sym.name and back.group == sym.group and back.description == sym.description
     env = make_env(name)
-    obs_shape, n = tuple(env.observation_space.shape), int(env.action_space.n)
+    space, n = env.observation_space, int(env.action_space.n)
     env.close()
     torch.manual_seed(0)
-    _same_action(sym.input_action, back.input_action, obs_shape)
+    if isinstance(sym.input_action, E.DictAction):  # Dict observations: per key
+        assert isinstance(back.input_action, E.DictAction) and back.input_action.actions.keys() == sym.input_action.actions.keys()
+        for key, action in sym.input_action.actions.items():
+            _same_action(action, back.input_action.actions[key], tuple(space[key].shape))
+    else:
+        _same_action(sym.input_action, back.input_action, tuple(space.shape))
     _same_action(sym.output_action, back.output_action, (n,))
 
 
