@@ -327,7 +327,10 @@ def _dqn_data(model: DQN) -> dict[str, Any]:
     tf = model.train_freq
     out["train_freq"] = [int(tf.frequency), tf.unit.value] if isinstance(tf, TrainFreq) else _plain(tf, "train_freq")
     if model.replay_buffer_class not in (None, ReplayBuffer, DictReplayBuffer):  # SB3's defaults for Box / Dict
-        raise TypeError(f"replay_buffer_class={model.replay_buffer_class} cannot be saved as data (only SB3's ReplayBuffer).")
+        raise TypeError(
+            f"replay_buffer_class={model.replay_buffer_class.__name__} cannot be saved as data (only SB3's ReplayBuffer "
+            "and DictReplayBuffer); save this agent with SB3's model.save (HerReplayBuffer needs its environment)."
+        )
     out["replay_buffer_kwargs"] = _plain(model.replay_buffer_kwargs or {}, "replay_buffer_kwargs")
     return out
 

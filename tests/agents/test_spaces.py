@@ -375,3 +375,45 @@ def test_custom_dict_extractor_is_equivariant(method: str) -> None:
     model.learn(48)
     assert isinstance(model.q_net.features_extractor, PerKeyExtractor)
     assert equivariance_error(model.q_net, model.policy.symmetry, sample_batch(model.observation_space, 16)) <= 1e-5
+
+
+def test_her_agent_is_refused_by_the_safe_format_with_advice(tmp_path: Path) -> None:
+    model = DQN(
+        EquiDQNPolicy,
+        BitFlippingEnv(n_bits=4),
+        replay_buffer_class=HerReplayBuffer,
+        policy_kwargs=dict(symmetry=bitflipping_symmetry(4)),
+    )
+    with pytest.raises(TypeError, match="HerReplayBuffer cannot be saved as data.*model.save"):
+        save_agent(model, tmp_path / "her")
+
+
+def test_lambda_net_gets_no_gradient_when_inputs_are_invariant() -> None:
+    """docs/spaces.md: with a trivial action on observations every view is the same, the weights are uniform
+    whatever λ is, and λ's gradient is zero up to rounding (the Q-network's own parameters do get gradients)."""
+    g = cyclic(2)
+    sym = Symmetry(g, DictAction(g, {}), PermutationAction(g, [[1, 0, 3, 2]]), name="actions only")
+    policy = EquiDQNPolicy(DictGrid.observation_space, spaces.Discrete(4), lambda _: 1e-3, symmetry=sym, method="lambda")
+    th.nn.init.normal_(policy.q_net.reducer.lambda_net[-1].weight)  # away from the zero start
+    policy.q_net(sample_batch(DictGrid.observation_space, 8)).pow(2).sum().backward()
+    assert all(p.grad is not None and p.grad.abs().max() < 1e-6 for p in policy.q_net.reducer.lambda_net.parameters())
+    assert policy.q_net.q_net[0].weight.grad.abs().max() > 1e-3
+
+
+class BatchNormExtractor(BaseFeaturesExtractor):
+    def __init__(self, observation_space: spaces.Space, features_dim: int = 16) -> None:
+        super().__init__(observation_space, features_dim)
+        self.net = th.nn.Sequential(th.nn.Flatten(), th.nn.LazyLinear(features_dim), th.nn.BatchNorm1d(features_dim))
+
+    def forward(self, obs: th.Tensor) -> th.Tensor:
+        return self.net(obs)
+
+
+def test_batchnorm_in_training_mode_stays_equivariant() -> None:
+    """BatchNorm's statistics are over the whole orbit, which is the same multiset for x and for g·x."""
+    policy = EquiDQNPolicy(
+        GridXY.observation_space, spaces.Discrete(4), lambda _: 1e-3, symmetry=grid_symmetry(), method="equitune",
+        features_extractor_class=BatchNormExtractor,
+    )  # fmt: skip
+    policy.q_net.set_training_mode(True)
+    assert equivariance_error(policy.q_net, grid_symmetry(), sample_batch(GridXY.observation_space, 16)) <= 1e-5
