@@ -102,7 +102,7 @@ def _lift_discrete(action: Action, space: spaces.Discrete) -> Action:
                 f"which is not a permutation of range({n}).",
             )
         # one-hot: out[p[s]] = in[s], i.e. out[i] = in[p⁻¹[i]]
-        perms.append(np.argsort(p.long().numpy()))
+        perms.append(np.argsort(p.long().numpy()).tolist())
     return PermutationAction(action.group, perms, dim=-1)
 
 
@@ -174,7 +174,7 @@ def _lift_multidiscrete(action: Action, space: spaces.MultiDiscrete) -> Action:
         q = np.empty(int(nvec.sum()), dtype=np.int64)
         for i in range(len(nvec)):
             q[offsets[i] + v[i]] = offsets[p[i]] + np.arange(nvec[i])
-        perms.append(q)
+        perms.append(q.tolist())
     return PermutationAction(action.group, perms, dim=-1)
 
 
@@ -227,9 +227,11 @@ def _lift_multibinary(action: Action, space: spaces.MultiBinary) -> Action:
     n = int(np.prod(shape))
     maps = _entry_maps(action, np.full(n, 2, dtype=np.int64), shape, space)
     # bit i of g·x is bit p[i] of x, complemented where v_i = [1, 0]
-    images = [(p, np.where([vi[0] == 1 for vi in v], -1.0, 1.0)) for p, v in maps]
+    images: list[tuple[np.ndarray, np.ndarray | None]] = [
+        (p, np.where([vi[0] == 1 for vi in v], -1.0, 1.0)) for p, v in maps
+    ]
     inner = _TableAction(action.group, shape, images)
-    return ComplementedBitsAction(inner) if any((s < 0).any() for _, s in images) else inner
+    return ComplementedBitsAction(inner) if any(s is not None and (s < 0).any() for _, s in images) else inner
 
 
 def lift_action(action: Action, space: spaces.Space) -> Action:

@@ -741,14 +741,16 @@ def _flattened(
     rng = torch.Generator().manual_seed(0)
     rand = {k: torch.randn(4, *shapes[k], generator=rng, dtype=torch.float64) for k in shapes}
 
+    act: Any = sym.input_action  # a DictAction: orbits of dicts
+
     def flat(orbit: Any, n: int) -> torch.Tensor:
         return torch.cat([orbit[k].reshape(sym.order, n, -1) for k in shapes], dim=-1)
 
     try:
-        v = flat(sym.input_action.orbit(ramp), 1)[:, 0]
+        v = flat(act.orbit(ramp), 1)[:, 0]
         idx, sign = v.abs().round().long() - 1, torch.sign(v)
         ok = bool(idx.min() >= 0 and idx.max() < offsets[-1])
-        want = flat(sym.input_action.orbit(rand), 4)
+        want = flat(act.orbit(rand), 4)
         x = torch.cat([rand[k].reshape(4, -1) for k in shapes], dim=-1)
         ok = ok and torch.allclose(want, sign[:, None, :] * x[:, idx].permute(1, 0, 2), atol=1e-12)
     except (AttributeError, TypeError, ValueError, RuntimeError, IndexError) as err:

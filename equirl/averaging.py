@@ -362,9 +362,9 @@ def orbit_batch(symmetry: Symmetry, x: Any) -> Any:
 
 
 def symmetrize_weights(
-    x: torch.Tensor,
+    x: torch.Tensor | dict[str, torch.Tensor],
     symmetry: Symmetry,
-    encoder: Callable[[torch.Tensor], torch.Tensor],
+    encoder: Callable[[Any], torch.Tensor],
     head: Callable[[torch.Tensor], torch.Tensor] | None,
     reducer: Reducer,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -418,7 +418,9 @@ class GroupAveraged(nn.Module):
         return symmetrize(x, self.symmetry, self.encoder, self.head, self.reducer)
 
 
-def equivariance_error(f: Callable[[torch.Tensor], torch.Tensor], symmetry: Symmetry, x: torch.Tensor) -> float:
+def equivariance_error(
+    f: Callable[[Any], torch.Tensor], symmetry: Symmetry, x: torch.Tensor | dict[str, torch.Tensor]
+) -> float:
     """``max_g max |f(g·x) - ρ(g) f(x)|`` over a batch ``x [B, ...]`` (a float; 0 when exact).
 
     ``x`` may be a dict of batches when the symmetry's input action is a :class:`~equirl.actions.DictAction`.

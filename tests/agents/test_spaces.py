@@ -36,7 +36,7 @@ from equirl.actions import (
 from equirl.averaging import equivariance_error
 from equirl.groups import Group, cyclic
 
-METHODS = ("equitune", "equizero", "lambda")
+METHODS = ("equitune", "equizero", "lambda", "equizero-td")
 
 # FrozenLake with a map symmetric under the transpose (r, c) -> (c, r); the transpose swaps LEFT (0) with UP (3)
 # and DOWN (1) with RIGHT (2), and keeps S at (0, 0) and G at (3, 3)
