@@ -5,9 +5,11 @@ steps on ``BitFlippingEnv(n_bits=--bits)`` (episodes of ``n_bits`` steps), then 
 greedy episodes; the score is the fraction that reach the goal. ``plain`` is SB3's ``MultiInputPolicy``;
 the other methods are ``EquiDQNPolicy`` with the catalogue symmetry ``bitflipping_symmetry(n_bits)``
 (cyclic shifts of the bits on all three keys and of the actions). Prints a markdown table (IQM and mean
-with 95% stratified-bootstrap intervals, n seeds) and writes the raw scores as JSON (atomically).
+with 95% stratified-bootstrap intervals, n seeds) and writes the raw scores as JSON (atomically);
+``--report FILE`` prints the table of such a file again.
 
     OMP_NUM_THREADS=1 python scripts/her_bitflipping.py --bits 15 --steps 10000 --seeds 0 1 2 --out her.json
+    python scripts/her_bitflipping.py --report docs/benchmark/her_bitflipping/bits15.json
 """
 
 from __future__ import annotations
@@ -65,6 +67,26 @@ def run(method: str, bits: int, steps: int, seed: int, episodes: int) -> tuple[f
     return successes / episodes, seconds
 
 
+def table(results: dict[str, dict[str, list[float]]], args: dict) -> str:
+    """The markdown table of raw ``results`` (``method -> {"success": [...], "seconds": [...]}``)."""
+    n = len(args["seeds"])
+    lines = [
+        f"BitFlipping {args['bits']} bits, DQN + HER, {args['steps']} steps, greedy success over {args['episodes']} "
+        f"episodes, n = {n} seeds",
+        "",
+        "| method | IQM success [95% CI] | mean success [95% CI] | seconds per run |",
+        "|---|---|---|---|",
+    ]
+    for method, r in results.items():
+        if len(r["success"]) != n:
+            continue  # an interrupted method
+        lo, hi = bootstrap_ci(r["success"], iqm)
+        mlo, mhi = bootstrap_ci(r["success"], mean)
+        lines.append(f"| {method} | {iqm(r['success']):.2f} [{lo:.2f}, {hi:.2f}] | {mean(r['success']):.2f} "
+                     f"[{mlo:.2f}, {mhi:.2f}] | {sum(r['seconds']) / n:.0f} |")  # fmt: skip
+    return "\n".join(lines)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--bits", type=int, default=15)
@@ -73,7 +95,12 @@ def main() -> None:
     p.add_argument("--methods", nargs="+", default=["plain", "equitune"])
     p.add_argument("--episodes", type=int, default=100)
     p.add_argument("--out", default=None, help="write the raw scores here as JSON")
+    p.add_argument("--report", default=None, help="print the table of a JSON file this script wrote, and stop")
     args = p.parse_args()
+    if args.report:
+        data = json.load(open(args.report))
+        print(table(data["results"], data["args"]))
+        return
     torch.set_num_threads(1)
     results: dict[str, dict[str, list[float]]] = {}
     for method in args.methods:
@@ -85,16 +112,7 @@ def main() -> None:
             print(f"{method} seed {seed}: success {s:.2f} in {t:.0f} s", flush=True)
             if args.out:
                 write_atomic(args.out, json.dumps({"args": vars(args), "results": results}, indent=1) + "\n")
-    n = len(args.seeds)
-    print(f"\nBitFlipping {args.bits} bits, DQN + HER, {args.steps} steps, greedy success over {args.episodes} "
-          f"episodes, n = {n} seeds\n")  # fmt: skip
-    print("| method | IQM success [95% CI] | mean success [95% CI] | seconds per run |")
-    print("|---|---|---|---|")
-    for method, r in results.items():
-        lo, hi = bootstrap_ci(r["success"], iqm)
-        mlo, mhi = bootstrap_ci(r["success"], mean)
-        print(f"| {method} | {iqm(r['success']):.2f} [{lo:.2f}, {hi:.2f}] | {mean(r['success']):.2f} [{mlo:.2f}, "
-              f"{mhi:.2f}] | {sum(r['seconds']) / n:.0f} |")  # fmt: skip
+    print("\n" + table(results, vars(args)))
 
 
 if __name__ == "__main__":
