@@ -40,8 +40,8 @@ from equirl.agents.extractors import SmallKernelCNN
 from equirl.agents.policies import EquiDQNPolicy
 from gymnasium import spaces
 from stable_baselines3 import DQN
-from stable_baselines3.common.buffers import ReplayBuffer
-from stable_baselines3.common.torch_layers import FlattenExtractor, NatureCNN
+from stable_baselines3.common.buffers import DictReplayBuffer, ReplayBuffer
+from stable_baselines3.common.torch_layers import CombinedExtractor, FlattenExtractor, NatureCNN
 from stable_baselines3.common.type_aliases import TrainFreq
 from stable_baselines3.dqn.policies import CnnPolicy, DQNPolicy
 from torch import nn
@@ -77,7 +77,9 @@ ALLOWED: dict[str, dict[str, type]] = {
         c.__name__: c
         for c in (nn.ReLU, nn.Tanh, nn.ELU, nn.LeakyReLU, nn.GELU, nn.SiLU, nn.Sigmoid, nn.Softplus, nn.Identity)
     },
-    "features_extractor_class": {c.__name__: c for c in (FlattenExtractor, NatureCNN, SmallKernelCNN)},
+    "features_extractor_class": {
+        c.__name__: c for c in (FlattenExtractor, NatureCNN, SmallKernelCNN, CombinedExtractor)
+    },
     "optimizer_class": {c.__name__: c for c in (th.optim.Adam, th.optim.AdamW, th.optim.SGD, th.optim.RMSprop)},
 }
 """The classes a saved agent may name, by kind and name: the package's own and SB3's. Loading never
@@ -187,14 +189,29 @@ def is_agent_dir(path: str | Path) -> bool:
 
 # -- spaces ----------------------------------------------------------------------------------------
 def space_to_data(space: spaces.Space, key: str, tensors: dict[str, th.Tensor]) -> dict[str, Any]:
-    """A Box or Discrete space as JSON (Box bounds go into ``tensors`` under ``key``)."""
+    """A Box, Discrete, MultiDiscrete, MultiBinary or Dict space as JSON (Box bounds go into ``tensors``
+    under ``key``; a Dict's sub-spaces under ``key.<name>``)."""
     if isinstance(space, spaces.Discrete):
         return {"type": "Discrete", "n": int(space.n), "start": int(space.start)}
+    if isinstance(space, spaces.MultiDiscrete):
+        return {
+            "type": "MultiDiscrete",
+            "nvec": np.asarray(space.nvec).tolist(),
+            "start": np.asarray(space.start).tolist(),
+            "dtype": str(space.dtype),
+        }
+    if isinstance(space, spaces.MultiBinary):
+        return {"type": "MultiBinary", "n": np.asarray(space.n).tolist()}
+    if isinstance(space, spaces.Dict):
+        return {"type": "Dict", "spaces": {k: space_to_data(s, f"{key}.{k}", tensors) for k, s in space.spaces.items()}}
     if isinstance(space, spaces.Box):
         tensors[f"{key}.low"] = th.from_numpy(np.ascontiguousarray(space.low))
         tensors[f"{key}.high"] = th.from_numpy(np.ascontiguousarray(space.high))
         return {"type": "Box", "shape": list(space.shape), "dtype": str(space.dtype)}
-    raise TypeError(f"Only Box and Discrete spaces can be saved as data, got {space}.")
+    raise TypeError(
+        f"Only Box, Discrete, MultiDiscrete, MultiBinary and Dict spaces can be saved as data, got {type(space).__name__} "
+        f"{space}."
+    )
 
 
 def space_from_data(data: Mapping[str, Any], key: str, tensors: Mapping[str, th.Tensor]) -> spaces.Space:
@@ -202,6 +219,21 @@ def space_from_data(data: Mapping[str, Any], key: str, tensors: Mapping[str, th.
     kind = data.get("type")
     if kind == "Discrete":
         return spaces.Discrete(int(data["n"]), start=int(data.get("start", 0)))
+    if kind == "MultiDiscrete":
+        dtype = np.dtype(str(data.get("dtype", "int64")))
+        if dtype.kind not in "iu":
+            raise AgentFormatError(f"MultiDiscrete {key}: dtype {dtype} is not an integer dtype.")
+        nvec = np.asarray(data["nvec"], dtype=np.int64)
+        start = np.asarray(data.get("start", np.zeros_like(nvec)), dtype=np.int64)
+        return spaces.MultiDiscrete(nvec, dtype=dtype, start=start)  # type: ignore[arg-type]
+    if kind == "MultiBinary":
+        n = data["n"]
+        return spaces.MultiBinary([int(i) for i in n] if isinstance(n, list) else int(n))
+    if kind == "Dict":
+        sub = data.get("spaces")
+        if not isinstance(sub, Mapping):
+            raise AgentFormatError(f"Dict space {key}: 'spaces' must be a mapping, got {sub!r}.")
+        return spaces.Dict({str(k): space_from_data(v, f"{key}.{k}", tensors) for k, v in sub.items()})
     if kind == "Box":
         dtype = np.dtype(str(data["dtype"]))
         if dtype.kind not in "iuf" and dtype != np.bool_:
@@ -211,7 +243,9 @@ def space_from_data(data: Mapping[str, Any], key: str, tensors: Mapping[str, th.
         if low.shape != shape or high.shape != shape:
             raise AgentFormatError(f"Box {key}: bounds of shape {low.shape} for a space of shape {shape}.")
         return spaces.Box(low=low, high=high, shape=shape, dtype=dtype)  # type: ignore[arg-type]
-    raise AgentFormatError(f"Unknown space type {kind!r} for {key}; expected Box or Discrete.")
+    raise AgentFormatError(
+        f"Unknown space type {kind!r} for {key}; expected Box, Discrete, MultiDiscrete, MultiBinary or Dict."
+    )
 
 
 class SpacesOnlyEnv(gym.Env):
@@ -292,8 +326,11 @@ def _dqn_data(model: DQN) -> dict[str, Any]:
             out[arg] = _plain(value, arg)
     tf = model.train_freq
     out["train_freq"] = [int(tf.frequency), tf.unit.value] if isinstance(tf, TrainFreq) else _plain(tf, "train_freq")
-    if model.replay_buffer_class not in (None, ReplayBuffer):
-        raise TypeError(f"replay_buffer_class={model.replay_buffer_class} cannot be saved as data (only SB3's ReplayBuffer).")
+    if model.replay_buffer_class not in (None, ReplayBuffer, DictReplayBuffer):  # SB3's defaults for Box / Dict
+        raise TypeError(
+            f"replay_buffer_class={model.replay_buffer_class.__name__} cannot be saved as data (only SB3's ReplayBuffer "
+            "and DictReplayBuffer); save this agent with SB3's model.save (HerReplayBuffer needs its environment)."
+        )
     out["replay_buffer_kwargs"] = _plain(model.replay_buffer_kwargs or {}, "replay_buffer_kwargs")
     return out
 

@@ -21,15 +21,16 @@ from __future__ import annotations
 from typing import Any
 
 import torch as th
+from equirl.agents.spaces import is_preprocessed, lift_symmetry, preprocess
 from equirl.agents.symmetrised import SymmetrisedModule, equivariance_of
 from gymnasium import spaces
-from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, FlattenExtractor
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, CombinedExtractor, FlattenExtractor
 from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from stable_baselines3.dqn.policies import DQNPolicy, QNetwork
 from torch import nn
 
 from equirl import METHODS, ONLINE_SELECTED_TARGET, Symmetry
-from equirl.averaging import symmetrize_weights
+from equirl.averaging import orbit_batch, symmetrize_weights
 from equirl.config import EquivarianceConfig
 
 __all__ = ["EquiQNetwork", "EquiDQNPolicy", "OnlineSelectedTarget"]
@@ -48,12 +49,11 @@ def check_equivariance_args(
         raise ValueError(f"Unknown method {method!r}; expected one of {METHODS}.")
     if not isinstance(action_space, spaces.Discrete):
         raise TypeError(f"Equivariant DQN needs a Discrete action space, got {action_space}.")
-    if not isinstance(observation_space, spaces.Box):
-        raise TypeError(
-            f"Equivariant DQN supports Box observations (vectors or images), got {observation_space}. "
-            "Wrap dict observations into one Box first."
-        )
-    symmetry.validate(observation_space.shape, (int(action_space.n),))
+    lift_symmetry(symmetry, observation_space)  # checks the input action on the raw space (any SB3 DQN space)
+    try:
+        symmetry.output_action.validate((int(action_space.n),))
+    except ValueError as err:
+        raise ValueError(f"Symmetry {symmetry.name!r} does not fit outputs of shape ({int(action_space.n)},): {err}") from err
 
 
 _Symmetrised = SymmetrisedModule  # the former name of the mixin
@@ -92,6 +92,9 @@ class EquiQNetwork(SymmetrisedModule, QNetwork):
         )
         self.symmetry = symmetry
         self.equivariance = config
+        # the symmetry acting where the orbit is taken: on SB3's preprocessed tensor for non-Box spaces
+        self.input_symmetry = lift_symmetry(symmetry, observation_space)
+        self._preprocessed = is_preprocessed(observation_space)
         hidden_dim = self.net_arch[-1] if self.net_arch else self.features_dim
         self.reducer = config.make_reducer(hidden_dim)
         self.reset_weight_stats()  # type: ignore[operator]  # a mixin method (mypy sees the import as Any)
@@ -99,9 +102,22 @@ class EquiQNetwork(SymmetrisedModule, QNetwork):
         self._hidden_layers: tuple[nn.Module, ...] = tuple(self.q_net)[:-1]
         self._head_layer: tuple[nn.Module] = (self.q_net[-1],)  # a tuple: not registered as a submodule
 
-    def encode(self, obs: th.Tensor) -> th.Tensor:
-        """Raw observations ``[N, ...]`` -> last hidden layer ``[N, F]`` (what the λ-net reads)."""
-        h = self.extract_features(obs, self.features_extractor)
+    def network_input(self, obs: PyTorchObs) -> PyTorchObs:
+        """What the orbit acts on: Box observations as float ``[B, ...]`` (SB3's preprocess_obs starts with
+        ``obs.float()``; doing it before the orbit gives the same values and keeps the orbit's index operations on
+        float32, much faster than on uint8 on CPU); other spaces preprocessed as SB3 does (one-hot, float, per key;
+        see :func:`equirl.agents.spaces.preprocess`), for :attr:`input_symmetry` to act on."""
+        if self._preprocessed:
+            return preprocess(obs, self.observation_space, self.normalize_images)
+        assert isinstance(obs, th.Tensor)
+        return obs if obs.is_floating_point() else obs.float()
+
+    def encode(self, obs: PyTorchObs) -> th.Tensor:
+        """:meth:`network_input` of observations, ``[N, ...]`` -> last hidden layer ``[N, F]`` (what the λ-net reads)."""
+        if self._preprocessed:
+            h = self.features_extractor(obs)
+        else:
+            h = self.extract_features(obs, self.features_extractor)
         for layer in self._hidden_layers:
             h = layer(h)
         return h
@@ -116,12 +132,7 @@ class EquiQNetwork(SymmetrisedModule, QNetwork):
         Stateless unless :attr:`collect_weight_stats` is on and the module is training, so the
         evaluation-mode network exports (``torch.export``, ``torch.jit.trace``, ONNX) with a dynamic batch.
         """
-        assert isinstance(obs, th.Tensor)
-        if not obs.is_floating_point():
-            # SB3's preprocess_obs starts with obs.float() for Box spaces; doing it before the orbit gives the
-            # same values and keeps the orbit's index operations on float32, much faster than on uint8 on CPU
-            obs = obs.float()
-        q, w = symmetrize_weights(obs, self.symmetry, self.encode, self.head, self.reducer)
+        q, w = symmetrize_weights(self.network_input(obs), self.input_symmetry, self.encode, self.head, self.reducer)
         self.record_weights(w)  # type: ignore[operator]  # a mixin method (mypy sees the import as Any)
         return q
 
@@ -149,15 +160,12 @@ class OnlineSelectedTarget(EquiQNetwork):
 
     def forward(self, obs: PyTorchObs) -> th.Tensor:
         """Q-values ``[B, n_actions]`` of this network at the online network's views of ``obs [B, ...]``."""
-        assert isinstance(obs, th.Tensor)
         if not self._online:
             raise RuntimeError("OnlineSelectedTarget needs bind_online(q_net) before its first forward.")
         online = self._online[0]
-        if not obs.is_floating_point():  # as EquiQNetwork.forward: the same values, float index operations
-            obs = obs.float()
-        G, B = self.symmetry.order, obs.shape[0]
-        orbit = self.symmetry.input_action.orbit(obs).reshape(G * B, *obs.shape[1:])
-        q = self.head(self.encode(orbit)).reshape(G, B, -1)
+        orbit = orbit_batch(self.input_symmetry, self.network_input(obs))  # as EquiQNetwork.forward
+        q = self.head(self.encode(orbit)).unflatten(0, (self.symmetry.order, -1))
+        G, B = q.shape[:2]
         with th.no_grad():
             w = online.reducer.weights(online.head(online.encode(orbit)).reshape(G, B, -1), None)  # [G, B]
         back = self.symmetry.output_action.inverse_each(q)
@@ -217,7 +225,10 @@ class EquiDQNPolicy(SymmetrisedModule, DQNPolicy):
         - ``straight_through``: equizero trains with equitune's gradient (its forward is unchanged);
         - ``tie_tolerance``: equizero averages views whose proxy losses are this close;
         - ``lambda_hidden``, ``lambda_temperature``: width of the λ-net and softmax temperature.
-    Every other argument is SB3's ``DQNPolicy``'s, unchanged. The policy is for SB3's ``DQN`` (and its
+    Every other argument is SB3's ``DQNPolicy``'s, unchanged; for Dict observations the default features
+    extractor is SB3's ``CombinedExtractor`` (as ``MultiInputPolicy``). Observations may be of any space SB3's
+    DQN accepts (Box, Discrete, MultiDiscrete, MultiBinary, Dict), the symmetry declared on the raw
+    observations (see :mod:`equirl.agents.spaces`). The policy is for SB3's ``DQN`` (and its
     subclasses) only: other algorithms (PPO, A2C, QR-DQN, ...) get a ``TypeError`` saying what to use.
 
     Non-finite observations: ``predict`` does not check its input. A NaN or inf in an observation
@@ -261,6 +272,8 @@ class EquiDQNPolicy(SymmetrisedModule, DQNPolicy):
         check_equivariance_args(symmetry, config.method, observation_space, action_space)
         self.symmetry = symmetry
         self.equivariance = config
+        if isinstance(observation_space, spaces.Dict) and features_extractor_class is FlattenExtractor:
+            features_extractor_class = CombinedExtractor  # as SB3's MultiInputPolicy
         super().__init__(
             observation_space,
             action_space,

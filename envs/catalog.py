@@ -51,6 +51,7 @@ __all__ = [
     "MINIGRID_IDS",
     "catalogue_table",
     "unregister",
+    "bitflipping_symmetry",
 ]
 
 
@@ -426,6 +427,71 @@ def _register_rotgrid() -> None:
 
 
 _register_rotgrid()
+
+
+# -- BitFlipping (goal-conditioned, Dict observations, for HER) ------------------------------------
+BITFLIPPING_KEYS = ("observation", "achieved_goal", "desired_goal")
+
+
+def bitflipping_symmetry(n_bits: int = 10) -> Symmetry:
+    """C_n on SB3's ``BitFlippingEnv(n_bits)`` (Dict of three ``MultiBinary(n_bits)``, ``Discrete(n_bits)`` actions).
+
+    The generator shifts the bits cyclically, ``(g·x)[i] = x[(i + 1) mod n]``, on the observation, the
+    achieved and the desired goal together, and the actions the same way (action ``i`` flips bit ``i``):
+    ``Q(g·s)[i] = Q(s)[(i + 1) mod n]``. Any permutation of the bits is a symmetry; the shift generates
+    a subgroup of order ``n`` that moves every bit.
+    """
+    from equirl.actions import DictAction
+
+    if n_bits < 2:
+        raise ValueError(f"bitflipping_symmetry: n_bits must be at least 2, got {n_bits}.")
+    g = cyclic(n_bits)
+    shift = [(i + 1) % n_bits for i in range(n_bits)]
+    bits = DictAction(g, {k: PermutationAction(g, [shift]) for k in BITFLIPPING_KEYS})
+    return Symmetry(
+        g, bits, PermutationAction(g, [shift]), name=f"BitFlipping C{n_bits}", description="cyclic shift of the bits"
+    )
+
+
+def bitflipping_mapper() -> StateMapper:
+    """BitFlipping: the state is ``(bits, desired goal, step)``; the generator shifts both bit vectors."""
+    import numpy as np
+    from equirl.envs.mappers import mapper_from_generators
+
+    def get_state(env: gym.Env) -> tuple[Any, Any, int]:
+        u: Any = env.unwrapped
+        return u.state.copy(), u.desired_goal.copy(), int(u.current_step)
+
+    def set_state(env: gym.Env, state: tuple[Any, Any, int]) -> None:
+        u: Any = env.unwrapped
+        u.state, u.desired_goal, u.current_step = state[0].copy(), state[1].copy(), int(state[2])
+
+    def shift(state: tuple[Any, Any, int]) -> tuple[Any, Any, int]:
+        n = len(state[0])
+        p = (np.arange(n) + 1) % n
+        return state[0][p], state[1][p], state[2]
+
+    return mapper_from_generators(get_state, set_state, [shift], observe_raw=lambda u: u._get_obs())
+
+
+def _make_bitflipping(n_bits: int = 10, **kwargs: Any) -> gym.Env:
+    from stable_baselines3.common.envs import BitFlippingEnv  # SB3's own test environment
+
+    return BitFlippingEnv(n_bits=n_bits, continuous=False, **kwargs)
+
+
+register_symmetry(
+    "BitFlipping-v0",
+    _named(
+        bitflipping_symmetry,
+        "BitFlipping-v0",
+        "C10 on SB3's BitFlippingEnv(n_bits=10): Dict obs (observation, achieved_goal, desired_goal) bits shifted "
+        "cyclically x[i] <- x[(i+1) mod 10] on all three keys; actions q -> q[(i+1) mod 10]. "
+        "Other sizes: bitflipping_symmetry(n_bits).",
+    ),
+    make_env=_make_bitflipping,
+    state_mapper=bitflipping_mapper,
+)
 
 
 def catalogue_table(names: list[str] | None = None) -> str:

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from equirl.envs.mappers import StateMapper, observe
 
-from equirl import Symmetry
+from equirl import PermutationAction, Symmetry
 from equirl.extras import progress_bar
 
 __all__ = [
@@ -709,7 +709,70 @@ def _resolve(
                 f"verify_symmetry: no state mapper for {env_name!r} / {sym.name!r}; pass state_mapper=... "
                 "(an envs.StateMapper) or register one with envs.register_state_mapper, or use mode='statistical'."
             )
+    probe_env = factory()
+    try:
+        space = probe_env.observation_space
+    finally:
+        probe_env.close()
+    if isinstance(space, gym.spaces.Dict):
+        factory, sym = _flattened(factory, sym, space)
     return factory, env_name, sym, state_mapper
+
+
+def _flattened(
+    factory: Callable[[], gym.Env], sym: Symmetry, space: gym.spaces.Dict
+) -> tuple[Callable[[], gym.Env], Symmetry]:
+    """Dict observations: the environment wrapped in ``FlattenObservation`` (keys concatenated in the space's
+    order) and the symmetry as a signed permutation of that vector, read off from its
+    :class:`~equirl.actions.DictAction` on ``±(1 + flat index)`` per key and checked on random values.
+
+    :raises ValueError: when a key's action is not a signed permutation (the verifier compares flat vectors).
+    """
+    shapes = {k: tuple(s.shape or ()) for k, s in space.spaces.items()}
+    sizes = [int(np.prod(shapes[k])) for k in shapes]
+    if any(not isinstance(s, gym.spaces.Box | gym.spaces.MultiBinary) for s in space.spaces.values()):
+        raise ValueError(
+            f"verify_symmetry: Dict observations are checked as one flat vector, which needs Box or MultiBinary "
+            f"keys; this space is {space}."
+        )
+    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
+    ramp = {k: torch.arange(offsets[i] + 1, offsets[i + 1] + 1, dtype=torch.float64).reshape(1, *shapes[k])
+            for i, k in enumerate(shapes)}  # fmt: skip
+    rng = torch.Generator().manual_seed(0)
+    rand = {k: torch.randn(4, *shapes[k], generator=rng, dtype=torch.float64) for k in shapes}
+
+    act: Any = sym.input_action  # a DictAction: orbits of dicts
+
+    def flat(orbit: Any, n: int) -> torch.Tensor:
+        return torch.cat([orbit[k].reshape(sym.order, n, -1) for k in shapes], dim=-1)
+
+    try:
+        v = flat(act.orbit(ramp), 1)[:, 0]
+        idx, sign = v.abs().round().long() - 1, torch.sign(v)
+        ok = bool(idx.min() >= 0 and idx.max() < offsets[-1])
+        want = flat(act.orbit(rand), 4)
+        x = torch.cat([rand[k].reshape(4, -1) for k in shapes], dim=-1)
+        ok = ok and torch.allclose(want, sign[:, None, :] * x[:, idx].permute(1, 0, 2), atol=1e-12)
+    except (AttributeError, TypeError, ValueError, RuntimeError, IndexError) as err:
+        raise ValueError(f"verify_symmetry: the symmetry {sym.name!r} does not act on {space} ({err}).") from err
+    if not ok:
+        raise ValueError(
+            f"verify_symmetry: the symmetry {sym.name!r} is not a signed permutation of the entries of {space}; "
+            "the verifier checks Dict observations as one flat vector."
+        )
+    gens = list(sym.group.generator_indices)
+    flat_sym = Symmetry(
+        sym.group,
+        PermutationAction(sym.group, [idx[g].tolist() for g in gens], signs=[sign[g].tolist() for g in gens]),
+        sym.output_action,
+        name=sym.name,
+        description=sym.description,
+    )
+
+    def flat_factory() -> gym.Env:
+        return gym.wrappers.FlattenObservation(factory())
+
+    return flat_factory, flat_sym
 
 
 def _check_fit(env: gym.Env, sym: Symmetry, env_name: str, sym_label: str) -> tuple[ActionMaps, tuple[int, ...]]:

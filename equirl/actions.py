@@ -19,7 +19,7 @@ per sample shape into index tables and applied with one gather, whatever ``|G|``
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +38,8 @@ __all__ = [
     "ValuePermutationAction",
     "TrivialAction",
     "ComposedAction",
+    "PositionValuePermutationAction",
+    "DictAction",
     "SPATIAL_OPS",
     "ACTION_KINDS",
     "register_action_kind",
@@ -837,3 +839,178 @@ class _MergedIndexAction(IndexAction):
 
     def __repr__(self) -> str:
         return f"merged({', '.join(repr(a) for a in self.parts)})"
+
+
+class PositionValuePermutationAction(Action):
+    """Permutes the entries of integer vectors and the values within each entry.
+
+    ``(g·x)[..., i] = values[i][x[..., positions[i]]]`` for each generator: a permutation of the
+    ``k`` entries along the last dim (entries that trade places must have the same number of values)
+    and, per entry of the result, a permutation of its values. For example the coordinates ``(x, y)``
+    of an ``n × n`` grid under a quarter turn: ``positions=[1, 0]``, ``values=[None, reversed(range(n))]``.
+
+    :param sizes: the number of values of each entry, ``[k]`` (a MultiDiscrete space's ``nvec``).
+    :param positions: one permutation of ``range(k)`` per generator.
+    :param values: per generator, one permutation of ``range(sizes[i])`` per entry ``i`` (None: identity),
+        or None for no value change at all.
+    Acts on integer (or integer-valued float) tensors ``[*batch, k]``; the dtype is kept.
+    """
+
+    def __init__(
+        self,
+        group: Group,
+        sizes: Sequence[int],
+        positions: Sequence[Sequence[int]],
+        values: Sequence[Sequence[Sequence[int] | None] | None] | None = None,
+    ) -> None:
+        super().__init__(group)
+        self.sizes = [int(n) for n in sizes]
+        if not self.sizes or any(n < 1 for n in self.sizes):
+            raise ValueError(f"PositionValuePermutationAction({group.name}): sizes must be positive, got {list(sizes)}.")
+        k, width = len(self.sizes), max(self.sizes)
+        values = [None] * len(positions) if values is None else list(values)
+        if len(values) != len(positions):
+            raise ValueError(
+                f"PositionValuePermutationAction({group.name}): {len(positions)} position permutations but "
+                f"{len(values)} value lists; give one per generator."
+            )
+        self.positions = [np.asarray(p, dtype=np.int64) for p in positions]
+        self.values: list[list[np.ndarray]] = []
+        images = []
+        for p, vals in zip(self.positions, values, strict=True):
+            _check_permutation(p.tolist(), k, f"PositionValuePermutationAction({group.name}) positions")
+            moved = [i for i in range(k) if self.sizes[int(p[i])] != self.sizes[i]]
+            if moved:
+                i = moved[0]
+                raise ValueError(
+                    f"PositionValuePermutationAction({group.name}): entry {i} ({self.sizes[i]} values) takes entry "
+                    f"{int(p[i])} ({self.sizes[int(p[i])]} values); only entries with equal sizes can trade places."
+                )
+            vals = [None] * k if vals is None else list(vals)
+            if len(vals) != k:
+                raise ValueError(
+                    f"PositionValuePermutationAction({group.name}): {len(vals)} value permutations for {k} entries."
+                )
+            table = np.tile(np.arange(width, dtype=np.int64), (k, 1))
+            for i, v in enumerate(vals):
+                if v is not None:
+                    _check_permutation(list(v), self.sizes[i], f"PositionValuePermutationAction({group.name}) entry {i}")
+                    table[i, : self.sizes[i]] = np.asarray(v, dtype=np.int64)
+            self.values.append([table[i, : self.sizes[i]].copy() for i in range(k)])
+            images.append(np.concatenate([p[:, None], table], axis=1))
+
+        def compose(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+            # (a∘b)(x)[i] = va_i[vb_{pa[i]}[x[pb[pa[i]]]]]
+            pa, pb = a[:, 0], b[:, 0]
+            tb = b[pa, 1:]
+            return np.concatenate([pb[pa][:, None], np.take_along_axis(a[:, 1:], tb, axis=1)], axis=1)
+
+        identity = np.concatenate([np.arange(k)[:, None], np.tile(np.arange(width), (k, 1))], axis=1)
+        reps = _extend_over_words(self, identity, images, compose)
+        self._pos = reps[:, :, 0]  # [G, k]
+        self._val = reps[:, :, 1:]  # [G, k, width]
+
+    def validate(self, sample_shape: Sequence[int]) -> None:
+        if tuple(sample_shape)[-1:] != (len(self.sizes),):
+            raise ValueError(
+                f"{self!r} acts on vectors of {len(self.sizes)} entries, but samples have shape {tuple(sample_shape)}."
+            )
+
+    def _tables(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        key = ("tables", device)
+        if key not in self._cache:
+            self._cache[key] = (torch.as_tensor(self._pos, device=device), torch.as_tensor(self._val, device=device))
+        return self._cache[key]  # type: ignore[no-any-return]
+
+    def apply_each(self, y: torch.Tensor) -> torch.Tensor:
+        pos, val = self._tables(y.device)
+        G, k, width = val.shape
+        flat = y.reshape(G, -1, k).long()  # [G, N, k]
+        moved = torch.gather(flat, 2, pos[:, None, :].expand(G, flat.shape[1], k))
+        offsets = (torch.arange(G, device=y.device)[:, None, None] * k + torch.arange(k, device=y.device)) * width
+        return val.reshape(-1)[offsets + moved].reshape(y.shape).to(y.dtype)
+
+    def __repr__(self) -> str:
+        return f"PositionValuePermutationAction({self.group.name}, sizes={self.sizes})"
+
+
+class DictAction(Action):
+    """An action on dict inputs (``{key: tensor}``): one action per named key; other keys are invariant.
+
+    For goal-conditioned observations, for example, the same permutation of bits on ``observation``,
+    ``achieved_goal`` and ``desired_goal``. Every method takes and returns dicts of tensors, each
+    with the shapes of the key's action: ``orbit({k: [*batch, ...]}) -> {k: [|G|, *batch, ...]}``.
+
+    :param actions: ``key -> Action`` of ``group``; keys of an input not named here are left unchanged.
+    """
+
+    def __init__(self, group: Group, actions: Mapping[str, Action]) -> None:
+        super().__init__(group)
+        for key, a in actions.items():
+            if not isinstance(key, str):
+                raise TypeError(f"DictAction({group.name}): keys must be strings, got {key!r}.")
+            if not isinstance(a, Action) or a.group != group:
+                raise ValueError(
+                    f"DictAction({group.name}): the action for {key!r} must be an equirl Action of {group.name}, "
+                    f"got {a!r}."
+                )
+        self.actions: dict[str, Action] = dict(actions)
+
+    def validate(self, sample_shape: Any) -> None:
+        """``sample_shape``: a mapping ``key -> shape`` (no batch dims); every named key must be in it."""
+        if not isinstance(sample_shape, Mapping):
+            raise ValueError(f"{self!r} acts on dict inputs, but the input has shape {sample_shape!r}.")
+        missing = sorted(set(self.actions) - set(sample_shape))
+        if missing:
+            raise ValueError(f"{self!r} acts on keys {missing} that the input does not have (it has {sorted(sample_shape)}).")
+        for key, a in self.actions.items():
+            try:
+                a.validate(tuple(sample_shape[key]))
+            except ValueError as err:
+                raise ValueError(f"key {key!r}: {err}") from err
+
+    def orbit(self, x: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:  # type: ignore[override]
+        G = self.group.order
+        return {
+            k: self.actions[k].orbit(v) if k in self.actions else v.unsqueeze(0).expand(G, *v.shape)
+            for k, v in x.items()
+        }
+
+    def apply_each(self, y: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:  # type: ignore[override]
+        return {k: self.actions[k].apply_each(v) if k in self.actions else v for k, v in y.items()}
+
+    def inverse_each(self, y: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:  # type: ignore[override]
+        return {k: self.actions[k].inverse_each(v) if k in self.actions else v for k, v in y.items()}
+
+    def inverse_mean(self, y: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:  # type: ignore[override]
+        return {k: self.actions[k].inverse_mean(v) if k in self.actions else v.mean(0) for k, v in y.items()}
+
+    def apply(self, g: int, x: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:  # type: ignore[override]
+        if not 0 <= g < self.group.order:
+            raise IndexError(f"element {g} is not in {self.group.name} (order {self.group.order}).")
+        return {k: self.actions[k].apply(g, v) if k in self.actions else v for k, v in x.items()}
+
+    @property
+    def acts_trivially(self) -> bool:
+        return all(a.acts_trivially for a in self.actions.values())
+
+    def __repr__(self) -> str:
+        return f"DictAction({self.group.name}, {{{', '.join(f'{k!r}: {a!r}' for k, a in self.actions.items())}}})"
+
+
+register_action_kind(
+    "position_value_permutation",
+    PositionValuePermutationAction,
+    lambda a: {
+        "sizes": list(a.sizes),
+        "positions": [[int(i) for i in p] for p in a.positions],
+        "values": [[[int(i) for i in v] for v in vals] for vals in a.values],
+    },
+    lambda g, d: PositionValuePermutationAction(g, d["sizes"], d["positions"], d.get("values")),
+)
+register_action_kind(
+    "dict",
+    DictAction,
+    lambda a: {"actions": {k: action_to_dict(x) for k, x in a.actions.items()}},
+    lambda g, d: DictAction(g, {str(k): action_from_dict(x, g) for k, x in dict(d["actions"]).items()}),
+)

@@ -39,6 +39,7 @@ __all__ = [
     "make_reducer",
     "symmetrize",
     "symmetrize_weights",
+    "orbit_batch",
     "reduce_orbit",
     "reduce_orbit_weights",
     "GroupAveraged",
@@ -352,10 +353,19 @@ def symmetrize(
     return out
 
 
+def orbit_batch(symmetry: Symmetry, x: Any) -> Any:
+    """The orbit of ``x [B, ...]`` as one batch ``[G·B, ...]``; for a dict input (a
+    :class:`~equirl.actions.DictAction`), a dict of such batches, one per key."""
+    orbit = symmetry.input_action.orbit(x)
+    if isinstance(orbit, dict):
+        return {k: v.flatten(0, 1) for k, v in orbit.items()}
+    return orbit.flatten(0, 1)
+
+
 def symmetrize_weights(
-    x: torch.Tensor,
+    x: torch.Tensor | dict[str, torch.Tensor],
     symmetry: Symmetry,
-    encoder: Callable[[torch.Tensor], torch.Tensor],
+    encoder: Callable[[Any], torch.Tensor],
     head: Callable[[torch.Tensor], torch.Tensor] | None,
     reducer: Reducer,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -365,7 +375,7 @@ def symmetrize_weights(
     ONNX export capture it with a dynamic batch.
     """
     G = symmetry.order
-    orbit = symmetry.input_action.orbit(x).flatten(0, 1)  # [G·B, ...]
+    orbit = orbit_batch(symmetry, x)  # [G·B, ...] (per key for dict inputs)
     h = encoder(orbit)
     y = h if head is None else head(h)
     return reduce_orbit_weights(y.unflatten(0, (G, -1)), symmetry, reducer, h.unflatten(0, (G, -1)))
@@ -409,12 +419,16 @@ class GroupAveraged(nn.Module):
         return symmetrize(x, self.symmetry, self.encoder, self.head, self.reducer)
 
 
-def equivariance_error(f: Callable[[torch.Tensor], torch.Tensor], symmetry: Symmetry, x: torch.Tensor) -> float:
-    """``max_g max |f(g·x) - ρ(g) f(x)|`` over a batch ``x [B, ...]`` (a float; 0 when exact)."""
-    G, B = symmetry.order, x.shape[0]
+def equivariance_error(
+    f: Callable[[Any], torch.Tensor], symmetry: Symmetry, x: torch.Tensor | dict[str, torch.Tensor]
+) -> float:
+    """``max_g max |f(g·x) - ρ(g) f(x)|`` over a batch ``x [B, ...]`` (a float; 0 when exact).
+
+    ``x`` may be a dict of batches when the symmetry's input action is a :class:`~equirl.actions.DictAction`.
+    """
     with torch.no_grad():
         fx = f(x)
-        f_orbit = f(symmetry.input_action.orbit(x).reshape(G * B, *x.shape[1:]))
+        f_orbit = f(orbit_batch(symmetry, x))
         expected = symmetry.output_action.orbit(fx)
         return float((f_orbit.reshape(expected.shape) - expected).abs().max().item())
 

@@ -123,12 +123,18 @@ def test_every_catalogue_symmetry_round_trips(name: str) -> None:
     back = E.Symmetry.from_dict(_json(sym.to_dict()))
     assert back.name == sym.name and back.group == sym.group and back.description == sym.description
     env = make_env(name)
-    space = env.action_space  # Discrete: the action dimension of Q-values; Box (Pendulum): the action vector
-    obs_shape, out_shape = tuple(env.observation_space.shape), tuple(space.shape) or (int(space.n),)
+    space, act = env.observation_space, env.action_space
     env.close()
     torch.manual_seed(0)
-    _same_action(sym.input_action, back.input_action, obs_shape)
-    _same_action(sym.output_action, back.output_action, out_shape)
+    if isinstance(sym.input_action, E.DictAction):  # Dict observations: per key
+        assert isinstance(back.input_action, E.DictAction)
+        assert back.input_action.actions.keys() == sym.input_action.actions.keys()
+        for key, action in sym.input_action.actions.items():
+            _same_action(action, back.input_action.actions[key], tuple(space[key].shape))
+    else:
+        _same_action(sym.input_action, back.input_action, tuple(space.shape))
+    # Discrete: the action dimension of Q-values; Box (Pendulum): the action vector
+    _same_action(sym.output_action, back.output_action, tuple(act.shape) or (int(act.n),))
 
 
 def test_custom_action_without_data_form_is_a_clear_error() -> None:
