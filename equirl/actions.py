@@ -786,6 +786,12 @@ register_action_kind(
     lambda g, d: PermutationAction(g, d["generators"], int(d["dim"]), d.get("signs")),
 )
 register_action_kind(
+    "signed_permutation",
+    SignedPermutationAction,
+    lambda a: {"generators": [[int(i) for i in p] for p in a.perms], "dim": a.dims[0], "signs": _floats(a.signs)},
+    lambda g, d: SignedPermutationAction(g, d["generators"], d["signs"], int(d["dim"])),
+)
+register_action_kind(
     "value_permutation",
     ValuePermutationAction,
     lambda a: {"generators": [[int(i) for i in p] for p in a.perms]},

@@ -111,6 +111,10 @@ def test_actions_with_signs_round_trip() -> None:
         assert type(back) is type(action)
         _same_action(action, back, sample)
     assert _json(signed.to_dict())["signs"] == [[-1, 1]]
+    mirror = E.SignedPermutationAction(E.cyclic(2), [[1, 0, 2]], signs=[[1, 1, -1]])  # its own kind, signs kept
+    back = Action.from_dict(_json(mirror.to_dict()), mirror.group)
+    assert type(back) is E.SignedPermutationAction and _json(mirror.to_dict())["kind"] == "signed_permutation"
+    _same_action(mirror, back, (3,))
     values = E.ValuePermutationAction(E.cyclic(2), [[0, 2, 1, 3]])
     back = Action.from_dict(_json(values.to_dict()), values.group)
     x = torch.randint(0, 4, (3, 5))
