@@ -19,8 +19,9 @@ A symmetry is declared on the *raw* observation space, as the environment return
 SB3 feeds its network a preprocessed float tensor: one-hot for Discrete and MultiDiscrete, ``float()``
 for MultiBinary, per key for Dict. :func:`lift_symmetry` turns the declared symmetry into the same
 group acting on that tensor (a permutation of the one-hot entries or of the bits; for complemented
-bits the affine map ``x -> 1 - x`` on those entries), exactly, and :func:`preprocess` computes the tensor; the equivariant Q-network takes the
-orbit of the preprocessed batch and feeds the features extractor directly.
+bits the affine map ``x -> 1 - x`` on those entries), exactly, and :func:`preprocess` computes the
+tensor; the equivariant Q-network takes the orbit of the preprocessed batch and feeds the features
+extractor directly.
 """
 
 from __future__ import annotations
@@ -75,6 +76,11 @@ def _refuse(space: spaces.Space, why: str) -> ValueError:
     return ValueError(f"the input action does not fit the {_space_name(space)} observation space {space}: {why}")
 
 
+def _short(values: list[Any], k: int = 12) -> str:
+    """``values`` for an error message, the first ``k`` of a long list."""
+    return str(values) if len(values) <= k else f"[{', '.join(map(str, values[:k]))}, ... ({len(values)} in all)]"
+
+
 def _generator_images(action: Action, x: th.Tensor) -> list[th.Tensor]:
     """``g·x`` for each generator ``g`` of the action's group (x a batch)."""
     return [action.apply(int(ge), x) for ge in action.group.generator_indices]
@@ -98,7 +104,7 @@ def _lift_discrete(action: Action, space: spaces.Discrete) -> Action:
         if p.shape != (n,) or not th.equal(p, p.round()) or sorted(p.long().tolist()) != list(range(n)):
             raise _refuse(
                 space,
-                f"element {action.group.element_names[ge]} maps the states range({n}) to {p.tolist()}, "
+                f"element {action.group.element_names[ge]} maps the states range({n}) to {_short(p.tolist())}, "
                 f"which is not a permutation of range({n}).",
             )
         # one-hot: out[p[s]] = in[s], i.e. out[i] = in[p⁻¹[i]]

@@ -107,7 +107,7 @@ class DummySpaceEnv(gym.Env):  # type: ignore[type-arg]
 @pytest.mark.parametrize("space", [spaces.MultiDiscrete([4, 3]), spaces.MultiBinary(8), spaces.MultiBinary((7, 2))])
 @pytest.mark.parametrize("method", METHODS)
 def test_spaces(space: spaces.Space, method: str) -> None:
-    model = DQN(EquiDQNPolicy, DummySpaceEnv(space), gamma=0.5, seed=1, learning_starts=20,
+    model = DQN(EquiDQNPolicy, DummySpaceEnv(space), gamma=0.5, seed=1, learning_starts=20, buffer_size=1000,
                 policy_kwargs=dict(symmetry=trivial(2), method=method, net_arch=[64]))  # fmt: skip
     model.learn(100)
     evaluate_policy(model, model.get_env(), n_eval_episodes=5, warn=False)
@@ -118,7 +118,7 @@ def test_spaces(space: spaces.Space, method: str) -> None:
 @pytest.mark.parametrize("method", METHODS)
 def test_identity_discrete(method: str) -> None:
     env = IdentityEnv(10)
-    model = DQN(EquiDQNPolicy, DummyVecEnv([lambda: env]), learning_starts=0, seed=0,
+    model = DQN(EquiDQNPolicy, DummyVecEnv([lambda: env]), learning_starts=0, seed=0, buffer_size=1000,
                 policy_kwargs=dict(symmetry=identity_symmetry(10), method=method))  # fmt: skip
     model.learn(300)
     check_equivariant(model)
@@ -147,7 +147,8 @@ def test_identity_multi_action_spaces_are_refused(env_class: type) -> None:
 @pytest.mark.parametrize("method", METHODS)
 def test_predict(method: str) -> None:
     env = IdentityEnv(10)
-    model = DQN(EquiDQNPolicy, env, seed=0, policy_kwargs=dict(symmetry=identity_symmetry(10), method=method))
+    model = DQN(EquiDQNPolicy, env, seed=0, buffer_size=100,
+                policy_kwargs=dict(symmetry=identity_symmetry(10), method=method))  # fmt: skip
     obs, _ = env.reset(seed=0)
     action, _ = model.predict(obs, deterministic=True)
     assert env.action_space.contains(int(action))
@@ -165,7 +166,7 @@ def test_predict(method: str) -> None:
 @pytest.mark.parametrize("method", METHODS)
 def test_save_load(method: str, tmp_path: Path) -> None:
     env = IdentityEnv(10)
-    model = DQN(EquiDQNPolicy, env, learning_starts=0, seed=0,
+    model = DQN(EquiDQNPolicy, env, learning_starts=0, seed=0, buffer_size=1000,
                 policy_kwargs=dict(symmetry=identity_symmetry(10), method=method))  # fmt: skip
     model.learn(200)
     obs = th.arange(10)

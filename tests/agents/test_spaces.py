@@ -155,6 +155,7 @@ def trained(case: str, method: str, **kwargs: Any) -> DQN:
     model = DQN(
         EquiDQNPolicy,
         make_env(),
+        buffer_size=1000,
         learning_starts=16,
         batch_size=16,
         train_freq=1,
@@ -193,6 +194,7 @@ def test_her_on_bitflipping_stays_equivariant() -> None:
             env,
             replay_buffer_class=HerReplayBuffer,
             replay_buffer_kwargs=dict(n_sampled_goal=4, goal_selection_strategy="future"),
+            buffer_size=1000,
             learning_starts=2 * n,
             batch_size=32,
             target_update_interval=50,
@@ -225,7 +227,7 @@ def test_lifted_actions_match_raw_actions_after_preprocessing() -> None:
 
 
 def test_dict_orbit_is_one_batched_forward() -> None:
-    model = DQN(EquiDQNPolicy, DictGrid(), policy_kwargs=dict(symmetry=dict_symmetry(), method="equitune"), seed=0)
+    model = DQN(EquiDQNPolicy, DictGrid(), buffer_size=100, policy_kwargs=dict(symmetry=dict_symmetry(), method="equitune"))
     seen: list[int] = []
     extractor = model.q_net.features_extractor
     handle = extractor.register_forward_hook(lambda m, i, o: seen.append(o.shape[0]))
@@ -332,7 +334,7 @@ def test_save_and_load_identical_in_a_fresh_process(tmp_path: Path) -> None:
 
 def test_group_of_raw_symmetry_is_kept() -> None:
     """The policy keeps the declared (raw) symmetry; the lifted one acts only inside the network."""
-    model = DQN(EquiDQNPolicy, GridXY(), policy_kwargs=dict(symmetry=grid_symmetry()), seed=0)
+    model = DQN(EquiDQNPolicy, GridXY(), buffer_size=100, policy_kwargs=dict(symmetry=grid_symmetry()), seed=0)
     assert isinstance(model.policy.symmetry.input_action, PositionValuePermutationAction)
     assert isinstance(model.q_net.input_symmetry.input_action, PermutationAction)
     assert isinstance(model.q_net.symmetry.group, Group)
@@ -367,6 +369,7 @@ def test_custom_dict_extractor_is_equivariant(method: str) -> None:
     model = DQN(
         EquiDQNPolicy,
         DictGrid(),
+        buffer_size=1000,
         learning_starts=16,
         batch_size=16,
         policy_kwargs=dict(symmetry=dict_symmetry(), method=method, features_extractor_class=PerKeyExtractor),
@@ -382,6 +385,7 @@ def test_her_agent_is_refused_by_the_safe_format_with_advice(tmp_path: Path) -> 
         EquiDQNPolicy,
         BitFlippingEnv(n_bits=4),
         replay_buffer_class=HerReplayBuffer,
+        buffer_size=100,
         policy_kwargs=dict(symmetry=bitflipping_symmetry(4)),
     )
     with pytest.raises(TypeError, match="HerReplayBuffer cannot be saved as data.*model.save"):
