@@ -92,7 +92,7 @@ RUN_FIELDS = (
 # -- configuration -------------------------------------------------------------------------------
 @dataclass
 class EnvBenchmark:
-    """The benchmark's settings for one environment (one entry of ``benchmark_config.yml``).
+    """The benchmark's settings for one environment (one entry of ``hyperparams/benchmark.yml``).
 
     :param env_id: catalogue name (``envs.make_env`` / ``envs.get_symmetry``) and key in ``dqn.yml``.
     :param timesteps: environment steps per run (the same for every method and seed).
@@ -120,7 +120,7 @@ class EnvBenchmark:
 
 
 def load_config(path: str | Path | None = None) -> dict[str, EnvBenchmark]:
-    """The per-environment settings in ``path`` (default ``scripts/benchmark_config.yml``), by env id."""
+    """The per-environment settings in ``path`` (default: the package's ``hyperparams/benchmark.yml``), by env id."""
     file = Path(path) if path else DEFAULT_CONFIG
     with open(file) as f:
         data = yaml.safe_load(f) or {}
