@@ -22,14 +22,14 @@ from typing import Any
 
 import torch as th
 from equirl.agents.spaces import is_preprocessed, lift_symmetry, preprocess
-from equirl.agents.symmetrised import SymmetrisedModule, equivariance_of
+from equirl.agents.symmetrised import SymmetrisedModule, equivariance_of, require_symmetry
 from gymnasium import spaces
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, CombinedExtractor, FlattenExtractor
 from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from stable_baselines3.dqn.policies import DQNPolicy, QNetwork
 from torch import nn
 
-from equirl import METHODS, ONLINE_SELECTED_TARGET, Symmetry
+from equirl import ONLINE_SELECTED_TARGET, Symmetry
 from equirl.averaging import orbit_batch, symmetrize_weights
 from equirl.config import EquivarianceConfig
 
@@ -40,13 +40,7 @@ def check_equivariance_args(
     symmetry: Any, method: str, observation_space: spaces.Space, action_space: spaces.Space
 ) -> None:
     """Raise a clear error unless ``symmetry`` and ``method`` fit these spaces."""
-    if not isinstance(symmetry, Symmetry):
-        raise TypeError(
-            f"symmetry must be an equirl.Symmetry (for example envs.get_symmetry('CartPole-v1')), "
-            f"got {type(symmetry).__name__}."
-        )
-    if method not in METHODS:
-        raise ValueError(f"Unknown method {method!r}; expected one of {METHODS}.")
+    require_symmetry(symmetry, method)
     if not isinstance(action_space, spaces.Discrete):
         raise TypeError(f"Equivariant DQN needs a Discrete action space, got {action_space}.")
     lift_symmetry(symmetry, observation_space)  # checks the input action on the raw space (any SB3 DQN space)

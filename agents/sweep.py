@@ -905,6 +905,13 @@ def plot_curves(curves: list[dict[str, Any]], env_id: str, path: str | Path, thr
     ax.set_xlabel("environment steps")
     ax.set_ylabel("mean evaluation return")
     ax.set_title(env_id)
+    _save_figure(fig, ax, path)
+
+
+def _save_figure(fig: Any, ax: Any, path: str | Path) -> None:
+    """Grid, legend and tight layout on ``ax``; ``fig`` saved to ``path`` (folders made) and closed."""
+    import matplotlib.pyplot as plt
+
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -915,8 +922,7 @@ def plot_curves(curves: list[dict[str, Any]], env_id: str, path: str | Path, thr
 
 def plot_profile(curves: list[dict[str, Any]], env_id: str, path: str | Path) -> None:
     """Performance profile of ``env_id``: per method, the fraction of runs whose final return exceeds τ, as PNG."""
-    import matplotlib
-
+    matplotlib = require("matplotlib", "plots", "Plotting performance profiles")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -935,9 +941,4 @@ def plot_profile(curves: list[dict[str, Any]], env_id: str, path: str | Path) ->
     ax.set_ylabel("fraction of runs with final return > τ")
     ax.set_title(f"{env_id}: performance profile")
     ax.set_ylim(-0.02, 1.02)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
+    _save_figure(fig, ax, path)

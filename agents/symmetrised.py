@@ -33,6 +33,7 @@ __all__ = [
     "SymmetrisedModule",
     "equivariance_of",
     "check_symmetry",
+    "require_symmetry",
     "orbit_features",
     "group_weights",
     "reduce_outputs",
@@ -65,6 +66,13 @@ def check_symmetry(symmetry: Any, method: str) -> Symmetry:
         from equirl.envs import get_symmetry
 
         symmetry = get_symmetry(symmetry)
+    require_symmetry(symmetry, method)
+    return symmetry  # type: ignore[no-any-return]
+
+
+def require_symmetry(symmetry: Any, method: str) -> None:
+    """A clear ``TypeError`` unless ``symmetry`` is a :class:`~equirl.Symmetry`, ``ValueError`` for a ``method``
+    not in :data:`equirl.METHODS`."""
     if not isinstance(symmetry, Symmetry):
         raise TypeError(
             f"symmetry must be an equirl.Symmetry (for example envs.get_symmetry('CartPole-v1')), "
@@ -72,7 +80,6 @@ def check_symmetry(symmetry: Any, method: str) -> Symmetry:
         )
     if method not in METHODS:
         raise ValueError(f"Unknown method {method!r}; expected one of {METHODS}.")
-    return symmetry
 
 
 def orbit_features(

@@ -35,7 +35,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 from equirl.envs.mappers import StateMapper, mapper_from_generators
-from equirl.envs.verify import StatisticalReport, VerificationReport, _factory_name, verify_symmetry
+from equirl.envs.verify import StatisticalReport, VerificationReport, env_factory, verify_symmetry
 
 from equirl import (
     Action,
@@ -807,17 +807,9 @@ def discover_symmetry(
     :return: a :class:`DiscoveryReport` (``report.symmetry``, ``report.state_mapper``, ``report.snippet``).
     :raises ValueError: for unsupported spaces, or no codec / world maps for this environment.
     """
-    from equirl.envs.catalog import make_env
 
     t0 = time.perf_counter()
-    if isinstance(env, str):
-        env_name = env
-
-        def factory() -> gym.Env:
-            return make_env(env_name)
-    else:
-        factory = env
-        env_name = _factory_name(env)
+    factory, env_name = env_factory(env)
     probe = factory()
     try:
         d = _Discovery(env, env_name, name or env_name, probe, seed, rollouts, tuple(verify_seeds), verify_steps)

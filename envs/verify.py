@@ -661,6 +661,15 @@ def two_sample_tests(
     return [FieldTest(where, "joint", s, p)]
 
 
+def env_factory(env: str | Callable[[], gym.Env]) -> tuple[Callable[[], gym.Env], str]:
+    """``(factory, name)`` for a catalogue name (``make_env(name)``) or a factory (named after what it builds)."""
+    from equirl.envs.catalog import make_env
+
+    if isinstance(env, str):
+        return (lambda: make_env(env)), env
+    return env, _factory_name(env)
+
+
 def _factory_name(factory: Callable[[], gym.Env]) -> str:
     """A label for an environment factory: its function name, else (lambdas) the id of what it makes."""
     name = getattr(factory, "__name__", "")
@@ -680,16 +689,9 @@ def _resolve(
     state_mapper: StateMapper | None,
     need_mapper: bool = True,
 ) -> tuple[Callable[[], gym.Env], str, Symmetry, StateMapper | None]:
-    from equirl.envs.catalog import get_state_mapper, get_symmetry, make_env
+    from equirl.envs.catalog import get_state_mapper, get_symmetry
 
-    if isinstance(env, str):
-        env_name = env
-
-        def factory() -> gym.Env:
-            return make_env(env_name)
-    else:
-        factory = env
-        env_name = _factory_name(env)
+    factory, env_name = env_factory(env)
     sym = get_symmetry(symmetry) if isinstance(symmetry, str) else symmetry
     if state_mapper is None:
         candidates = [
