@@ -24,6 +24,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch as th
+from equirl.agents.algorithms import ALGORITHMS
 
 from equirl import METHODS, Action, Symmetry, weight_entropy
 from equirl.averaging import MeanReducer, Reducer, _weighted_sum
@@ -41,12 +42,7 @@ __all__ = [
     "refuse_foreign_algorithm",
 ]
 
-POLICY_FOR = {
-    "DQN": "EquiDQNPolicy",
-    "QRDQN": "EquiQRDQNPolicy",
-    "PPO": "EquiActorCriticPolicy",
-    "A2C": "EquiActorCriticPolicy",
-}
+POLICY_FOR = {a.class_name: a.policy_name for a in ALGORITHMS.values()}
 """The equivariant policy for each algorithm (by the algorithm's class name), for error messages."""
 
 
