@@ -1,19 +1,25 @@
 """A safe file format for agents: plain JSON and safetensors, no pickle anywhere.
 
-:func:`save_agent` writes a folder::
+:func:`save_agent` writes a folder, for every algorithm of :mod:`equirl.agents.algorithms` (DQN, QR-DQN,
+PPO, A2C; plain or equivariant, every method)::
 
-    PATH/config.json        format, algorithm and its hyperparameters, spaces, policy class and its
-                            arguments (net_arch; activation, features extractor and optimizer by
-                            registered name), the equivariance configuration and the Symmetry as data,
-                            counters (and, with training state, the optimizer's scalar settings)
-    PATH/model.safetensors  the policy's weights (Q-network and target network), the spaces' bounds,
-                            and with training state the optimizer's moments and the last observation
+    PATH/config.json        format, algorithm and its hyperparameters (constant schedules as numbers, the
+                            replay or rollout buffer class by allowed name with its keyword arguments),
+                            spaces, policy class and its arguments (activation, features extractor and
+                            optimizer by registered name), the equivariance configuration and the Symmetry
+                            as data, counters (and, with training state, the optimizer's scalar settings)
+    PATH/model.safetensors  the policy's weights (every network: Q- or quantile network and its target,
+                            actor, critic, log-std, λ-nets), the spaces' bounds, and with training state the
+                            optimizer's moments and the last observation
 
 :func:`load_agent` reads it back without unpickling anything and without importing anything the file
 names: every class is looked up by name in :data:`ALLOWED` (the package's own classes and SB3's),
 and a name not there is an error that says how to allow it. A loaded agent gives bit-identical
-Q-values and can continue training (``model.learn(..., reset_num_timesteps=False)``); the replay
-buffer is not part of an agent (checkpoints add it, see :mod:`equirl.agents.training`).
+outputs (Q-values, quantiles, logits or Gaussian mean and std, values) and can continue training
+(``model.learn(..., reset_num_timesteps=False)``); the replay or rollout buffer's contents are not part
+of an agent (checkpoints add the replay buffer, see :mod:`equirl.agents.training`). A HER agent
+(``replay_buffer_class=HerReplayBuffer``) saves its buffer's settings; loading it needs the
+goal-conditioned environment (``env=...``) to continue training.
 
 The folder is written under a temporary name and renamed into place, and an existing agent is only
 replaced with ``overwrite=True``. :func:`write_atomic` is the package's one helper for files that a
@@ -22,13 +28,16 @@ later step reads.
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import os
+import re
 import shutil
 import tempfile
 from collections import deque
 from collections.abc import Mapping
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -36,18 +45,24 @@ import gymnasium as gym
 import numpy as np
 import stable_baselines3
 import torch as th
+from equirl.agents.algorithms import ALGORITHMS, Algorithm, algorithm_of, get_algorithm
 from equirl.agents.extractors import SmallKernelCNN
 from equirl.agents.policies import EquiDQNPolicy
+from equirl.agents.symmetrised import SymmetrisedModule
 from gymnasium import spaces
-from stable_baselines3 import DQN
-from stable_baselines3.common.buffers import DictReplayBuffer, ReplayBuffer
+from stable_baselines3 import DQN, HerReplayBuffer
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.buffers import DictReplayBuffer, DictRolloutBuffer, ReplayBuffer, RolloutBuffer
 from stable_baselines3.common.torch_layers import CombinedExtractor, FlattenExtractor, NatureCNN
 from stable_baselines3.common.type_aliases import TrainFreq
+from stable_baselines3.common.utils import ConstantSchedule, FloatSchedule
+from stable_baselines3.common.vec_env import DummyVecEnv
 from stable_baselines3.dqn.policies import CnnPolicy, DQNPolicy
 from torch import nn
 
 import equirl
 from equirl import EquivarianceConfig, Symmetry
+from equirl.extras import MissingExtraError
 
 __all__ = [
     "AGENT_FORMAT",
@@ -81,28 +96,28 @@ ALLOWED: dict[str, dict[str, type]] = {
         c.__name__: c for c in (FlattenExtractor, NatureCNN, SmallKernelCNN, CombinedExtractor)
     },
     "optimizer_class": {c.__name__: c for c in (th.optim.Adam, th.optim.AdamW, th.optim.SGD, th.optim.RMSprop)},
+    "replay_buffer_class": {c.__name__: c for c in (ReplayBuffer, DictReplayBuffer, HerReplayBuffer)},
+    "rollout_buffer_class": {c.__name__: c for c in (RolloutBuffer, DictRolloutBuffer)},
 }
 """The classes a saved agent may name, by kind and name: the package's own and SB3's. Loading never
-imports anything else."""
+imports anything else. The policies of every algorithm in :data:`equirl.agents.algorithms.ALGORITHMS`
+(SB3's ``MlpPolicy``, ``CnnPolicy``, ``MultiInputPolicy`` and equirl's equivariant policy) are added on
+first use, for the algorithms whose extra is installed (a name that another algorithm's policy already
+has is prefixed with the algorithm: ``"QRDQN.CnnPolicy"``)."""
 
-# DQN constructor arguments kept as plain numbers (attribute name -> argument name).
-_DQN_ARGS = {
-    "learning_rate": "learning_rate",
-    "buffer_size": "buffer_size",
-    "learning_starts": "learning_starts",
-    "batch_size": "batch_size",
-    "tau": "tau",
-    "gamma": "gamma",
-    "gradient_steps": "gradient_steps",
-    "optimize_memory_usage": "optimize_memory_usage",
-    "n_steps": "n_steps",
-    "target_update_interval": "target_update_interval",
-    "exploration_fraction": "exploration_fraction",
-    "exploration_initial_eps": "exploration_initial_eps",
-    "exploration_final_eps": "exploration_final_eps",
-    "max_grad_norm": "max_grad_norm",
-    "_stats_window_size": "stats_window_size",
-}
+_POLICIES_ADDED: list[str] = []
+
+# Constructor arguments that are not hyperparameters of the agent (given again on load, or kept elsewhere).
+_NOT_HYPERPARAMS = frozenset(
+    {"self", "policy", "env", "policy_kwargs", "tensorboard_log", "verbose", "seed", "device", "_init_setup_model"}
+)
+# Hyperparameters whose attribute holds something else than the argument (argument -> attribute).
+_ATTRIBUTE_OF = {"stats_window_size": "_stats_window_size"}
+# Policy constructor parameters not saved with the policy: spaces, schedule, use_sde (an algorithm argument the
+# algorithm passes to its policy), or saved apart (symmetry).
+_NOT_POLICY_DATA = ("observation_space", "action_space", "lr_schedule", "use_sde", "symmetry", "equivariance")
+_CLASS_KINDS = ("activation_fn", "features_extractor_class", "optimizer_class")
+
 # Training counters restored on load (so that learn(..., reset_num_timesteps=False) continues).
 _COUNTERS = (
     "num_timesteps",
@@ -122,11 +137,35 @@ class AgentFormatError(ValueError):
 
 
 def allow_class(kind: str, cls: type, name: str | None = None) -> None:
-    """Let saved agents name ``cls`` (kind ``"policy"``, ``"activation_fn"``, ``"features_extractor_class"``
-    or ``"optimizer_class"``). Loading a file that names it then works in this process."""
+    """Let saved agents name ``cls`` (kind ``"policy"``, ``"activation_fn"``, ``"features_extractor_class"``,
+    ``"optimizer_class"``, ``"replay_buffer_class"`` or ``"rollout_buffer_class"``). Loading a file that names
+    it then works in this process."""
     if kind not in ALLOWED:
         raise ValueError(f"Unknown kind {kind!r}; expected one of {sorted(ALLOWED)}.")
     ALLOWED[kind][name or cls.__name__] = cls
+
+
+def _add_algorithm_policies() -> None:
+    """Put the policies of every installed algorithm on :data:`ALLOWED` (once; QR-DQN's need sb3-contrib)."""
+    policies = ALLOWED["policy"]
+    for algo in ALGORITHMS.values():
+        if algo.name in _POLICIES_ADDED:
+            continue
+        try:
+            classes = (algo.policy_class(), *algo.model_class().policy_aliases.values())
+        except MissingExtraError:
+            continue
+        for cls in classes:
+            if any(c is cls for c in policies.values()):
+                continue
+            name = cls.__name__ if cls.__name__ not in policies else f"{algo.class_name}.{cls.__name__}"
+            policies[name] = cls
+        _POLICIES_ADDED.append(algo.name)
+
+
+def _plain_policy_base(algo: Algorithm) -> type:
+    """The policy class every policy of ``algo`` derives from (SB3's ``MlpPolicy`` of the algorithm)."""
+    return algo.model_class().policy_aliases["MlpPolicy"]  # type: ignore[no-any-return]
 
 
 # -- files -----------------------------------------------------------------------------------------
@@ -149,6 +188,7 @@ def write_atomic(path: str | Path, data: str | bytes) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
 
 def save_zip_atomic(model: Any, path: str | Path) -> Path:
     """``model.save(path)`` (an SB3 algorithm) through a temporary file renamed into place (never a half-written zip)."""
@@ -297,41 +337,70 @@ def _plain(value: Any, what: str) -> Any:
     raise TypeError(f"{what} holds a {type(value).__name__} ({value!r}), which cannot be saved as data.")
 
 
-def _policy_data(model: DQN) -> dict[str, Any]:
+def _policy_data(model: BaseAlgorithm) -> dict[str, Any]:
+    """The policy's class (by allowed name) and constructor arguments as data; the symmetry and the
+    equivariance settings are saved apart (``config["symmetry"]``, ``config["equivariance"]``)."""
+    _add_algorithm_policies()
     policy = model.policy
     params = policy._get_constructor_parameters()
+    if hasattr(policy, "share_features_extractor"):  # an actor-critic argument SB3 does not list
+        params["share_features_extractor"] = policy.share_features_extractor
+    params.setdefault("normalize_images", policy.normalize_images)
+    skip = (*_NOT_POLICY_DATA, *EquivarianceConfig.field_names())
     data: dict[str, Any] = {"class": _name_of("policy", type(policy))}
-    data["net_arch"] = _plain(params.get("net_arch"), "net_arch")
-    data["activation_fn"] = _name_of("activation_fn", params.get("activation_fn", nn.ReLU))
-    data["features_extractor_class"] = _name_of(
-        "features_extractor_class", params.get("features_extractor_class", FlattenExtractor)
-    )
-    data["features_extractor_kwargs"] = _plain(params.get("features_extractor_kwargs") or {}, "features_extractor_kwargs")
-    data["normalize_images"] = bool(params.get("normalize_images", True))
-    data["optimizer_class"] = _name_of("optimizer_class", params.get("optimizer_class", th.optim.Adam))
-    data["optimizer_kwargs"] = _plain(params.get("optimizer_kwargs") or {}, "optimizer_kwargs")
+    for key, value in params.items():
+        if key in skip:
+            continue
+        data[key] = _name_of(key, value) if key in _CLASS_KINDS else _plain(value, f"policy argument {key}")
     return data
 
 
-def _dqn_data(model: DQN) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for attr, arg in _DQN_ARGS.items():
-        if hasattr(model, attr):
-            value = getattr(model, attr)
-            if arg == "learning_rate" and callable(value):
-                raise TypeError(
-                    "learning_rate is a schedule (a function), which cannot be saved as data; "
-                    "train with a constant learning rate, or save with trusted SB3 model.save()."
-                )
-            out[arg] = _plain(value, arg)
-    tf = model.train_freq
-    out["train_freq"] = [int(tf.frequency), tf.unit.value] if isinstance(tf, TrainFreq) else _plain(tf, "train_freq")
-    if model.replay_buffer_class not in (None, ReplayBuffer, DictReplayBuffer):  # SB3's defaults for Box / Dict
+def _schedule_value(value: Any, what: str) -> Any:
+    """A hyperparameter as data: a constant schedule (SB3's ``FloatSchedule(ConstantSchedule)``) as its number."""
+    inner = value.value_schedule if isinstance(value, FloatSchedule) else value
+    if isinstance(inner, ConstantSchedule):
+        return _plain(inner.val, what)
+    if callable(value):
         raise TypeError(
-            f"replay_buffer_class={model.replay_buffer_class.__name__} cannot be saved as data (only SB3's ReplayBuffer "
-            "and DictReplayBuffer); save this agent with SB3's model.save (HerReplayBuffer needs its environment)."
+            f"{what} is a schedule (a function), which cannot be saved as data; train with a constant {what}, "
+            "or save with trusted SB3 model.save()."
         )
-    out["replay_buffer_kwargs"] = _plain(model.replay_buffer_kwargs or {}, "replay_buffer_kwargs")
+    return _plain(value, what)
+
+
+def _buffer_kwargs(kwargs: Mapping[str, Any] | None, what: str) -> dict[str, Any]:
+    """A buffer's keyword arguments as data (HER's goal selection strategy by its name)."""
+    out = {}
+    for k, v in (kwargs or {}).items():
+        out[str(k)] = v.name.lower() if isinstance(v, Enum) else _plain(v, f"{what}.{k}")
+    return out
+
+
+def hyperparams_data(model: BaseAlgorithm) -> dict[str, Any]:
+    """The algorithm's constructor arguments read off ``model``, as data.
+
+    Every argument of the algorithm's ``__init__`` (from :func:`~equirl.agents.algorithms.algorithm_of`)
+    but the environment, policy, logging and device: numbers as they are, constant schedules
+    (``clip_range``) as their value, ``train_freq`` as ``[n, unit]``, buffer classes by allowed name with
+    their keyword arguments. Arguments that SB3 keeps only inside the optimizer (A2C's ``use_rms_prop``,
+    ``rms_prop_eps``) are saved with the policy's optimizer class and arguments.
+    :raises TypeError: for a value that is not data (a schedule function, a buffer class not on :data:`ALLOWED`).
+    """
+    model_cls = algorithm_of(model).model_class()
+    out: dict[str, Any] = {}
+    for arg in inspect.signature(model_cls.__init__).parameters:
+        attr = _ATTRIBUTE_OF.get(arg, arg)
+        if arg in _NOT_HYPERPARAMS or not hasattr(model, attr):
+            continue
+        value = getattr(model, attr)
+        if arg == "train_freq":
+            out[arg] = [int(value.frequency), value.unit.value] if isinstance(value, TrainFreq) else _plain(value, arg)
+        elif arg.endswith("buffer_class"):
+            out[arg] = None if value is None else _name_of(arg, value)
+        elif arg.endswith("buffer_kwargs"):
+            out[arg] = _buffer_kwargs(value, arg)
+        else:
+            out[arg] = _schedule_value(value, arg)
     return out
 
 
@@ -347,20 +416,24 @@ def _optimizer_data(optimizer: th.optim.Optimizer, tensors: dict[str, th.Tensor]
     return {"param_groups": _plain(state["param_groups"], "optimizer param_groups"), "scalars": scalars}
 
 
-def agent_data(model: DQN, training_state: bool = True) -> tuple[dict[str, Any], dict[str, th.Tensor]]:
-    """``(config, tensors)``: what :func:`save_agent` writes, in memory."""
-    if not isinstance(model, DQN):
-        raise TypeError(f"save_agent supports Stable-Baselines3 DQN agents, got {type(model).__name__}.")
+def agent_data(model: BaseAlgorithm, training_state: bool = True) -> tuple[dict[str, Any], dict[str, th.Tensor]]:
+    """``(config, tensors)``: what :func:`save_agent` writes, in memory (any algorithm of
+    :mod:`equirl.agents.algorithms`)."""
+    try:
+        algo = algorithm_of(model)
+    except TypeError as err:
+        raise TypeError(f"save_agent: {err}") from err
     tensors: dict[str, th.Tensor] = {
         f"policy.{k}": v.detach().cpu().contiguous() for k, v in model.policy.state_dict().items()
     }
     config: dict[str, Any] = {
         "format": AGENT_FORMAT,
-        "algorithm": "DQN",
-        "hyperparams": _dqn_data(model),
+        "algorithm": algo.class_name,
+        "hyperparams": hyperparams_data(model),
         "policy": _policy_data(model),
         "observation_space": space_to_data(model.observation_space, "space.observation", tensors),
         "action_space": space_to_data(model.action_space, "space.action", tensors),
+        "n_envs": int(model.n_envs),
         "seed": model.seed,
         "equivariance": None,
         "symmetry": None,
@@ -371,19 +444,25 @@ def agent_data(model: DQN, training_state: bool = True) -> tuple[dict[str, Any],
             "gymnasium": gym.__version__,
         },
     }
-    if isinstance(model.policy, EquiDQNPolicy):
+    if isinstance(model.policy, SymmetrisedModule):
         config["equivariance"] = model.policy.equivariance.to_dict()
         config["symmetry"] = model.policy.symmetry.to_dict()
     config["counters"] = {k: _plain(getattr(model, k), k) for k in _COUNTERS if hasattr(model, k)}
     if training_state:
         config["optimizer"] = _optimizer_data(model.policy.optimizer, tensors)
-        arrays = []
+        arrays: list[str] = []
+        dict_arrays: dict[str, list[str]] = {}
         for k in _STATE_ARRAYS:
             value = getattr(model, k, None)
             if isinstance(value, np.ndarray):
                 tensors[f"state.{k}"] = th.from_numpy(np.ascontiguousarray(value))
                 arrays.append(k)
+            elif isinstance(value, Mapping):  # Dict observations: one array per key
+                for key, v in value.items():
+                    tensors[f"state.{k}.{key}"] = th.from_numpy(np.ascontiguousarray(v))
+                dict_arrays[k] = [str(key) for key in value]
         config["state_arrays"] = arrays
+        config["state_dict_arrays"] = dict_arrays
         config["ep_info_buffer"] = _plain(list(model.ep_info_buffer or []), "ep_info_buffer")
         config["ep_success_buffer"] = _plain(list(model.ep_success_buffer or []), "ep_success_buffer")
     return config, tensors
@@ -407,8 +486,9 @@ def _umask() -> int:
     return mask
 
 
-def save_agent(model: DQN, path: str | Path, overwrite: bool = False, training_state: bool = True) -> Path:
-    """Save ``model`` as a folder of ``config.json`` + ``model.safetensors`` (see the module docstring).
+def save_agent(model: BaseAlgorithm, path: str | Path, overwrite: bool = False, training_state: bool = True) -> Path:
+    """Save ``model`` (DQN, QR-DQN, PPO or A2C, plain or equivariant) as a folder of ``config.json`` +
+    ``model.safetensors`` (see the module docstring).
 
     :param training_state: also keep what continuing training needs (optimizer moments, counters,
         the last observation); off gives a smaller file for agents that are only evaluated or finetuned.
@@ -477,21 +557,39 @@ def read_agent_files(path: str | Path) -> tuple[dict[str, Any], dict[str, th.Ten
     return config, tensors
 
 
-def _policy_kwargs(config: dict[str, Any], file: Path) -> tuple[type, dict[str, Any]]:
-    p = config["policy"]
-    policy_cls = _allowed("policy", p.get("class"), file)
-    kwargs: dict[str, Any] = {
-        "net_arch": p.get("net_arch"),
-        "activation_fn": _allowed("activation_fn", p.get("activation_fn", "ReLU"), file),
-        "features_extractor_class": _allowed("features_extractor_class", p.get("features_extractor_class"), file),
-        "features_extractor_kwargs": dict(p.get("features_extractor_kwargs") or {}),
-        "normalize_images": bool(p.get("normalize_images", True)),
-        "optimizer_class": _allowed("optimizer_class", p.get("optimizer_class", "Adam"), file),
-        "optimizer_kwargs": dict(p.get("optimizer_kwargs") or {}),
-    }
-    if policy_cls is EquiDQNPolicy:
+def _algorithm(config: dict[str, Any], file: Path) -> tuple[Algorithm, type[BaseAlgorithm]]:
+    """The saved agent's algorithm and its SB3 class (a clear error for an unknown or uninstalled one)."""
+    name = config.get("algorithm")
+    try:
+        algo = get_algorithm(str(name))
+        return algo, algo.model_class()
+    except ValueError as err:
+        raise AgentFormatError(f"{file}: algorithm {name!r} is not supported: {err}") from err
+    except MissingExtraError as err:
+        raise AgentFormatError(f"{file}: this agent is a {name}: {err}") from err
+
+
+def _policy_kwargs(config: dict[str, Any], file: Path, algo: Algorithm | None = None) -> tuple[type, dict[str, Any]]:
+    """The policy class (from :data:`ALLOWED`; it must be one of ``algo``'s) and its keyword arguments."""
+    _add_algorithm_policies()
+    p = dict(config["policy"])
+    policy_cls = _allowed("policy", p.pop("class", None), file)
+    if algo is not None and not issubclass(policy_cls, _plain_policy_base(algo)):
+        raise AgentFormatError(
+            f"{file}: policy {policy_cls.__name__} is not a {algo.class_name} policy (expected a subclass of "
+            f"{_plain_policy_base(algo).__name__})."
+        )
+    kwargs: dict[str, Any] = {}
+    for key, value in p.items():
+        if key in _CLASS_KINDS:
+            kwargs[key] = _allowed(key, value, file)
+        elif key.endswith("_kwargs"):
+            kwargs[key] = dict(value or {})
+        else:
+            kwargs[key] = value
+    if issubclass(policy_cls, SymmetrisedModule):
         if config.get("symmetry") is None or config.get("equivariance") is None:
-            raise AgentFormatError(f"{file}: an EquiDQNPolicy agent needs 'symmetry' and 'equivariance'.")
+            raise AgentFormatError(f"{file}: an {policy_cls.__name__} agent needs 'symmetry' and 'equivariance'.")
         try:
             kwargs["symmetry"] = Symmetry.from_dict(config["symmetry"])
             kwargs["equivariance"] = EquivarianceConfig.from_dict(config["equivariance"])
@@ -500,14 +598,20 @@ def _policy_kwargs(config: dict[str, Any], file: Path) -> tuple[type, dict[str, 
     return policy_cls, kwargs
 
 
-def _hyperparams(config: dict[str, Any], file: Path) -> dict[str, Any]:
+def _hyperparams(config: dict[str, Any], file: Path, model_cls: type[BaseAlgorithm] = DQN) -> dict[str, Any]:
+    """The saved constructor arguments of ``model_cls``, buffer classes looked up on :data:`ALLOWED`."""
     hp = dict(config.get("hyperparams") or {})
-    known = set(_DQN_ARGS.values()) | {"train_freq", "replay_buffer_kwargs"}
+    known = set(inspect.signature(model_cls.__init__).parameters) - _NOT_HYPERPARAMS
     unknown = sorted(set(hp) - known)
     if unknown:
-        raise AgentFormatError(f"{file}: unknown hyperparameters {unknown}; expected some of {sorted(known)}.")
+        raise AgentFormatError(
+            f"{file}: unknown {model_cls.__name__} hyperparameters {unknown}; expected some of {sorted(known)}."
+        )
     if isinstance(hp.get("train_freq"), list):
         hp["train_freq"] = (int(hp["train_freq"][0]), str(hp["train_freq"][1]))
+    for key in ("replay_buffer_class", "rollout_buffer_class"):
+        if hp.get(key) is not None:
+            hp[key] = _allowed(key, hp[key], file)
     return hp
 
 
@@ -518,40 +622,46 @@ def load_agent(
     tensorboard_log: str | None = None,
     keep_last_obs: bool = False,
     **overrides: Any,
-) -> DQN:
-    """The agent :func:`save_agent` wrote, rebuilt without unpickling anything.
+) -> Any:
+    """The agent :func:`save_agent` wrote (a DQN, QRDQN, PPO or A2C), rebuilt without unpickling anything.
 
     :param env: the environment to continue training on (its spaces must equal the saved ones); without
-        it the agent predicts and evaluates, and ``learn`` needs ``model.set_env(env)``.
+        it the agent predicts and evaluates, and ``learn`` needs ``model.set_env(env)`` (with as many
+        environments as the agent was saved with). A HER agent needs its goal-conditioned ``env`` to learn.
     :param keep_last_obs: keep the saved last observation (for an environment restored to the same
         state, as checkpoints do); by default the first ``learn`` resets the environment.
-    :param overrides: DQN arguments that replace the saved hyperparameters (``learning_rate``, ...).
+    :param overrides: constructor arguments that replace the saved hyperparameters (``learning_rate``, ...).
     :raises AgentFormatError: when a file is missing or damaged, or names a class not on :data:`ALLOWED`;
         the message names the file.
     """
     path = Path(path)
     config, tensors = read_agent_files(path)
     file = path / CONFIG_FILE
-    if config.get("algorithm") != "DQN":
-        raise AgentFormatError(f"{file}: algorithm {config.get('algorithm')!r} is not supported (DQN only).")
+    algo, model_cls = _algorithm(config, file)
     try:
         obs_space = space_from_data(config["observation_space"], "space.observation", tensors)
         act_space = space_from_data(config["action_space"], "space.action", tensors)
-        policy_cls, policy_kwargs = _policy_kwargs(config, file)
-        hp = _hyperparams(config, file)
+        policy_cls, policy_kwargs = _policy_kwargs(config, file, algo)
+        hp = _hyperparams(config, file, model_cls)
     except KeyError as err:
         raise AgentFormatError(f"{file}: missing field or tensor {err}.") from err
     hp.update(overrides)
     seed = config.get("seed")
-    model = DQN(
-        policy_cls,
-        env if env is not None else SpacesOnlyEnv(obs_space, act_space),
-        policy_kwargs=policy_kwargs,
-        seed=seed if isinstance(seed, int) else None,
-        device=device,
-        tensorboard_log=tensorboard_log,
-        **hp,
-    )
+    if env is None:
+        n_envs = int(config.get("n_envs") or 1)
+        env = DummyVecEnv([lambda: SpacesOnlyEnv(obs_space, act_space)] * n_envs)
+    try:
+        model = model_cls(
+            policy_cls,
+            env,
+            policy_kwargs=policy_kwargs,
+            seed=seed if isinstance(seed, int) else None,
+            device=device,
+            tensorboard_log=tensorboard_log,
+            **hp,
+        )
+    except TypeError as err:  # an argument the class does not take: a damaged or foreign file
+        raise AgentFormatError(f"{file}: the saved arguments do not fit {model_cls.__name__}: {err}") from err
     if model.observation_space != obs_space or model.action_space != act_space:
         raise AgentFormatError(
             f"The environment's spaces ({model.observation_space}, {model.action_space}) differ from those "
@@ -567,7 +677,7 @@ def load_agent(
 
 
 def _restore_training_state(
-    model: DQN, config: dict[str, Any], tensors: dict[str, th.Tensor], path: Path, keep_last_obs: bool
+    model: BaseAlgorithm, config: dict[str, Any], tensors: dict[str, th.Tensor], path: Path, keep_last_obs: bool
 ) -> None:
     for k, v in (config.get("counters") or {}).items():
         if k in _COUNTERS:
@@ -592,14 +702,17 @@ def _restore_training_state(
     for k in config.get("state_arrays") or [] if keep_last_obs else []:
         if k in _STATE_ARRAYS:
             setattr(model, k, tensors[f"state.{k}"].numpy().copy())
+    for k, keys in (config.get("state_dict_arrays") or {}).items() if keep_last_obs else []:
+        if k in _STATE_ARRAYS:
+            setattr(model, k, {key: tensors[f"state.{k}.{key}"].numpy().copy() for key in keys})
     if "ep_info_buffer" in config:
         model.ep_info_buffer = deque(config["ep_info_buffer"], maxlen=model._stats_window_size)
         model.ep_success_buffer = deque(config.get("ep_success_buffer") or [], maxlen=model._stats_window_size)
 
 
 # -- Stable-Baselines3 zips, read without unpickling ----------------------------------------------
-_SB3_POLICY_MODULES = {"stable_baselines3.dqn.policies", "equirl.agents.policies", "agents.policies"}
-_SB3_DQN_FIELDS = (*[a for a in _DQN_ARGS if not a.startswith("_")],)
+# policy_kwargs fields that hold plain strings (SB3 writes a string's str(), not its repr)
+_STRING_FIELDS = ("method", "proxy_loss", "proxy_target")
 
 
 def _literal(value: Any, what: str, file: Path, argument: str) -> Any:
@@ -618,8 +731,6 @@ def _literal(value: Any, what: str, file: Path, argument: str) -> Any:
 
 def _class_from_repr(value: Any, kind: str, file: Path, argument: str) -> type:
     """A class named by a readable ``"<class 'module.Name'>"`` field, looked up on :data:`ALLOWED`."""
-    import re
-
     match = re.fullmatch(r"<class '([\w.]+)\.(\w+)'>", value) if isinstance(value, str) else None
     if match is None or match.group(2) not in ALLOWED[kind]:
         raise AgentFormatError(
@@ -658,11 +769,89 @@ def _space_from_sb3(field: Any, file: Path, what: str) -> spaces.Space:
     raise AgentFormatError(f"{file}: {what} of type {kind} is not supported (Box or Discrete); pass env=....")
 
 
-def _infer_net_arch(weights: Mapping[str, th.Tensor], prefix: str = "q_net.q_net.") -> list[int]:
+def _layer_widths(weights: Mapping[str, th.Tensor], prefix: str) -> list[int]:
+    """The output widths of the linear layers ``<prefix><i>.weight`` in order (an ``nn.Sequential``)."""
     layers = sorted(
         {int(k[len(prefix) :].split(".")[0]) for k in weights if k.startswith(prefix) and k.endswith(".weight")}
     )
-    return [int(weights[f"{prefix}{i}.weight"].shape[0]) for i in layers[:-1]]
+    return [int(weights[f"{prefix}{i}.weight"].shape[0]) for i in layers]
+
+
+def _infer_architecture(algo: Algorithm, weights: Mapping[str, th.Tensor], n_actions: int | None) -> dict[str, Any]:
+    """The architecture arguments a policy's weights determine: ``net_arch`` (and QR-DQN's ``n_quantiles``)."""
+    if algo.on_policy:
+        return {
+            "net_arch": {
+                "pi": _layer_widths(weights, "mlp_extractor.policy_net."),
+                "vf": _layer_widths(weights, "mlp_extractor.value_net."),
+            }
+        }
+    prefix = "quantile_net.quantile_net." if algo.name == "qrdqn" else "q_net.q_net."
+    widths = _layer_widths(weights, prefix)
+    out: dict[str, Any] = {"net_arch": widths[:-1]}
+    if algo.name == "qrdqn" and widths and n_actions:
+        out["n_quantiles"] = widths[-1] // n_actions
+    return out
+
+
+def _zip_algorithm(
+    algorithm: str | type | None, data: Mapping[str, Any], weights: Mapping[str, th.Tensor]
+) -> Algorithm:
+    """The algorithm of an SB3 zip: as given, else read off the weights' layout (an actor-critic with
+    ``n_epochs`` in its data is a PPO, otherwise an A2C)."""
+    if algorithm is not None:
+        return get_algorithm(algorithm.__name__ if isinstance(algorithm, type) else algorithm)
+    if any(k.startswith("quantile_net.") for k in weights):
+        return get_algorithm("qrdqn")
+    if any(k.startswith("q_net.") for k in weights):
+        return get_algorithm("dqn")
+    if "action_net.weight" in weights:
+        return get_algorithm("ppo" if "n_epochs" in data else "a2c")
+    raise AgentFormatError(
+        "the weights are not those of a DQN, QR-DQN, PPO or A2C policy (no q_net, quantile_net or action_net); "
+        "pass algorithm=... if it is one."
+    )
+
+
+def _zip_policy_class(algo: Algorithm, data: Mapping[str, Any], weights: Mapping[str, th.Tensor], file: Path) -> type:
+    """The policy class named by the zip's readable ``policy_class`` field (module and ``__init__``'s owner),
+    only from :data:`ALLOWED`; SB3's ``CnnPolicy`` or ``MlpPolicy`` of ``algo`` when it names another class."""
+    _add_algorithm_policies()
+    pc = data.get("policy_class") if isinstance(data.get("policy_class"), dict) else {}
+    module, init = str(pc.get("__module__", "")), str(pc.get("__init__", ""))
+    match = re.match(r"<function (\w+)\.__init__", init)
+    base = _plain_policy_base(algo)
+    for cls in ALLOWED["policy"].values():
+        if (
+            match is not None
+            and cls.__name__ == match.group(1)
+            and (cls.__module__ == module or cls.__module__.endswith("." + module))
+            and issubclass(cls, base)
+        ):
+            return cls
+    cnn = any("features_extractor." in k for k in weights)
+    return algo.model_class().policy_aliases["CnnPolicy" if cnn else "MlpPolicy"]  # type: ignore[no-any-return]
+
+
+def _zip_hyperparams(model_cls: type[BaseAlgorithm], data: Mapping[str, Any]) -> dict[str, Any]:
+    """The constructor arguments stored as plain JSON (numbers, booleans, None, plain buffer kwargs), and
+    constant schedules from their readable ``ConstantSchedule(val=...)`` field; the rest keeps SB3's default."""
+    hp: dict[str, Any] = {}
+    for arg in inspect.signature(model_cls.__init__).parameters:
+        if arg in _NOT_HYPERPARAMS or arg.endswith("buffer_class"):
+            continue
+        value = data.get(_ATTRIBUTE_OF.get(arg, arg), ...)
+        if isinstance(value, bool | int) or (isinstance(value, float) and math.isfinite(value)):
+            hp[arg] = value
+        elif value is None and arg in data:
+            hp[arg] = None
+        elif isinstance(value, dict) and arg.endswith("buffer_kwargs") and ":serialized:" not in value:
+            hp[arg] = value
+        elif isinstance(value, dict):
+            found = re.fullmatch(r"ConstantSchedule\(val=([-+0-9.eE]+)\)", str(value.get("value_schedule", "")))
+            if found:
+                hp[arg] = float(found.group(1))
+    return hp
 
 
 def read_sb3_zip(
@@ -672,23 +861,28 @@ def read_sb3_zip(
     symmetry: Symmetry | None = None,
     device: str = "auto",
     policy_kwargs: dict[str, Any] | None = None,
+    algorithm: str | type | None = None,
     **overrides: Any,
-) -> DQN:
-    """A Stable-Baselines3 DQN zip read **without unpickling anything**.
+) -> Any:
+    """A Stable-Baselines3 DQN, QR-DQN, PPO or A2C zip read **without unpickling anything**.
 
-    ``policy.pth`` is read with ``torch.load(weights_only=True)``; the architecture comes from the
-    weights' shapes and the readable fields of the ``data`` JSON (``net_arch``, the activation and
-    features extractor by class name on :data:`ALLOWED`, their keyword arguments as literals), the
-    spaces from the readable fields or from ``env``, the DQN hyperparameters from the plain JSON
-    numbers (``train_freq`` is stored pickled only: SB3's default is used unless ``overrides`` give it).
+    ``policy.pth`` is read with ``torch.load(weights_only=True)``; the algorithm from ``algorithm`` or
+    the weights' layout (``q_net``: DQN, ``quantile_net``: QR-DQN, ``action_net``: PPO when the data has
+    ``n_epochs``, else A2C); the architecture from the weights' shapes and the readable fields of the
+    ``data`` JSON (``net_arch``, ``n_quantiles``, the activation, features extractor and optimizer by class
+    name on :data:`ALLOWED`, other policy arguments as literals), the spaces from the readable fields or
+    from ``env``, the hyperparameters from the plain JSON values (and constant schedules such as PPO's
+    ``clip_range`` from their readable ``ConstantSchedule(val=...)``). What is stored only pickled (DQN's
+    ``train_freq``, a schedule function, a buffer class) keeps SB3's default unless ``overrides`` give it.
     Nothing marked ``:serialized:`` is ever decoded.
 
     :param env: an environment with the agent's spaces, used when the file's spaces are not readable (the
         returned agent has no environment attached either way: ``set_env`` before ``learn``).
-    :param symmetry: the symmetry of an :class:`EquiDQNPolicy` zip (stored only as a pickle in the zip).
+    :param symmetry: the symmetry of an equivariant policy's zip (stored only as a pickle in the zip).
     :param policy_kwargs: architecture arguments that replace or complete the file's (``activation_fn``,
         ``features_extractor_class``, ``features_extractor_kwargs``, ``net_arch``, ...).
-    :param overrides: DQN arguments replacing the file's (``train_freq``, ``learning_rate``, ...).
+    :param algorithm: ``"dqn"``, ``"qrdqn"``, ``"ppo"``, ``"a2c"`` (or the class), when the weights do not tell.
+    :param overrides: constructor arguments replacing the file's (``train_freq``, ``learning_rate``, ...).
     :raises AgentFormatError: naming the file and the argument to pass for what cannot be known safely.
     """
     import io
@@ -715,64 +909,27 @@ def read_sb3_zip(
         ) from err
     if not isinstance(weights, dict) or not all(isinstance(v, th.Tensor) for v in weights.values()):
         raise AgentFormatError(f"{path}: policy.pth does not hold a state dict of tensors.")
+    try:
+        algo = _zip_algorithm(algorithm, data, weights)
+        model_cls = algo.model_class()
+    except (ValueError, MissingExtraError) as err:
+        raise AgentFormatError(f"{path}: {err}") from err
+    policy_cls = _zip_policy_class(algo, data, weights, path)
 
-    # the policy class, by name, only from the allow-list
-    pc = data.get("policy_class") if isinstance(data.get("policy_class"), dict) else {}
-    init = str(pc.get("__init__", ""))
-    cls_name = init.split("<function ", 1)[-1].split(".", 1)[0] if init.startswith("<function ") else ""
-    if pc.get("__module__") not in _SB3_POLICY_MODULES or cls_name not in ALLOWED["policy"]:
-        cls_name = "CnnPolicy" if any(k.startswith("q_net.features_extractor.") for k in weights) else "MlpPolicy"
-    policy_cls = ALLOWED["policy"][cls_name]
     pk_field = data.get("policy_kwargs") if isinstance(data.get("policy_kwargs"), dict) else {}
     given = dict(policy_kwargs or {})
+    equi_keys = ("symmetry", "equivariance", *EquivarianceConfig.field_names())
     kwargs: dict[str, Any] = {}
-    for key in ("activation_fn", "features_extractor_class", "optimizer_class"):  # classes, by allowed name
-        if key in pk_field and key not in given:
-            kwargs[key] = _class_from_repr(pk_field[key], key, path, f"policy_kwargs['{key}']")
-    for key in ("features_extractor_kwargs", "normalize_images", "optimizer_kwargs", "net_arch"):  # literals
-        if key in pk_field and key not in given:
-            kwargs[key] = _literal(pk_field[key], key, path, f"policy_kwargs['{key}']")
-    unread = sorted(
-        k
-        for k in pk_field
-        if not k.startswith(":")
-        and k not in kwargs
-        and k not in given
-        and k not in ("symmetry", "equivariance", *EquivarianceConfig.field_names())
-    )
-    if unread:
-        raise AgentFormatError(
-            f"{path}: policy_kwargs {unread} cannot be read without unpickling; pass policy_kwargs={{...}} with them."
-        )
+    for key, value in pk_field.items():
+        if key.startswith(":") or key in given or key in equi_keys:
+            continue
+        if key in _CLASS_KINDS:  # classes, by allowed name
+            kwargs[key] = _class_from_repr(value, key, path, f"policy_kwargs['{key}']")
+        elif key in _STRING_FIELDS and isinstance(value, str):
+            kwargs[key] = value
+        else:  # literals (net_arch, n_quantiles, features_extractor_kwargs, log_std_init, ...)
+            kwargs[key] = _literal(value, key, path, f"policy_kwargs['{key}']")
     kwargs.update(given)
-    if not kwargs.get("net_arch"):
-        kwargs["net_arch"] = _infer_net_arch(weights)
-    if policy_cls is EquiDQNPolicy:
-        if symmetry is None:
-            raise AgentFormatError(
-                f"{path} holds an EquiDQNPolicy whose symmetry is stored only as a pickle; pass symmetry=... "
-                "(for example equirl.envs.get_symmetry(env_id)), or save it with equirl.agents.save_agent."
-            )
-        settings: dict[str, Any] = {}
-        eq_field = pk_field.get("equivariance")
-        if isinstance(eq_field, str) and eq_field.startswith("EquivarianceConfig(") and eq_field.endswith(")"):
-            import re
-
-            for key, value in re.findall(r"(\w+)=('[^']*'|[^,)]+)", eq_field[len("EquivarianceConfig(") : -1]):
-                settings[key] = _literal(value, f"equivariance.{key}", path, "policy_kwargs")
-        for key in EquivarianceConfig.field_names():
-            if key in pk_field:
-                value = pk_field[key]
-                settings[key] = value if key in ("method", "proxy_loss") else _literal(value, key, path, "policy_kwargs")
-        kwargs["symmetry"] = symmetry
-        kwargs["equivariance"] = EquivarianceConfig.from_kwargs(**settings)
-
-    hp: dict[str, Any] = {}
-    for attr in _SB3_DQN_FIELDS:
-        value = data.get(attr)
-        if isinstance(value, bool | int | float) and not (isinstance(value, float) and not math.isfinite(value)):
-            hp[_DQN_ARGS[attr]] = value
-    hp.update(overrides)
     try:
         obs_space = _space_from_sb3(data.get("observation_space"), path, "observation space")
         act_space = _space_from_sb3(data.get("action_space"), path, "action space")
@@ -780,15 +937,48 @@ def read_sb3_zip(
         if env is None:
             raise
         obs_space, act_space = env.observation_space, env.action_space
+    if not kwargs.get("net_arch"):
+        n_actions = int(act_space.n) if isinstance(act_space, spaces.Discrete) else None
+        inferred = _infer_architecture(algo, weights, n_actions)
+        kwargs["net_arch"] = inferred["net_arch"]
+        if "n_quantiles" in inferred:
+            kwargs.setdefault("n_quantiles", inferred["n_quantiles"])
+    if issubclass(policy_cls, SymmetrisedModule):
+        if symmetry is None:
+            raise AgentFormatError(
+                f"{path} holds an {policy_cls.__name__} whose symmetry is stored only as a pickle; pass symmetry=... "
+                "(for example equirl.envs.get_symmetry(env_id)), or save it with equirl.agents.save_agent."
+            )
+        settings: dict[str, Any] = {}
+        eq_field = pk_field.get("equivariance")
+        if isinstance(eq_field, str) and eq_field.startswith("EquivarianceConfig(") and eq_field.endswith(")"):
+            for key, value in re.findall(r"(\w+)=('[^']*'|[^,)]+)", eq_field[len("EquivarianceConfig(") : -1]):
+                settings[key] = _literal(value, f"equivariance.{key}", path, "policy_kwargs")
+        for key in EquivarianceConfig.field_names():
+            if key in pk_field:
+                value = pk_field[key]
+                settings[key] = value if key in _STRING_FIELDS else _literal(value, key, path, "policy_kwargs")
+        kwargs["symmetry"] = symmetry
+        kwargs["equivariance"] = EquivarianceConfig.from_kwargs(**settings)
+
+    hp = _zip_hyperparams(model_cls, data)
+    hp.update(overrides)
     seed = data.get("seed")
-    model = DQN(
-        policy_cls,
-        SpacesOnlyEnv(obs_space, act_space),
-        policy_kwargs=kwargs,
-        device=device,
-        seed=seed if isinstance(seed, int) else None,
-        **hp,
-    )
+    n_envs = data.get("n_envs") if isinstance(data.get("n_envs"), int) else 1
+    try:
+        model = model_cls(
+            policy_cls,
+            DummyVecEnv([lambda: SpacesOnlyEnv(obs_space, act_space)] * n_envs),
+            policy_kwargs=kwargs,
+            device=device,
+            seed=seed if isinstance(seed, int) else None,
+            **hp,
+        )
+    except TypeError as err:
+        raise AgentFormatError(
+            f"{path}: the arguments read from the file do not fit {model_cls.__name__}({policy_cls.__name__}): "
+            f"{err}. Pass policy_kwargs={{...}} or the argument itself."
+        ) from err
     try:
         model.policy.load_state_dict(weights, strict=True)
     except RuntimeError as err:
