@@ -77,6 +77,9 @@ __all__ = [
     "write_atomic",
     "save_zip_atomic",
     "read_json",
+    "algorithm_kwargs",
+    "hyperparams_data",
+    "zip_algorithm",
     "space_to_data",
     "space_from_data",
     "SpacesOnlyEnv",
@@ -402,6 +405,29 @@ def hyperparams_data(model: BaseAlgorithm) -> dict[str, Any]:
         else:
             out[arg] = _schedule_value(value, arg)
     return out
+
+
+def algorithm_kwargs(model: BaseAlgorithm) -> dict[str, Any]:
+    """``model``'s constructor arguments (:func:`hyperparams_data` with classes and tuples back), to build
+    another agent of the same algorithm with the same settings (as transfer does)."""
+    return _hyperparams({"hyperparams": hyperparams_data(model)}, Path("<model>"), algorithm_of(model).model_class())
+
+
+def zip_algorithm(path: str | Path, algorithm: str | type | None = None) -> Algorithm:
+    """The algorithm of an SB3 zip (see :func:`read_sb3_zip`), read without unpickling; DQN when the file's
+    weights are not a plain tensor file (a trusted file with custom objects)."""
+    import io
+    import zipfile
+
+    if algorithm is not None:
+        return get_algorithm(algorithm.__name__ if isinstance(algorithm, type) else algorithm)
+    try:
+        with zipfile.ZipFile(path) as z:
+            data = json.loads(z.read("data"))
+            weights = th.load(io.BytesIO(z.read("policy.pth")), map_location="cpu", weights_only=True)
+        return _zip_algorithm(None, data, weights)
+    except Exception:  # noqa: BLE001 - anything unreadable: the caller's loader reports it
+        return get_algorithm("dqn")
 
 
 def _optimizer_data(optimizer: th.optim.Optimizer, tensors: dict[str, th.Tensor]) -> dict[str, Any]:

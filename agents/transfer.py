@@ -7,7 +7,9 @@ zero-shot and after finetuning, for equitune, equizero and λ-equitune?
 - :func:`equivariant_from_pretrained` takes a DQN (zip path or loaded model, trained with SB3's
   ``MlpPolicy``/``CnnPolicy`` or anything with the same ``q_net`` layout) and returns a new DQN whose
   Q-network is that network symmetrised (:class:`agents.EquiDQNPolicy`), the pretrained weights
-  copied, the target network equal to the online network.
+  copied, the target network equal to the online network. A pretrained QR-DQN, PPO or A2C gives the
+  equivariant model of the same algorithm (:class:`agents.EquiQRDQNPolicy`,
+  :class:`agents.EquiActorCriticPolicy`) with its weights (:func:`equirl.agents.load_plain_weights`).
 - :func:`fit_lambda` is λ-equitune's first stage: the backbone frozen, only the λ-net learns, by
   SB3's own DQN loss (TD error against the symmetrised target network) on transitions of the task.
 - :func:`run_transfer` does one (task, method, seed) cell of the experiment: zero-shot return, then a
@@ -45,6 +47,7 @@ from equirl.agents.training import (
     checked,
 )
 from stable_baselines3 import DQN
+from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.type_aliases import TrainFreq
@@ -81,8 +84,8 @@ _DQN_ATTRS = (
     "exploration_final_eps",
     "max_grad_norm",
 )
-# Policy constructor parameters that are spaces or schedules, not policy_kwargs.
-_NOT_POLICY_KWARGS = ("observation_space", "action_space", "lr_schedule")
+# Policy constructor parameters that are spaces, schedules or algorithm arguments (use_sde), not policy_kwargs.
+_NOT_POLICY_KWARGS = ("observation_space", "action_space", "lr_schedule", "use_sde")
 
 
 class TransferError(ValueError):
@@ -90,47 +93,56 @@ class TransferError(ValueError):
 
 
 def load_pretrained(
-    model_or_path: DQN | str | Path,
+    model_or_path: BaseAlgorithm | str | Path,
     device: str = "cpu",
     *,
     trusted: bool = False,
     env: gym.Env | Any | None = None,
     symmetry: Symmetry | None = None,
     **read_kwargs: Any,
-) -> DQN:
-    """A DQN from a shipped agent's name (``"cartpole_plain"``, see
+) -> Any:
+    """A DQN, QR-DQN, PPO or A2C from a shipped agent's name (``"cartpole_plain"``, see
     :func:`equirl.agents.hyperparams.list_pretrained`), a saved agent folder, an SB3 zip, or the model itself.
 
     Nothing in a file is unpickled by default: a shipped name or agent folder is read by
     :func:`equirl.agents.load_agent` (JSON + safetensors), and an SB3 zip by
-    :func:`equirl.agents.io.read_sb3_zip` (weights with ``torch.load(weights_only=True)``, the rest
-    from the JSON's readable fields; ``env``, ``symmetry`` and ``read_kwargs`` supply what cannot be
-    read safely, and the error says which). ``trusted=True`` loads a zip with SB3's ``DQN.load``, which
-    unpickles the objects stored in it and so runs any code they carry: only for files you made yourself.
+    :func:`equirl.agents.io.read_sb3_zip` (weights with ``torch.load(weights_only=True)``, the algorithm from
+    the weights' layout or ``algorithm=...``, the rest from the JSON's readable fields; ``env``, ``symmetry``
+    and ``read_kwargs`` supply what cannot be read safely, and the error says which). ``trusted=True`` loads
+    a zip with SB3's own ``load`` of its algorithm, which unpickles the objects stored in it and so runs any
+    code they carry: only for files you made yourself.
     """
-    if isinstance(model_or_path, DQN):
+    from equirl.agents.algorithms import algorithm_of
+
+    if isinstance(model_or_path, BaseAlgorithm):
+        algorithm_of(model_or_path)  # a clear TypeError for an algorithm equirl does not support
         return model_or_path
-    from equirl.agents.io import AgentFormatError, is_agent_dir, load_agent, read_sb3_zip
+    from equirl.agents.io import AgentFormatError, is_agent_dir, load_agent, read_sb3_zip, zip_algorithm
 
     path = pretrained_path(model_or_path)
     try:
         if is_agent_dir(path):
             return load_agent(path, device=device)
         if trusted:
-            return DQN.load(path, device=device)
+            algo = zip_algorithm(path, read_kwargs.get("algorithm"))
+            return algo.model_class().load(path, device=device)
         return read_sb3_zip(path, env, symmetry=symmetry, device=device, **read_kwargs)
     except AgentFormatError as err:
         raise TransferError(str(err)) from err
     except (TypeError, ValueError) as err:
-        raise TransferError(f"Could not load {path} as a DQN agent: {err}") from err
+        raise TransferError(f"Could not load {path} as an agent: {err}") from err
     except Exception as err:  # noqa: BLE001 - re-raised with the path
         if not trusted:
             raise
-        raise TransferError(f"Could not load {path} as a Stable-Baselines3 DQN: {err}") from err
+        raise TransferError(f"Could not load {path} as a Stable-Baselines3 model: {err}") from err
 
 
-def _describe(model_or_path: DQN | str | Path) -> str:
-    return str(model_or_path) if not isinstance(model_or_path, DQN) else "the given DQN"
+def _describe(model_or_path: BaseAlgorithm | str | Path) -> str:
+    return (
+        str(model_or_path)
+        if not isinstance(model_or_path, BaseAlgorithm)
+        else f"the given {type(model_or_path).__name__}"
+    )
 
 
 def check_compatible(model: DQN, symmetry: Symmetry, source: str = "the pretrained model") -> None:
@@ -161,6 +173,8 @@ def _dqn_kwargs_of(model: DQN) -> dict[str, Any]:
 
 def _policy_kwargs_of(model: DQN) -> dict[str, Any]:
     params = model.policy._get_constructor_parameters()
+    if hasattr(model.policy, "share_features_extractor"):  # an actor-critic argument SB3 does not list
+        params["share_features_extractor"] = model.policy.share_features_extractor
     for k in _NOT_POLICY_KWARGS:
         params.pop(k, None)
     # an equivariant source keeps its own symmetry arguments only if the caller does not replace them
@@ -170,7 +184,7 @@ def _policy_kwargs_of(model: DQN) -> dict[str, Any]:
 
 
 def equivariant_from_pretrained(
-    model_or_path: DQN | str | Path,
+    model_or_path: BaseAlgorithm | str | Path,
     symmetry: Symmetry | None,
     method: str = "lambda",
     env: gym.Env | Any | None = None,
@@ -180,11 +194,16 @@ def equivariant_from_pretrained(
     tensorboard_log: str | None = None,
     trusted: bool = False,
     **equivariant_kwargs: Any,
-) -> DQN:
-    """A new SB3 DQN whose Q-network is the pretrained one symmetrised with ``method``.
+) -> Any:
+    """A new SB3 DQN whose Q-network is the pretrained one symmetrised with ``method`` (or, for a pretrained
+    QR-DQN, PPO or A2C, a new model of that algorithm with its equivariant policy and the pretrained weights).
 
     :param model_or_path: an SB3 DQN or the path of its zip (any policy with SB3's ``QNetwork``
-        layout: ``MlpPolicy``, ``CnnPolicy``, custom extractors, or an :class:`EquiDQNPolicy`).
+        layout: ``MlpPolicy``, ``CnnPolicy``, custom extractors, or an :class:`EquiDQNPolicy`); or a QR-DQN,
+        PPO or A2C (model, zip, or saved agent folder) with SB3's own policy layout: the result is a
+        QRDQN with :class:`EquiQRDQNPolicy` (target network = online network) or a PPO / A2C with
+        :class:`EquiActorCriticPolicy`, equal to the pretrained network group-averaged (equitune; λ starts
+        as equitune) and exactly equivariant. ``hyperparams`` then takes that algorithm's arguments.
     :param symmetry: the group acting on the model's observations (as its Q-network sees them) and
         actions; may be None for ``method="plain"``.
     :param method: ``"plain"`` (a copy of the pretrained DQN, for baselines), ``"equitune"``,
@@ -206,6 +225,10 @@ def equivariant_from_pretrained(
         raise ValueError(f"Unknown method {method!r}; expected one of {ALL_METHODS}.")
     source = _describe(model_or_path)
     pre = load_pretrained(model_or_path, device=device, trusted=trusted, env=env, symmetry=symmetry)
+    if not isinstance(pre, DQN):
+        return _equivariant_other_algorithm(
+            pre, symmetry, method, env, hyperparams, seed, device, tensorboard_log, source, equivariant_kwargs
+        )
     if method != PLAIN:
         if symmetry is None:
             raise ValueError(f"method={method!r} needs a symmetry (for example envs.get_symmetry(env_id)).")
@@ -238,6 +261,72 @@ def equivariant_from_pretrained(
             f"{source} was trained on ({pre.observation_space}, {pre.action_space})."
         )
     _copy_q_weights(pre, new)
+    return new
+
+
+def _equivariant_other_algorithm(
+    pre: BaseAlgorithm,
+    symmetry: Symmetry | None,
+    method: str,
+    env: gym.Env | Any | None,
+    hyperparams: dict[str, Any] | None,
+    seed: int | None,
+    device: str,
+    tensorboard_log: str | None,
+    source: str,
+    equivariant_kwargs: dict[str, Any],
+) -> BaseAlgorithm:
+    """:func:`equivariant_from_pretrained` for a QR-DQN, PPO or A2C: the same algorithm with its equivariant
+    policy (from :mod:`equirl.agents.algorithms`), the pretrained weights loaded by
+    :func:`~equirl.agents.symmetrised.load_plain_weights` (a QR-DQN's target network set to the online one)."""
+    from equirl.agents.algorithms import algorithm_of
+    from equirl.agents.io import algorithm_kwargs
+    from equirl.agents.symmetrised import SymmetrisedModule, load_plain_weights
+
+    algo = algorithm_of(pre)
+    policy_kwargs = _policy_kwargs_of(pre)
+    kwargs = algorithm_kwargs(pre)
+    kwargs.update(hyperparams or {})
+    policy: Any
+    if method == PLAIN:
+        policy = type(pre.policy)
+        if isinstance(pre.policy, SymmetrisedModule):
+            policy_kwargs.update(symmetry=pre.policy.symmetry, equivariance=pre.policy.equivariance)
+    else:
+        if symmetry is None:
+            raise ValueError(f"method={method!r} needs a symmetry (for example envs.get_symmetry(env_id)).")
+        policy = algo.policy_class()
+        policy_kwargs.update(equivariant_kwargs)
+        policy_kwargs.update(symmetry=symmetry, method=method)
+    target_env = (
+        env
+        if env is not None
+        else DummyVecEnv([lambda: SpacesOnlyEnv(pre.observation_space, pre.action_space)] * pre.n_envs)
+    )
+    try:
+        new = algo.model_class()(
+            policy, target_env, policy_kwargs=policy_kwargs, seed=seed, device=device,
+            tensorboard_log=tensorboard_log, **kwargs,
+        )  # fmt: skip
+    except (TypeError, ValueError) as err:
+        raise TransferError(
+            f"{source} ({algo.class_name}, observation space {pre.observation_space}, action space "
+            f"{pre.action_space}) cannot be made equivariant with {symmetry.name if symmetry else None!r}: {err}. "
+            "Pick the symmetry of the environment the model was trained on (envs.get_symmetry(env_id))."
+        ) from err
+    if new.observation_space != pre.observation_space or new.action_space != pre.action_space:
+        raise TransferError(
+            f"The environment's spaces ({new.observation_space}, {new.action_space}) differ from those "
+            f"{source} was trained on ({pre.observation_space}, {pre.action_space})."
+        )
+    state = {k: v for k, v in pre.policy.state_dict().items() if "reducer." not in k}
+    try:
+        load_plain_weights(new.policy, state)
+    except ValueError as err:
+        raise TransferError(f"{source}: {err}") from err
+    if hasattr(new.policy, "quantile_net_target"):  # QR-DQN: the target starts as the online network
+        new.policy.quantile_net_target.load_state_dict(new.policy.quantile_net.state_dict())
+        new.policy.quantile_net_target.set_training_mode(False)
     return new
 
 
