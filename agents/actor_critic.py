@@ -45,6 +45,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch as th
+from equirl.agents.spaces import default_features_extractor, extract_features, lift_symmetry, network_input
 from equirl.agents.symmetrised import (
     SymmetrisedModule,
     check_symmetry,
@@ -73,12 +74,9 @@ PROXY_TARGETS = ("critic", "actor")
 
 
 def check_actor_critic_spaces(symmetry: Symmetry, observation_space: spaces.Space, action_space: spaces.Space) -> None:
-    """Raise a clear error unless ``symmetry`` fits a Box observation space and a Discrete or 1-D Box action space."""
-    if not isinstance(observation_space, spaces.Box):
-        raise TypeError(
-            f"EquiActorCriticPolicy supports Box observations (vectors or images), got {observation_space}. "
-            "Wrap other observations into one Box first."
-        )
+    """Raise a clear error unless ``symmetry`` fits the observation space (any space of
+    :mod:`equirl.agents.spaces`: Box, Discrete, MultiDiscrete, MultiBinary, Dict, the symmetry declared on
+    the raw observations) and a Discrete or 1-D Box action space."""
     if isinstance(action_space, spaces.Discrete):
         action_shape: tuple[int, ...] = (int(action_space.n),)
     elif isinstance(action_space, spaces.Box) and len(action_space.shape) == 1:
@@ -89,7 +87,14 @@ def check_actor_critic_spaces(symmetry: Symmetry, observation_space: spaces.Spac
             "The symmetry's output action must act on the action vector (a permutation of the logits, or a "
             "signed permutation of a continuous action)."
         )
-    symmetry.validate(observation_space.shape, action_shape)
+    lift_symmetry(symmetry, observation_space)  # checks the input action on the raw space
+    try:
+        symmetry.output_action.validate(action_shape)
+    except ValueError as err:
+        raise ValueError(
+            f"Symmetry {symmetry.name!r} does not fit outputs of shape {action_shape} (the action space "
+            f"{action_space}): {err}"
+        ) from err
 
 
 class EquiActorCriticPolicy(SymmetrisedModule, ActorCriticPolicy):
@@ -154,6 +159,8 @@ class EquiActorCriticPolicy(SymmetrisedModule, ActorCriticPolicy):
         check_actor_critic_spaces(sym, observation_space, action_space)
         self.symmetry = sym
         self.equivariance = config
+        # the symmetry acting where the orbit is taken: on SB3's preprocessed tensor for non-Box spaces
+        self.input_symmetry = lift_symmetry(sym, observation_space)
         self.proxy_target = proxy_target
         self._value_action = TrivialAction(sym.group)
         super().__init__(
@@ -168,7 +175,7 @@ class EquiActorCriticPolicy(SymmetrisedModule, ActorCriticPolicy):
             full_std=full_std,
             use_expln=use_expln,
             squash_output=squash_output,
-            features_extractor_class=features_extractor_class,
+            features_extractor_class=default_features_extractor(observation_space, features_extractor_class),
             features_extractor_kwargs=features_extractor_kwargs,
             share_features_extractor=share_features_extractor,
             normalize_images=normalize_images,
@@ -187,21 +194,28 @@ class EquiActorCriticPolicy(SymmetrisedModule, ActorCriticPolicy):
         self.reset_weight_stats()  # type: ignore[operator]  # a mixin method (mypy sees the import as Any)
 
     # -- the symmetrised forward -------------------------------------------------------------------
-    def _latents(self, obs: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
-        """Observations ``[N, ...]`` -> ``(latent_pi [N, Fπ], latent_vf [N, Fv])``, as SB3 computes them."""
-        features = self.extract_features(obs)
-        if self.share_features_extractor:
-            return self.mlp_extractor(features)
-        pi_features, vf_features = features
-        return self.mlp_extractor.forward_actor(pi_features), self.mlp_extractor.forward_critic(vf_features)
+    def _latents(self, x: th.Tensor | dict[str, th.Tensor]) -> tuple[th.Tensor, th.Tensor]:
+        """:func:`~equirl.agents.spaces.network_input` of observations ``[N, ...]`` (a dict for Dict spaces) ->
+        ``(latent_pi [N, Fπ], latent_vf [N, Fv])``, as SB3 computes them."""
 
-    def symmetrised_outputs(self, obs: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
-        """``(actor output [B, A], values [B, 1])`` for observations ``obs [B, ...]``.
+        def features(extractor: nn.Module) -> th.Tensor:
+            return extract_features(x, extractor, self.observation_space, self.normalize_images)
+
+        if self.share_features_extractor:
+            return self.mlp_extractor(features(self.features_extractor))  # type: ignore[no-any-return]
+        return (
+            self.mlp_extractor.forward_actor(features(self.pi_features_extractor)),
+            self.mlp_extractor.forward_critic(features(self.vf_features_extractor)),
+        )
+
+    def symmetrised_outputs(self, obs: PyTorchObs) -> tuple[th.Tensor, th.Tensor]:
+        """``(actor output [B, A], values [B, 1])`` for observations ``obs [B, ...]`` (a dict for Dict spaces).
 
         The actor output is the logits (``Discrete``) or the Gaussian mean (``Box``), equivariant under the
         symmetry's output action; the values are invariant. One forward over the orbit ``[|G|·B, ...]``.
         """
-        (latent_pi, latent_vf), G = orbit_features(obs, self.symmetry, self._latents)
+        x = network_input(obs, self.observation_space, self.normalize_images)
+        (latent_pi, latent_vf), G = orbit_features(x, self.input_symmetry, self._latents)
         latent_pi, latent_vf = latent_pi.unflatten(0, (G, -1)), latent_vf.unflatten(0, (G, -1))
         actor = self.action_net(latent_pi)  # [G, B, A]
         values = self.value_net(latent_vf)  # [G, B, 1]
@@ -228,7 +242,7 @@ class EquiActorCriticPolicy(SymmetrisedModule, ActorCriticPolicy):
         raise TypeError(f"EquiActorCriticPolicy: unsupported action distribution {type(self.action_dist).__name__}.")
 
     # -- SB3's entry points ----------------------------------------------------------------------
-    def forward(self, obs: th.Tensor, deterministic: bool = False) -> tuple[th.Tensor, th.Tensor, th.Tensor]:
+    def forward(self, obs: PyTorchObs, deterministic: bool = False) -> tuple[th.Tensor, th.Tensor, th.Tensor]:
         """``(actions [B, *action_shape], values [B, 1], log_prob [B])`` for observations ``[B, ...]``."""
         actor, values = self.symmetrised_outputs(obs)
         distribution = self._distribution(actor)
@@ -238,19 +252,16 @@ class EquiActorCriticPolicy(SymmetrisedModule, ActorCriticPolicy):
 
     def evaluate_actions(self, obs: PyTorchObs, actions: th.Tensor) -> tuple[th.Tensor, th.Tensor, th.Tensor | None]:
         """``(values [B, 1], log_prob [B], entropy [B])`` of ``actions`` at observations ``[B, ...]``."""
-        assert isinstance(obs, th.Tensor)
         actor, values = self.symmetrised_outputs(obs)
         distribution = self._distribution(actor)
         return values, distribution.log_prob(actions), distribution.entropy()
 
     def get_distribution(self, obs: PyTorchObs) -> Distribution:
         """The equivariant action distribution at observations ``[B, ...]``."""
-        assert isinstance(obs, th.Tensor)
         return self._distribution(self.symmetrised_outputs(obs)[0])
 
     def predict_values(self, obs: PyTorchObs) -> th.Tensor:
         """Invariant values ``[B, 1]`` at observations ``[B, ...]``."""
-        assert isinstance(obs, th.Tensor)
         return self.symmetrised_outputs(obs)[1]
 
     def _get_constructor_parameters(self) -> dict[str, Any]:

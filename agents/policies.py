@@ -21,7 +21,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch as th
-from equirl.agents.spaces import is_preprocessed, lift_symmetry, preprocess
+from equirl.agents.spaces import is_preprocessed, lift_symmetry, network_input
 from equirl.agents.symmetrised import SymmetrisedModule, equivariance_of, require_symmetry
 from gymnasium import spaces
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, CombinedExtractor, FlattenExtractor
@@ -101,10 +101,7 @@ class EquiQNetwork(SymmetrisedModule, QNetwork):
         ``obs.float()``; doing it before the orbit gives the same values and keeps the orbit's index operations on
         float32, much faster than on uint8 on CPU); other spaces preprocessed as SB3 does (one-hot, float, per key;
         see :func:`equirl.agents.spaces.preprocess`), for :attr:`input_symmetry` to act on."""
-        if self._preprocessed:
-            return preprocess(obs, self.observation_space, self.normalize_images)
-        assert isinstance(obs, th.Tensor)
-        return obs if obs.is_floating_point() else obs.float()
+        return network_input(obs, self.observation_space, self.normalize_images)
 
     def encode(self, obs: PyTorchObs) -> th.Tensor:
         """:meth:`network_input` of observations, ``[N, ...]`` -> last hidden layer ``[N, F]`` (what the λ-net reads)."""

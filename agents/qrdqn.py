@@ -27,6 +27,7 @@ from typing import Any
 
 import torch as th
 from equirl.agents.policies import check_equivariance_args
+from equirl.agents.spaces import default_features_extractor, extract_features, lift_symmetry, network_input
 from equirl.agents.symmetrised import (
     SymmetrisedModule,
     check_symmetry,
@@ -89,15 +90,18 @@ class EquiQuantileNetwork(SymmetrisedModule, QuantileNetwork):
         )
         self.symmetry = symmetry
         self.equivariance = config
+        # the symmetry acting where the orbit is taken: on SB3's preprocessed tensor for non-Box spaces
+        self.input_symmetry = lift_symmetry(symmetry, observation_space)
         self.reducer = config.make_reducer(self.net_arch[-1] if self.net_arch else self.features_dim)
         self.reset_weight_stats()  # type: ignore[operator]  # a mixin method (mypy sees the import as Any)
         layers = tuple(self.quantile_net)
         self._hidden_layers: tuple[nn.Module, ...] = layers[:-1]  # plain tuples: not registered twice
         self._head_layer: tuple[nn.Module] = (layers[-1],)
 
-    def encode(self, obs: th.Tensor) -> th.Tensor:
-        """Raw observations ``[N, ...]`` -> last hidden layer ``[N, F]`` (what the λ-net reads)."""
-        h = self.extract_features(obs, self.features_extractor)
+    def encode(self, x: th.Tensor | dict[str, th.Tensor]) -> th.Tensor:
+        """:func:`~equirl.agents.spaces.network_input` of observations ``[N, ...]`` (a dict for Dict spaces) ->
+        last hidden layer ``[N, F]`` (what the λ-net reads)."""
+        h = extract_features(x, self.features_extractor, self.observation_space, self.normalize_images)
         for layer in self._hidden_layers:
             h = layer(h)
         return h
@@ -106,9 +110,11 @@ class EquiQuantileNetwork(SymmetrisedModule, QuantileNetwork):
         """Last hidden layer ``[N, F]`` -> quantiles ``[N, n_quantiles, n_actions]``."""
         return self._head_layer[0](h).view(-1, self.n_quantiles, int(self.action_space.n))
 
-    def orbit_quantiles(self, obs: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
-        """``(quantiles θ(g·s) [G, B, n_quantiles, n_actions], features [G, B, F])`` over the orbit of ``obs [B, ...]``."""
-        h, G = orbit_features(obs, self.symmetry, self.encode)
+    def orbit_quantiles(self, obs: PyTorchObs) -> tuple[th.Tensor, th.Tensor]:
+        """``(quantiles θ(g·s) [G, B, n_quantiles, n_actions], features [G, B, F])`` over the orbit of raw
+        observations ``obs [B, ...]`` (any space of :mod:`equirl.agents.spaces`; a dict for Dict spaces)."""
+        x = network_input(obs, self.observation_space, self.normalize_images)
+        h, G = orbit_features(x, self.input_symmetry, self.encode)
         return self.head(h).unflatten(0, (G, -1)), h.unflatten(0, (G, -1))
 
     def forward(self, obs: PyTorchObs) -> th.Tensor:
@@ -116,7 +122,6 @@ class EquiQuantileNetwork(SymmetrisedModule, QuantileNetwork):
 
         Stateless unless :attr:`collect_weight_stats` is on and the module is training.
         """
-        assert isinstance(obs, th.Tensor)
         q, h = self.orbit_quantiles(obs)
         w = group_weights(self.reducer, q.mean(-2), h)  # equizero scores the Q-values (mean over quantiles)
         self.record_weights(w)  # type: ignore[operator]  # a mixin method (mypy sees the import as Any)
@@ -145,7 +150,6 @@ class OnlineSelectedQuantileTarget(EquiQuantileNetwork):
 
     def forward(self, obs: PyTorchObs) -> th.Tensor:
         """Quantiles ``[B, n_quantiles, n_actions]`` of this network at the online network's views of ``obs``."""
-        assert isinstance(obs, th.Tensor)
         if not self._online:
             raise RuntimeError("OnlineSelectedQuantileTarget needs bind_online(quantile_net) before its first forward.")
         online = self._online[0]
@@ -181,7 +185,10 @@ class EquiQRDQNPolicy(SymmetrisedModule, QRDQNPolicy):
         (``method``, ``proxy_loss``, ``straight_through``, ``tie_tolerance``, ``lambda_hidden``,
         ``lambda_temperature``), as for :class:`~equirl.agents.EquiDQNPolicy`. equizero's proxy loss
         scores the mean over quantiles ``[G, B, n_actions]``.
-    Every other argument is sb3-contrib's ``QRDQNPolicy``'s, unchanged (``n_quantiles``, ``net_arch``, ...).
+    Every other argument is sb3-contrib's ``QRDQNPolicy``'s, unchanged (``n_quantiles``, ``net_arch``, ...);
+    for Dict observations the default features extractor is SB3's ``CombinedExtractor`` (as
+    ``MultiInputPolicy``). Observations may be of any space SB3's DQN accepts (Box, Discrete, MultiDiscrete,
+    MultiBinary, Dict), the symmetry declared on the raw observations (see :mod:`equirl.agents.spaces`).
     """
 
     quantile_net: EquiQuantileNetwork
@@ -225,7 +232,7 @@ class EquiQRDQNPolicy(SymmetrisedModule, QRDQNPolicy):
             n_quantiles=n_quantiles,
             net_arch=net_arch,
             activation_fn=activation_fn,
-            features_extractor_class=features_extractor_class,
+            features_extractor_class=default_features_extractor(observation_space, features_extractor_class),
             features_extractor_kwargs=features_extractor_kwargs,
             normalize_images=normalize_images,
             optimizer_class=optimizer_class,

@@ -38,10 +38,20 @@ from equirl import Symmetry
 from equirl.actions import Action, DictAction, IndexAction, PermutationAction, TrivialAction
 from equirl.groups import Group
 
-__all__ = ["SUPPORTED_SPACES", "is_preprocessed", "lift_symmetry", "lift_action", "preprocess", "ComplementedBitsAction"]
+__all__ = [
+    "SUPPORTED_SPACES",
+    "is_preprocessed",
+    "lift_symmetry",
+    "lift_action",
+    "preprocess",
+    "network_input",
+    "extract_features",
+    "default_features_extractor",
+    "ComplementedBitsAction",
+]
 
 SUPPORTED_SPACES = (spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary, spaces.Dict)
-"""The observation spaces an equivariant DQN accepts (those SB3's DQN accepts)."""
+"""The observation spaces the equivariant policies accept (DQN, QR-DQN, PPO, A2C: those SB3's DQN accepts)."""
 
 _PROBE_SEED = 0
 _PROBE_SAMPLES = 256
@@ -66,6 +76,38 @@ def preprocess(obs: Any, space: spaces.Space, normalize_images: bool = True) -> 
     if isinstance(space, spaces.Discrete):
         x = x.reshape(-1, int(space.n))
     return x
+
+
+def network_input(obs: Any, space: spaces.Space, normalize_images: bool = True) -> th.Tensor | dict[str, th.Tensor]:
+    """What the orbit acts on, for observations ``obs [B, ...]`` as SB3 passes them to a policy's network.
+
+    ``Box``: the observations as float ``[B, ...]`` (SB3's ``preprocess_obs`` starts with ``obs.float()``;
+    doing it before the orbit gives the same values and keeps the orbit's index operations on float32, much
+    faster than on uint8 on CPU; images are scaled later, in :func:`extract_features`); every other space:
+    :func:`preprocess` (one-hot, float, per key), on which :func:`lift_symmetry`'s symmetry acts.
+    """
+    if is_preprocessed(space):
+        return preprocess(obs, space, normalize_images)
+    assert isinstance(obs, th.Tensor)
+    return obs if obs.is_floating_point() else obs.float()
+
+
+def extract_features(x: Any, extractor: th.nn.Module, space: spaces.Space, normalize_images: bool = True) -> th.Tensor:
+    """A features extractor on :func:`network_input` (or its orbit) ``[N, ...]`` -> ``[N, F]``: the rest of
+    SB3's preprocessing first for a ``Box`` (images scaled to [0, 1]), the extractor directly otherwise."""
+    if is_preprocessed(space):
+        return extractor(x)  # type: ignore[no-any-return]
+    return extractor(preprocess_obs(x, space, normalize_images))  # type: ignore[no-any-return]
+
+
+def default_features_extractor(space: spaces.Space, features_extractor_class: type) -> type:
+    """SB3's ``CombinedExtractor`` for a Dict space given the default ``FlattenExtractor`` (as SB3's
+    ``MultiInputPolicy``), else ``features_extractor_class`` unchanged."""
+    from stable_baselines3.common.torch_layers import CombinedExtractor, FlattenExtractor
+
+    if isinstance(space, spaces.Dict) and features_extractor_class is FlattenExtractor:
+        return CombinedExtractor
+    return features_extractor_class
 
 
 def _space_name(space: spaces.Space) -> str:
@@ -112,7 +154,9 @@ def _lift_discrete(action: Action, space: spaces.Discrete) -> Action:
     return PermutationAction(action.group, perms, dim=-1)
 
 
-def _entry_maps(action: Action, nvec: np.ndarray, shape: tuple[int, ...], space: spaces.Space) -> list[tuple[np.ndarray, list[np.ndarray]]]:
+def _entry_maps(
+    action: Action, nvec: np.ndarray, shape: tuple[int, ...], space: spaces.Space
+) -> list[tuple[np.ndarray, list[np.ndarray]]]:
     """Read off ``(p, [v_i])`` per generator for an action on integer arrays of ``shape`` whose flattened
     entries take ``nvec`` values each, with ``(g·x)[i] = v_i[x[p[i]]]``.
 
@@ -132,14 +176,20 @@ def _entry_maps(action: Action, nvec: np.ndarray, shape: tuple[int, ...], space:
         f"Declare a permutation of the {what} and of the values within each, (g·x)[i] = v_i[x[p[i]]], e.g. "
         "PermutationAction (or SpatialAction) on the entries, ValuePermutationAction, or "
         "equirl.actions.PositionValuePermutationAction(group, sizes, positions, values)"
-        + (" (a bit is complemented by the value permutation [1, 0]; a sign -1 would map bit 1 to -1)." if what == "bits" else ".")
+        + (
+            " (a bit is complemented by the value permutation [1, 0]; a sign -1 would map bit 1 to -1)."
+            if what == "bits"
+            else "."
+        )
     )
     x = th.as_tensor(np.concatenate([probes, check])).reshape(-1, *shape)
     try:
         action.validate(shape)
         images = _generator_images(action, x)
     except (ValueError, RuntimeError, IndexError, TypeError) as err:
-        raise _refuse(space, f"its input action {action!r} cannot act on arrays of shape {shape} ({err}). {how}") from err
+        raise _refuse(
+            space, f"its input action {action!r} cannot act on arrays of shape {shape} ({err}). {how}"
+        ) from err
     maps = []
     for ge, img in zip(action.group.generator_indices, images, strict=True):
         name = action.group.element_names[ge]
@@ -158,7 +208,9 @@ def _entry_maps(action: Action, nvec: np.ndarray, shape: tuple[int, ...], space:
             p[i] = sources[0]
             vi = pout[offsets[p[i]] : offsets[p[i]] + nvec[i], i]
             if sorted(vi.tolist()) != list(range(nvec[i])):
-                raise _refuse(space, f"element {name}: entry {i} maps values to {vi.tolist()}, not a permutation. {how}")
+                raise _refuse(
+                    space, f"element {name}: entry {i} maps values to {vi.tolist()}, not a permutation. {how}"
+                )
             v.append(vi)
         if sorted(p.tolist()) != list(range(k)):
             raise _refuse(space, f"element {name} does not permute the {what} ({p.tolist()}). {how}")
@@ -187,7 +239,9 @@ def _lift_multidiscrete(action: Action, space: spaces.MultiDiscrete) -> Action:
 class _TableAction(IndexAction):
     """A signed permutation of the flattened last ``len(shape)`` dims, given by its generator images."""
 
-    def __init__(self, group: Group, shape: tuple[int, ...], images: list[tuple[np.ndarray, np.ndarray | None]]) -> None:
+    def __init__(
+        self, group: Group, shape: tuple[int, ...], images: list[tuple[np.ndarray, np.ndarray | None]]
+    ) -> None:
         super().__init__(group, tuple(range(-len(shape), 0)))
         self.shape, self.images = shape, images
         self.tables(shape)
@@ -261,7 +315,9 @@ def lift_action(action: Action, space: spaces.Space) -> Action:
             )
         unknown = sorted(set(action.actions) - set(space.spaces))
         if unknown:
-            raise _refuse(space, f"the DictAction names keys {unknown} that are not in the space ({sorted(space.spaces)}).")
+            raise _refuse(
+                space, f"the DictAction names keys {unknown} that are not in the space ({sorted(space.spaces)})."
+            )
         return DictAction(action.group, {k: lift_action(a, space.spaces[k]) for k, a in action.actions.items()})
     if isinstance(action, TrivialAction):
         return action
@@ -293,5 +349,6 @@ def lift_symmetry(symmetry: Symmetry, space: spaces.Space) -> Symmetry:
         raise ValueError(f"Symmetry {symmetry.name!r}: {err}") from err
     if lifted is symmetry.input_action:
         return symmetry
-    return Symmetry(symmetry.group, lifted, symmetry.output_action, name=symmetry.name, description=symmetry.description)
-
+    return Symmetry(
+        symmetry.group, lifted, symmetry.output_action, name=symmetry.name, description=symmetry.description
+    )

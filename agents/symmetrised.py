@@ -27,7 +27,7 @@ import torch as th
 from equirl.agents.algorithms import ALGORITHMS
 
 from equirl import METHODS, Action, Symmetry, weight_entropy
-from equirl.averaging import MeanReducer, Reducer, _weighted_sum
+from equirl.averaging import MeanReducer, Reducer, _weighted_sum, orbit_batch
 from equirl.config import EquivarianceConfig
 
 __all__ = [
@@ -78,19 +78,18 @@ def require_symmetry(symmetry: Any, method: str) -> None:
         raise ValueError(f"Unknown method {method!r}; expected one of {METHODS}.")
 
 
-def orbit_features(
-    obs: th.Tensor, symmetry: Symmetry, encode: Callable[[th.Tensor], Any]
-) -> tuple[Any, int]:
-    """``(encode(orbit), |G|)`` for observations ``obs [B, ...]``: the orbit ``[|G|·B, ...]`` in one call.
+def orbit_features(obs: Any, symmetry: Symmetry, encode: Callable[[Any], Any]) -> tuple[Any, int]:
+    """``(encode(orbit), |G|)`` for observations ``obs [B, ...]``: the orbit ``[|G|·B, ...]`` in one call
+    (for a dict of observations acted on by a :class:`~equirl.actions.DictAction`, a dict of such orbits).
 
     ``encode`` may return one tensor or a tuple of tensors ``[|G|·B, ...]`` (an actor-critic's two
     latents); unflatten them with ``t.unflatten(0, (G, -1))``. Integer observations are cast to float
     first (SB3's preprocessing starts with ``.float()`` for Box spaces: the same values, and the orbit's
     index operations run on float32, much faster than on uint8 on CPU).
     """
-    if not obs.is_floating_point():
+    if isinstance(obs, th.Tensor) and not obs.is_floating_point():
         obs = obs.float()
-    return encode(symmetry.input_action.orbit(obs).flatten(0, 1)), symmetry.order
+    return encode(orbit_batch(symmetry, obs)), symmetry.order
 
 
 def group_weights(reducer: Reducer, scored: th.Tensor, features: th.Tensor | None) -> th.Tensor | None:
