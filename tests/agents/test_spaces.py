@@ -380,18 +380,6 @@ def test_custom_dict_extractor_is_equivariant(method: str) -> None:
     assert equivariance_error(model.q_net, model.policy.symmetry, sample_batch(model.observation_space, 16)) <= 1e-5
 
 
-def test_her_agent_is_refused_by_the_safe_format_with_advice(tmp_path: Path) -> None:
-    model = DQN(
-        EquiDQNPolicy,
-        BitFlippingEnv(n_bits=4),
-        replay_buffer_class=HerReplayBuffer,
-        buffer_size=100,
-        policy_kwargs=dict(symmetry=bitflipping_symmetry(4)),
-    )
-    with pytest.raises(TypeError, match="HerReplayBuffer cannot be saved as data.*model.save"):
-        save_agent(model, tmp_path / "her")
-
-
 def test_lambda_net_gets_no_gradient_when_inputs_are_invariant() -> None:
     """docs/spaces.md: with a trivial action on observations every view is the same, the weights are uniform
     whatever λ is, and λ's gradient is zero up to rounding (the Q-network's own parameters do get gradients)."""
