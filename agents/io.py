@@ -843,7 +843,8 @@ def _zip_policy_class(algo: Algorithm, data: Mapping[str, Any], weights: Mapping
     """The policy class named by the zip's readable ``policy_class`` field (module and ``__init__``'s owner),
     only from :data:`ALLOWED`; SB3's ``CnnPolicy`` or ``MlpPolicy`` of ``algo`` when it names another class."""
     _add_algorithm_policies()
-    pc = data.get("policy_class") if isinstance(data.get("policy_class"), dict) else {}
+    field = data.get("policy_class")
+    pc: Mapping[str, Any] = field if isinstance(field, dict) else {}
     module, init = str(pc.get("__module__", "")), str(pc.get("__init__", ""))
     match = re.match(r"<function (\w+)\.__init__", init)
     base = _plain_policy_base(algo)

@@ -171,7 +171,7 @@ def _dqn_kwargs_of(model: DQN) -> dict[str, Any]:
     return kw
 
 
-def _policy_kwargs_of(model: DQN) -> dict[str, Any]:
+def _policy_kwargs_of(model: BaseAlgorithm) -> dict[str, Any]:
     params = model.policy._get_constructor_parameters()
     if hasattr(model.policy, "share_features_extractor"):  # an actor-critic argument SB3 does not list
         params["share_features_extractor"] = model.policy.share_features_extractor
