@@ -19,7 +19,8 @@ outputs (Q-values, quantiles, logits or Gaussian mean and std, values) and can c
 (``model.learn(..., reset_num_timesteps=False)``); the replay or rollout buffer's contents are not part
 of an agent (checkpoints add the replay buffer, see :mod:`equirl.agents.training`). A HER agent
 (``replay_buffer_class=HerReplayBuffer``) saves its buffer's settings; loading it needs the
-goal-conditioned environment (``env=...``) to continue training.
+goal-conditioned environment (``env=...``) to continue training (SB3's ``HerReplayBuffer`` keeps the
+environment it was built with).
 
 The folder is written under a temporary name and renamed into place, and an existing agent is only
 replaced with ``overwrite=True``. :func:`write_atomic` is the package's one helper for files that a
