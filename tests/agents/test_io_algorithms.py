@@ -48,13 +48,14 @@ POLICY = {"ppo": EquiActorCriticPolicy, "a2c": EquiActorCriticPolicy, "qrdqn": E
 
 
 def _model(algo: str, method: str | None, seed: int = 0) -> Any:
-    """A small model of ``algo``, plain (``method=None``) or equivariant, trained 64 steps, λ-nets randomised."""
+    """A small model of ``algo``, plain (``method=None``) or equivariant, trained 32 steps (a few updates: the
+    optimizer has state), λ-nets randomised."""
     cls, env, kw = CASES[algo]
     pk: dict[str, Any] = dict(net_arch=[16], **(dict(n_quantiles=5) if algo == "qrdqn" else {}))
     if method is not None:
         pk.update(symmetry=get_symmetry(env), method=method)
     model = cls(POLICY[algo] if method else "MlpPolicy", env, policy_kwargs=pk, seed=seed, device="cpu", **kw)
-    model.learn(64)
+    model.learn(32)
     for module in model.policy.modules():  # λ away from its zero start (= equitune)
         if isinstance(module, LambdaReducer):
             for p in module.parameters():
@@ -296,7 +297,7 @@ def test_group_weights_are_logged_for_the_new_policies(algo: str, method: str) -
     model = _model(algo, method)
     recorder = _Recorder()
     model.set_logger(Logger(None, [recorder]))
-    model.learn(256, callback=GroupWeightLogger(), log_interval=1, reset_num_timesteps=False)
+    model.learn(128, callback=GroupWeightLogger(), log_interval=1, reset_num_timesteps=False)
     model.logger.dump(model.num_timesteps)
     rows = [r for r in recorder.rows if "equi/entropy" in r]
     if method == "equitune":  # uniform weights: nothing to log

@@ -77,8 +77,8 @@ def test_qrdqn_and_ppo_train_and_stay_equivariant(case: str, method: str) -> Non
         _check(model, sample_batch(model.observation_space, 32))
 
 
-@pytest.mark.parametrize("case", sorted(CASES))
-def test_every_space_for_every_algorithm(case: str) -> None:
+@pytest.mark.parametrize("case", ["multidiscrete", "multibinary"])
+def test_the_other_spaces_and_a2c(case: str) -> None:
     """MultiDiscrete and MultiBinary too, and A2C: construction, a short training run, equivariance."""
     for model in (_qrdqn(case, "equizero"), _actor_critic(case, "lambda"), _actor_critic(case, "equizero", A2C)):
         model.learn(64)
@@ -116,7 +116,7 @@ def test_saved_and_loaded_identically(tmp_path: Path) -> None:
     """The safe format keeps QR-DQN and PPO on Discrete and Dict observations bit-identical."""
     for case in ("discrete", "dict"):
         for model in (_qrdqn(case, "lambda"), _actor_critic(case, "lambda")):
-            model.learn(64)
+            model.learn(32)
             _randomise(model.policy)
             path = tmp_path / f"{case}_{type(model).__name__}"
             save_agent(model, path)
