@@ -105,7 +105,8 @@ FRESH = textwrap.dedent(
 
 
 def test_every_algorithm_and_method_round_trips_in_a_fresh_process(tmp_path: Path) -> None:
-    """Bit-identical outputs, equivariance kept, the optimizer state restored, for plain and every method."""
+    """Bit-identical outputs, equivariance kept, the optimizer state restored, for plain and every method; and
+    for QR-DQN and PPO on Discrete and Dict observations."""
     expected = {}
     for algo in CASES:
         for method in (None, *METHODS):
@@ -120,6 +121,23 @@ def test_every_algorithm_and_method_round_trips_in_a_fresh_process(tmp_path: Pat
             before, after = model.policy.optimizer.state_dict()["state"], loaded.policy.optimizer.state_dict()["state"]
             assert before and sorted(before) == sorted(after)
             assert all(th.equal(before[i][k], after[i][k]) for i in before for k in before[i])
+    # QR-DQN and PPO on Discrete (FrozenLake) and Dict observations
+    from tests.agents.test_spaces import sample_batch
+    from tests.agents.test_spaces_algorithms import _actor_critic, _qrdqn, _randomise
+
+    for case in ("discrete", "dict"):
+        for model in (_qrdqn(case, "lambda"), _actor_critic(case, "equizero")):
+            model.learn(32)
+            _randomise(model.policy)
+            path = str(tmp_path / f"{case}_{type(model).__name__}")
+            save_agent(model, path)
+            obs = sample_batch(model.observation_space, 16)
+            th.save(obs, path + ".x.pt")
+            expected[path] = (
+                outputs(model, obs),
+                f"{type(model).__name__}/{type(model.policy).__name__}",
+                model.policy.method,
+            )
     res = subprocess.run(
         [sys.executable, "-c", FRESH, json.dumps(sorted(expected))],
         capture_output=True, text=True, timeout=300, cwd=Path(__file__).resolve().parents[2],
