@@ -38,6 +38,11 @@ The weights, per method (:data:`equirl.METHODS`):
 
 Every weight is a function of the transformed input ``g·s`` alone, so the actor stays equivariant and
 the critic invariant whichever weights they use.
+
+Observations may be of any space :mod:`equirl.agents.spaces` handles (Box, Discrete, MultiDiscrete,
+MultiBinary, Dict with SB3's ``CombinedExtractor`` by default), the symmetry declared on the raw
+observations, as for DQN. :func:`~equirl.agents.save_agent` saves PPO and A2C agents as data, and
+:func:`~equirl.agents.equivariant_from_pretrained` turns a plain PPO / A2C zip into this policy.
 """
 
 from __future__ import annotations

@@ -18,7 +18,10 @@ network are symmetrised (each with its own λ-net); ``equizero-td``'s target eva
 online network selects, as for DQN (:class:`~equirl.agents.policies.OnlineSelectedTarget`).
 
 The module layout is sb3-contrib's ``QuantileNetwork`` plus ``reducer``, so the weights of a plain
-QR-DQN load into it unchanged (``strict=False`` for the λ-net, or transfer as for DQN).
+QR-DQN load into it unchanged (``strict=False`` for the λ-net, or
+:func:`~equirl.agents.equivariant_from_pretrained`, which reads a plain QR-DQN zip without unpickling).
+Observations may be of any space :mod:`equirl.agents.spaces` handles (Box, Discrete, MultiDiscrete,
+MultiBinary, Dict), as for DQN; :func:`~equirl.agents.save_agent` saves the agent as data.
 """
 
 from __future__ import annotations
