@@ -326,3 +326,27 @@ def test_group_weights_are_logged_for_the_new_policies(algo: str, method: str) -
     for r in rows:
         assert 0.0 <= r["equi/entropy"] <= np.log(len(names)) + 1e-6
         assert abs(sum(r[f"equi/weight/{n}"] for n in names) - 1) < 1e-5
+
+
+def test_equivariant_zips_need_their_symmetry_and_keep_their_settings(tmp_path: Path) -> None:
+    """An EquiActorCriticPolicy / EquiQRDQNPolicy zip: read safely with the symmetry given (its settings, a string
+    proxy_target included, from the readable fields), or with SB3's loader when trusted."""
+    from equirl.agents import TransferError, load_pretrained
+
+    for algo, method in (("ppo", "equizero"), ("qrdqn", "equizero-td")):
+        cls, env, kw = CASES[algo]
+        pk: dict[str, Any] = dict(symmetry=get_symmetry(env), method=method, net_arch=[8], proxy_loss="neg_max")
+        pk.update(dict(n_quantiles=3) if algo == "qrdqn" else dict(proxy_target="actor", proxy_loss="entropy"))
+        model = cls(POLICY[algo], env, policy_kwargs=pk, seed=0, device="cpu", **kw)
+        model.save(tmp_path / f"{algo}.zip")
+        with pytest.raises(TransferError, match="pass symmetry="):
+            load_pretrained(tmp_path / f"{algo}.zip")
+        for read in (
+            read_sb3_zip(tmp_path / f"{algo}.zip", symmetry=get_symmetry(env), device="cpu"),
+            load_pretrained(tmp_path / f"{algo}.zip", trusted=True),
+        ):
+            assert type(read.policy) is POLICY[algo] and read.policy.equivariance == model.policy.equivariance
+            assert getattr(read.policy, "proxy_target", None) == getattr(model.policy, "proxy_target", None)
+            x = th.randn(4, model.observation_space.shape[0])
+            for key, value in outputs(model, x).items():
+                assert th.equal(outputs(read, x)[key], value), (algo, key)
