@@ -370,8 +370,9 @@ def code_version() -> str:
 def machine() -> str:
     import torch
 
-    return (f"{platform.machine()} {platform.processor() or ''} {os.cpu_count()} cpus, {platform.system()}; "
-            f"python {platform.python_version()}, torch {torch.__version__}, CPU")  # fmt: skip
+    cpu = " ".join(x for x in (platform.machine(), platform.processor()) if x)
+    return (f"{cpu}, {os.cpu_count()} cpus, {platform.system()}; python {platform.python_version()}, "
+            f"torch {torch.__version__}, CPU")  # fmt: skip
 
 
 def run_suite(
