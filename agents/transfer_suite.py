@@ -629,7 +629,7 @@ def read_views(path: str | Path) -> list[dict[str, Any]]:
 
 def views_table(rows: list[dict[str, Any]]) -> str:
     """Markdown of :func:`view_agreement` rows (one or several suites), with a note."""
-    head = ["suite", "task (states)", "view / network", "max_a |V_g - Q| (mean)", "argmax = plain's",
+    head = ["suite", "task (states)", "view / network", "mean of max_a abs(V_g − Q)", "argmax = plain's",
             "picked by equizero"]  # fmt: skip
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     last = None
