@@ -286,7 +286,8 @@ def transfer_table(settings: dict[str, Any], runs: list[dict[str, Any]]) -> str:
             verdict = f"{plain0.mean():.2f} ({100 * share:.0f}%): {label}"
         else:
             verdict = "–"
-        for i, m in enumerate(methods):
+        present = [m for m in methods if any(r["task"] == t and r["method"] == m for r in runs)]
+        for i, m in enumerate(present):
             cells = [_ci_cell(_scores(runs, t, m, k)) for k in ks]
             final = _scores(runs, t, m, kmax)
             plain = _scores(runs, t, "plain", kmax)
