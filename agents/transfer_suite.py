@@ -305,7 +305,7 @@ def transfer_table(settings: dict[str, Any], runs: list[dict[str, Any]]) -> str:
         f"true zero-shot; λ-equitune's initial λ-net gives every view the weight 1/|G|, so at K = 0 it is exactly "
         f"equitune; its frozen-backbone fit is the first {min(fit, kmax):,} steps of its K, finetuning the rest). "
         f"Cells: mean over {len(seeds)} seed{'s' if len(seeds) != 1 else ''} [95% stratified-bootstrap CI, {stats.DEFAULT_REPS:,} resamples]; "
-        f"IQM with its CI; P(> plain): probability that a run of the method beats a run of plain at the last K "
+        f"IQM with its CI (with fewer than 4 runs the IQM trims none and equals the mean); P(> plain): probability that a run of the method beats a run of plain at the last K "
         f"[95% CI]. {settings.get('eval_episodes', '?')} greedy evaluation episodes per point, evaluation seed "
         f"10000 + seed for every method. 'plain keeps': plain's K = 0 return on the task as a share of its K = 0 "
         f"return on the pretraining task; a task where it keeps {100 * KEEPS_MOST:.0f}% or more does not measure "
