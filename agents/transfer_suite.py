@@ -299,11 +299,12 @@ def transfer_table(settings: dict[str, Any], runs: list[dict[str, Any]]) -> str:
             row = [t if i == 0 else "", verdict if i == 0 else "", LABELS.get(m, m), *cells,
                    _ci_cell(final, stats.iqm), poi]  # fmt: skip
             lines.append("| " + " | ".join(row) + " |")
-    fit = int(settings.get("lambda_fit_steps", 0))
+    fit = min(int(settings.get("lambda_fit_steps", 0)), kmax)
+    lam = f"its frozen-backbone fit is the first {fit:,} steps of its K, finetuning the rest" if fit else "no λ fit"
     note = (
         f"{TRANSFER_NOTE} greedy return after K steps of the task for every method (K = 0: no step of the task, "
         f"true zero-shot; λ-equitune's initial λ-net gives every view the weight 1/|G|, so at K = 0 it is exactly "
-        f"equitune; its frozen-backbone fit is the first {min(fit, kmax):,} steps of its K, finetuning the rest). "
+        f"equitune; {lam}). "
         f"Cells: mean over {len(seeds)} seed{'s' if len(seeds) != 1 else ''} [95% stratified-bootstrap CI, {stats.DEFAULT_REPS:,} resamples]; "
         f"IQM with its CI (with fewer than 4 runs the IQM trims none and equals the mean); P(> plain): probability that a run of the method beats a run of plain at the last K "
         f"[95% CI]. {settings.get('eval_episodes', '?')} greedy evaluation episodes per point, evaluation seed "
