@@ -71,6 +71,8 @@ __all__ = [
     "views_table",
     "write_views",
     "read_views",
+    "code_version",
+    "machine",
 ]
 
 LABELS = {

@@ -112,3 +112,18 @@ def test_half_track_and_its_mirror() -> None:
     assert term
     with pytest.raises(ValueError, match="0 < low <= high < 2.4"):
         HalfTrack(make_task_env("CartPole-v1", {}), low=-1.0)
+
+
+def test_views_command_writes_raw_results_with_their_provenance(tmp_path: Path) -> None:
+    import json
+
+    from equirl.agents.transfer_suite import read_views, views_table
+
+    from equirl.cli import main as equirl_main
+
+    assert equirl_main(["transfer", ROTGRID, "--views", "--eval-episodes", "1", "--out", str(tmp_path)]) == 0
+    rows = read_views(tmp_path / "views.csv")
+    assert [r["element"] for r in rows][:2] == ["e", "r"] and len(rows) == 8 + 2
+    meta = json.loads((tmp_path / "views.json").read_text())
+    assert meta["command"] and meta["code_version"] and meta["machine"] and meta["episodes"] == 1
+    assert views_table(rows).startswith("| suite | task (states) |")
