@@ -391,9 +391,11 @@ def fit_lambda(
 class TransferRun:
     """One (task, method, seed) of a transfer experiment.
 
-    ``zero_shot``: mean greedy return before any finetuning (λ-equitune: after :func:`fit_lambda`,
-    whose steps ``lambda_fit_steps`` count towards the finetuning budget). ``curve``: rows
-    ``{timesteps, mean_return, std_return, wall_seconds}`` with ``timesteps`` = task steps used so far.
+    ``zero_shot``: mean greedy return before any step of the task (true zero-shot, every method; λ-equitune
+    with its initial λ-net, whose zero last layer gives every view the weight 1/|G|: exactly equitune).
+    ``curve``: rows ``{timesteps, mean_return, std_return, wall_seconds, ...}`` with ``timesteps`` = task
+    steps used so far (the budget K), the first at K = 0; λ-equitune's :func:`fit_lambda` steps
+    (``lambda_fit_steps``) are the first task steps of its budget and are evaluated on the same schedule.
     """
 
     task: str
@@ -428,13 +430,14 @@ def run_transfer(
     tensorboard_log: str | Path | None = None,
     log_dir: str | Path | None = None,
 ) -> TransferRun:
-    """Zero-shot evaluation then finetuning of the pretrained agent made equivariant with ``method``.
+    """True zero-shot evaluation (K = 0) then finetuning of the pretrained agent made equivariant with ``method``.
 
     :param env_factory: ``() -> gym.Env`` of the task (training and evaluation use separate instances).
     :param finetune_steps: environment steps of the task in total (λ-equitune: fit + finetune).
-    :param lambda_fit_steps: steps of :func:`fit_lambda` (λ-equitune only; 0 = evaluate the untrained λ,
-        which equals equitune).
-    :param eval_freq: evaluate every this many steps (default: 5 points).
+    :param lambda_fit_steps: steps of :func:`fit_lambda` (λ-equitune only), the first of ``finetune_steps``
+        (0: no frozen-backbone stage).
+    :param eval_freq: evaluate every this many task steps, λ's fit included (default: 5 points), and at the end
+        of λ's fit and of the budget.
     :param hyperparams: finetuning DQN arguments (see :func:`equivariant_from_pretrained`).
     :param trusted: read an SB3 zip with SB3's unpickling loader (see :func:`load_pretrained`).
     :param tensorboard_log: tensorboard folder (needs the ``train`` extra): the run logs into
@@ -470,15 +473,15 @@ def run_transfer(
         n_episodes=n_eval_episodes,
         seed=eval_seed,
     )
-    fit = 0
-    if method == "lambda" and lambda_fit_steps > 0:
-        fit = min(lambda_fit_steps, finetune_steps) if finetune_steps > 0 else lambda_fit_steps
-        fit_lambda(model, fit, progress_bar=progress_bar, tb_log_name=tb_name)
     evaluator.init_callback(model)
-    evaluator._evaluate_now()  # the zero-shot point (λ-equitune: after fitting λ), at step `fit`
+    evaluator._evaluate_now()  # K = 0: true zero-shot, no step of the task yet (λ-equitune: its initial λ-net)
     zs = evaluator.rows[0]
-    curve = [{**zs, "wall_seconds": 0.0}]
-    remaining = finetune_steps - fit
+    fit = 0
+    if method == "lambda" and lambda_fit_steps > 0 and finetune_steps > 0:
+        fit = min(lambda_fit_steps, finetune_steps)
+        # evaluated on the same schedule as finetuning: the fit's steps are task steps inside the budget K
+        fit_lambda(model, fit, callback=evaluator, progress_bar=progress_bar, tb_log_name=tb_name)
+    remaining = finetune_steps - model.num_timesteps  # SB3 ends a learn() call at a rollout's end, maybe past `fit`
     if remaining > 0:
         model.learn(
             remaining,
@@ -487,7 +490,7 @@ def run_transfer(
             reset_num_timesteps=fit == 0,
             tb_log_name=tb_name,
         )
-        curve += evaluator.rows[1:]
+    curve = [{**zs, "wall_seconds": 0.0}, *evaluator.rows[1:]]
     return TransferRun(task, method, seed, zs["mean_return"], zs["std_return"], curve, fit, time.perf_counter() - start)
 
 

@@ -1,4 +1,4 @@
-"""General task wrappers: fixed reset options, and the task seen through a group element.
+"""General task wrappers: fixed reset options, CartPole on half its track, and the task seen through a group element.
 
 Used by transfer (``equirl.agents.transfer_suite``) to build transformed tasks; usable on their own.
 """
@@ -10,7 +10,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-__all__ = ["ResetOptions", "GroupTransformed", "make_task_env", "transformed_tasks"]
+__all__ = ["ResetOptions", "HalfTrack", "GroupTransformed", "make_task_env", "transformed_tasks"]
 
 
 class ResetOptions(gym.Wrapper):
@@ -22,6 +22,41 @@ class ResetOptions(gym.Wrapper):
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict]:
         return self.env.reset(seed=seed, options={**self.options, **(options or {})})
+
+
+class HalfTrack(gym.Wrapper):
+    """CartPole confined to the right half of its track: a task whose mirror image (the left half) it never shows.
+
+    Each episode starts with the cart at ``x ~ U[low, high]`` (``0 < low <= high < 2.4``; the other three state
+    variables as CartPole's own start, ``U[-0.05, 0.05]``) and ends (``terminated``) when the cart crosses to
+    ``x < 0``, besides CartPole's own ends (``|x| > 2.4``, ``|θ| > 12°``, 500 steps). An agent pretrained here sees
+    no state with ``x < 0``; the world seen through the reflection (``GroupTransformed(HalfTrack(env), sym, 1)``)
+    is the left half, its exact mirror image.
+
+    :param env: a CartPole-v1 environment (``env.unwrapped.state`` is its state ``[x, ẋ, θ, θ̇]``).
+    :param low: smallest start position of the cart.
+    :param high: largest start position of the cart.
+    """
+
+    def __init__(self, env: gym.Env, low: float = 0.8, high: float = 1.6) -> None:
+        super().__init__(env)
+        if not 0 < low <= high < 2.4:
+            raise ValueError(f"HalfTrack: need 0 < low <= high < 2.4 (the track's half), got low={low}, high={high}.")
+        if not hasattr(env.unwrapped, "state") or env.observation_space.shape != (4,):
+            raise TypeError(f"HalfTrack wraps CartPole (4-dim state [x, x_dot, theta, theta_dot]), got {env}.")
+        self.low, self.high = float(low), float(high)
+
+    def reset(self, **kwargs: Any) -> tuple[Any, dict]:
+        _, info = self.env.reset(**kwargs)
+        inner: Any = self.env.unwrapped
+        state = np.array(inner.state, dtype=np.float64)
+        state[0] = inner.np_random.uniform(self.low, self.high)
+        inner.state = state
+        return np.array(state, dtype=np.float32), info
+
+    def step(self, action: Any) -> tuple[Any, float, bool, bool, dict]:
+        obs, r, term, trunc, info = self.env.step(action)
+        return obs, float(r), bool(term or obs[0] < 0.0), trunc, info
 
 
 class GroupTransformed(gym.Wrapper):
@@ -79,14 +114,17 @@ def make_task_env(env_id: str, task: dict[str, Any]) -> gym.Env:
     """The catalogue environment ``env_id`` set up as ``task``.
 
     ``task`` may hold ``env_kwargs`` (passed to :func:`equirl.envs.make_env`), ``reset_options``
-    (:class:`ResetOptions`) and ``transform`` (a group element: :class:`GroupTransformed` with the symmetry
-    named ``task["symmetry"]``, default ``env_id``).
+    (:class:`ResetOptions`), ``half_track`` (CartPole: ``{"low": ..., "high": ...}`` for :class:`HalfTrack`)
+    and ``transform`` (a group element: :class:`GroupTransformed` with the symmetry named ``task["symmetry"]``,
+    default ``env_id``), applied in this order.
     """
     from equirl.envs.catalog import get_symmetry, make_env
 
     env = make_env(env_id, **task.get("env_kwargs", {}))
     if task.get("reset_options"):
         env = ResetOptions(env, task["reset_options"])
+    if task.get("half_track") is not None:
+        env = HalfTrack(env, **task["half_track"])
     if task.get("transform") is not None:
         env = GroupTransformed(env, get_symmetry(task.get("symmetry") or env_id), int(task["transform"]))
     return env

@@ -169,11 +169,32 @@ def _load_manifest(root: Path, manifest: str | Path | None) -> list[dict[str, An
     return tables
 
 
+TRANSFER_STYLES = ("transfer", "transfer-views")
+"""Styles of tables built from a transfer suite's raw results (:mod:`equirl.agents.transfer_suite`): ``transfer``
+(one folder with ``runs.csv`` + ``suite.json``: return against K) and ``transfer-views`` (folders with
+``views.csv``: how far the pretrained network is from equivariant)."""
+
+
+def _transfer_table(root: Path, raws: list[str], style: str) -> str:
+    """The table of a transfer-style manifest entry (see :data:`TRANSFER_STYLES`)."""
+    from equirl.agents import transfer_suite
+
+    if style == "transfer":
+        if len(raws) != 1:
+            raise UsageError(f"A 'transfer' table is built from one suite folder, got {raws}.")
+        return transfer_suite.render_folder(root / raws[0])
+    rows = [r for folder in raws for r in transfer_suite.read_views(root / folder / "views.csv")]
+    return transfer_suite.views_table(rows)
+
+
 def _render(root: Path, manifest: str | Path | None) -> list[tuple[dict[str, Any], list[Any], list[Any], str]]:
     """``(entry, rows, curves, table)`` for every table of the manifest."""
-    out = []
+    out: list[tuple[dict[str, Any], list[Any], list[Any], str]] = []
     for t in _load_manifest(root, manifest):
         raws = [r if isinstance(r, str) else r["path"] for r in t["raw"]]
+        if t.get("style") in TRANSFER_STYLES:
+            out.append((t, [], [], _transfer_table(root, raws, t["style"])))
+            continue
         renames = [None if isinstance(r, str) else r.get("rename") for r in t["raw"]]
         rows, curves, table = _aggregate_raw(
             [root / r for r in raws], None, t.get("style", "full"), renames, t.get("envs"), t.get("methods")
@@ -219,9 +240,9 @@ def sync_markdown(text: str, tables: dict[Path, str]) -> str:
 
 def _note_starts() -> tuple[str, ...]:
     """How the notes under generated tables begin (``sweep.TABLE_NOTE``, ``OVERHEAD_NOTE``, ``ACROSS_NOTE``)."""
-    from equirl.agents import sweep
+    from equirl.agents import sweep, transfer_suite
 
-    return (sweep.TABLE_NOTE[:30], sweep.OVERHEAD_NOTE[:30], sweep.ACROSS_NOTE[:30])
+    return (sweep.TABLE_NOTE[:30], sweep.OVERHEAD_NOTE[:30], sweep.ACROSS_NOTE[:30], transfer_suite.TRANSFER_NOTE)
 
 
 def markdown_files(root: str | Path = ".") -> list[Path]:
@@ -245,7 +266,13 @@ def write_tables(root: str | Path = ".", manifest: str | Path | None = None, plo
     changed: list[Path] = []
     for t, rows, curves, table in rendered:
         md = Path(t["md"])
-        if plots and t.get("img_dir"):
+        if plots and t.get("img_dir") and t.get("style") == "transfer":
+            from equirl.agents import transfer_suite
+
+            folder = root / t["raw"][0]
+            settings, runs = transfer_suite.read_folder(folder)
+            transfer_suite.plot_budgets(settings, runs, root / t["img_dir"] / f"{folder.name}.png")
+        elif plots and t.get("img_dir"):
             _plot(rows, curves, root / t["img_dir"])
         if len(t["raw"]) == 1 and isinstance(t["raw"][0], str) and t.get("style", "full") == "full":
             sweep.write_summary(rows, root / t["raw"][0] / "summary.csv")

@@ -42,6 +42,13 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument(
         "--env-kwargs", type=json.loads, default={}, help="JSON passed to make_env, e.g. '{\"goal_corners\": [1]}'"
     )
+    p.add_argument(
+        "--task",
+        type=json.loads,
+        default=None,
+        help="JSON task of equirl.envs.make_task_env (wrappers on top of --env-kwargs), e.g. "
+        '\'{"half_track": {"low": 0.8, "high": 1.6}}\' (a transfer suite\'s pretraining task)',
+    )
     p.add_argument("--symmetry", default=None, help="catalogue symmetry (default: ENV)")
     p.add_argument("--hyperparams", default=None, help="YAML file (default: the package's dqn.yml)")
     p.add_argument("--hyperparams-key", default=None, help="entry in the YAML file (default: ENV)")
@@ -106,6 +113,12 @@ def run(args: argparse.Namespace) -> int:
     command = shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]])
 
     def env_factory() -> Any:
+        if args.task:
+            from equirl.envs.wrappers import make_task_env
+
+            return make_task_env(
+                args.env, {**args.task, "env_kwargs": {**args.task.get("env_kwargs", {}), **env_kwargs}}
+            )
         return make_env(args.env, **env_kwargs)
 
     try:
@@ -127,6 +140,7 @@ def run(args: argparse.Namespace) -> int:
             metadata={
                 "env_id": args.env,
                 "env_kwargs": env_kwargs,
+                **({"task": args.task} if args.task else {}),
                 "symmetry": symmetry.name if symmetry else None,
                 "hyperparams_entry": key,
                 "command": command,
@@ -144,7 +158,9 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _save_pretrained(args: argparse.Namespace, out: Path, hp: dict[str, Any], env_factory: Any, targets: list[Path]) -> None:
+def _save_pretrained(
+    args: argparse.Namespace, out: Path, hp: dict[str, Any], env_factory: Any, targets: list[Path]
+) -> None:
     """Copy the chosen model of ``out`` to the package's pretrained agents: a safe folder, the zip and its metadata."""
     from equirl.agents.io import read_json, read_sb3_zip, save_agent, write_atomic
 

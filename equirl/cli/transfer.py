@@ -1,9 +1,12 @@
 """``equirl transfer``: transfer a pretrained (plain) DQN to its environment's tasks with every method.
 
 For each task (the original one and its transformed variants), each method and each seed, the
-pretrained Q-network is made equivariant, evaluated zero-shot, then finetuned (see
-:mod:`equirl.agents.transfer_suite`). Writes ``OUT/runs.jsonl``, ``suite.json``, ``runs.csv``, ``table.md``,
-``summary.json`` and ``transfer.png``, each to a temporary name renamed into place. The pretrained
+pretrained Q-network is made equivariant, evaluated before any step of the task (K = 0, true zero-shot),
+then finetuned and evaluated every --eval-freq task steps, so that every method is compared after the same
+K steps (λ-equitune's frozen-backbone fit counts inside K; see :mod:`equirl.agents.transfer_suite`). Writes
+``OUT/runs.csv`` and ``suite.json`` (the raw results, with command, code version and machine),
+``runs.jsonl``, ``table.md`` and ``transfer.png``, each to a temporary name renamed into place.
+``--views`` trains nothing: it measures how far the pretrained Q-network is from equivariant on its task. The pretrained
 agent (a shipped name, a saved agent folder or an SB3 zip) is read without unpickling anything unless
 ``--trusted`` is given.
 
@@ -12,6 +15,8 @@ Examples::
     equirl transfer equirl/RotGrid-Corner-v0 --seeds 5
     equirl transfer CartPole-v1 --pretrained cartpole_plain --seeds 5 --steps 5000 --jobs 2
     equirl transfer CartPole-v1 --pretrained my_dqn.zip --methods plain,equizero --steps 0
+    equirl transfer CartPole-v1/half-track --seeds 3 --steps 3000 --eval-freq 1000
+    equirl transfer equirl/RotGrid-Corner-v0 --views --eval-episodes 20 --out docs/benchmark/transfer_views
     equirl transfer equirl/RotGrid-Cross-v0 --pretrained rotgrid_bottom_plain --symmetry equirl/RotGrid-Cross-v0/C4
 
 For an environment without listed tasks the tasks are the original world and the world seen through each
@@ -60,6 +65,13 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         help="only rebuild table and plot from OUT/runs.jsonl, with the settings recorded in OUT/suite.json",
     )
     p.add_argument(
+        "--views",
+        action="store_true",
+        help="no training: measure how far the pretrained Q-network is from equivariant on the states of its greedy "
+        "episodes on each task of --tasks (default: the pretraining task), --eval-episodes episodes; writes "
+        "OUT/views.csv and views.json",
+    )
+    p.add_argument(
         "--trusted",
         action="store_true",
         help="load an SB3 zip with SB3's own loader, which unpickles it and so runs any code it holds "
@@ -73,6 +85,9 @@ def run(args: argparse.Namespace) -> int:
     """Run the transfer suite as ``args`` says and print its table; returns the exit status."""
     from equirl.agents.transfer_suite import run_suite
 
+    command = shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]])
+    if args.views:
+        return _views(args, command)
     table = run_suite(
         args.env,
         pretrained=args.pretrained,
@@ -89,8 +104,25 @@ def run(args: argparse.Namespace) -> int:
         out=args.out,
         plot_path=args.plot,
         summarise_only=args.summarise_only,
-        command=shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        command=command,
         trusted=args.trusted,
     )
     print(table)
+    return 0
+
+
+def _views(args: argparse.Namespace, command: str) -> int:
+    """``--views``: :func:`equirl.agents.transfer_suite.view_agreement` on each task; writes OUT/views.csv."""
+    from equirl.agents.transfer_suite import code_version, machine, view_agreement, views_table, write_views
+
+    rows = []
+    for i in [int(i) for i in args.tasks.split(",")] if args.tasks else [0]:
+        rows += view_agreement(
+            args.env, i, pretrained=args.pretrained, symmetry=args.symmetry, episodes=args.eval_episodes,
+            trusted=args.trusted,
+        )  # fmt: skip
+    out = Path(args.out or Path("results/transfer") / args.env.replace("/", "_"))
+    meta = {"command": command, "code_version": code_version(), "machine": machine(), "episodes": args.eval_episodes}
+    write_views(rows, out / "views.csv", meta)
+    print(views_table(rows))
     return 0

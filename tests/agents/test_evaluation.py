@@ -90,7 +90,7 @@ def test_every_evaluation_reaches_tensorboard_at_its_step(tmp_path: Path) -> Non
 
 
 def test_transfer_run_logs_to_tensorboard(tmp_path: Path) -> None:
-    """λ-equitune transfer: λ's fitting stage, the zero-shot point (after it) and finetuning in one tensorboard run."""
+    """λ-equitune transfer: the zero-shot point (K = 0), λ's fitting stage and finetuning in one tensorboard run."""
     run = run_transfer(
         pretrained_path("cartpole_plain"),
         get_symmetry("CartPole-v1"),
@@ -105,10 +105,11 @@ def test_transfer_run_logs_to_tensorboard(tmp_path: Path) -> None:
         log_dir=tmp_path / "evals",
     )
     steps = [int(r["timesteps"]) for r in run.curve]
-    assert steps == [100, 200, 300]
+    assert steps == [0, 100, 200, 300]  # K = 0 before any task step; 100 = the end of λ's fit
+    assert run.lambda_fit_steps == 100
     runs = [p for p in (tmp_path / "tb").iterdir() if p.is_dir()]
     assert len(runs) == 1, runs  # one folder for the fit stage and finetuning
     logged = dict(tb_scalars(runs[0])["eval/mean_reward"])
     assert sorted(logged) == steps
-    assert logged[100] == pytest.approx(run.zero_shot)
+    assert logged[0] == pytest.approx(run.zero_shot)
     assert np.load(tmp_path / "evals" / "evaluations.npz")["timesteps"].tolist() == steps
