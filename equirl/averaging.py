@@ -185,13 +185,23 @@ class ZeroReducer(Reducer):
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         back = output_action.inverse_each(outputs)
         w = self.weights(outputs, features)
-        return self._straight_through(_weighted_sum(w, back), back), w
+        if self.straight_through and back.requires_grad:
+            return self._combine_straight_through(w, back), w
+        return _weighted_sum(w, back), w
 
     def _straight_through(self, selected: torch.Tensor, back: torch.Tensor) -> torch.Tensor:
         if self.straight_through and back.requires_grad:
             mean = back.mean(0)
             return mean + (selected - mean).detach()
         return selected
+
+    def _combine_straight_through(self, w: torch.Tensor, back: torch.Tensor) -> torch.Tensor:
+        """:meth:`_straight_through` of ``Σ_g w_g back[g]`` with the weighted sum computed without autograd
+        (only the mean carries the gradient): the same values, and no graph for what the gradient never reads."""
+        mean = back.mean(0)
+        with torch.no_grad():
+            jump = _weighted_sum(w, back) - mean
+        return mean + jump
 
     def forward(self, outputs: torch.Tensor, back: torch.Tensor, features: torch.Tensor | None) -> torch.Tensor:
         return self._straight_through(super().forward(outputs, back, features), back)

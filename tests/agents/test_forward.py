@@ -156,3 +156,27 @@ def test_plans_looked_up_by_shape_serve_every_batch_size() -> None:
             y = torch.randn(sym.order, B, 7 if "Grid" in env_id else 2)
             general = sym.output_action.apply_each(y[list(sym.group.inverse_table)])[list(sym.group.inverse_table)]
             assert torch.equal(sym.output_action.inverse_each(y), general)
+
+
+def test_straight_through_forward_values_equal_the_selected_ones() -> None:
+    """equizero's training forward (weighted sum outside autograd, the mean carrying the gradient) gives the values
+    of the selected views, as the evaluation forward does, and the gradient of equitune."""
+    torch.manual_seed(6)
+    model = _model("CartPole-v1", "CartPole-v1", "equizero")
+    q_net = model.q_net.train()
+    x = torch.randn(9, 4)
+    x[0] = -x[1]  # an orbit pair: tied views
+    out = q_net(x)
+    assert out.requires_grad
+    with torch.no_grad():
+        selected = q_net(x)
+        mean = E.symmetrize(x, q_net.symmetry, q_net.encode, q_net.head, E.make_reducer("equitune"))
+    assert torch.equal(out, mean + (selected - mean))  # the straight-through values, bit for bit
+    assert torch.allclose(out, selected, atol=1e-6, rtol=0)
+    out.sum().backward()
+    grads = [p.grad.clone() for p in q_net.q_net.parameters()]
+    q_net.zero_grad()
+    sym = q_net.symmetry
+    E.symmetrize(x, sym, q_net.encode, q_net.head, E.make_reducer("equitune")).sum().backward()
+    for a, p in zip(grads, q_net.q_net.parameters(), strict=True):
+        assert torch.allclose(a, p.grad, atol=1e-6)

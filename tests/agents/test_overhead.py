@@ -88,7 +88,9 @@ def test_lambda_reference_keeps_plain_q_values_and_trains_its_lambda_net() -> No
         assert torch.equal(model.q_net(obs), plain_q(obs))
         assert torch.equal(model.q_net_target(obs), model.q_net(obs))
     lam = model.q_net.lambda_net
-    assert {id(p) for p in lam.parameters()} <= {id(p) for g in model.policy.optimizer.param_groups for p in g["params"]}
+    assert {id(p) for p in lam.parameters()} <= {
+        id(p) for g in model.policy.optimizer.param_groups for p in g["params"]
+    }
     model.learn(64)  # fills the buffer
     before = [p.detach().clone() for p in lam.parameters()]
     model.train(gradient_steps=1, batch_size=16)
