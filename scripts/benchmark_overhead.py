@@ -1,10 +1,10 @@
 """What symmetrisation costs, against plain DQN and against the same arithmetic (library: equirl.agents.overhead).
 
     # measure (one torch thread), raw rows into a CSV; refuses to overwrite without --overwrite
-    python scripts/benchmark_overhead.py run --label after --out docs/overhead/raw-after.csv
-    # the tables and the plot from committed raw CSVs (no timing)
-    python scripts/benchmark_overhead.py report docs/overhead/raw-*.csv --md docs/overhead/tables.md \
-        --plot docs/overhead/overhead.png
+    python scripts/benchmark_overhead.py run --label after --out docs/overhead/raw/after-1.csv
+    # the tables and the plot from committed raw CSVs (no timing; process CPU time where the rows have it)
+    python scripts/benchmark_overhead.py report docs/overhead/raw/*.csv --md docs/overhead/tables.md \
+        --plot docs/overhead/step.png
     # the inference forward in eager / torch.compile / CUDA-graph modes (see benchmark_overhead_gpu.sh)
     python scripts/benchmark_overhead.py forward --device cuda --out $OUT/forward.csv
 
