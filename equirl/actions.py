@@ -284,7 +284,7 @@ class IndexAction(Action):
     def _plan_for(self, x: torch.Tensor, inverse: bool, orbit: bool = False) -> _Plan:
         """:meth:`_plan` for ``x [|G|, ...]`` (applying ``g``, or ``g⁻¹`` when ``inverse``), or with ``orbit`` for
         the ``[|G|, *x.shape]`` orbit of ``x``; looked up by ``x``'s shape, device and dtype alone (one dict lookup)."""
-        key = (x.shape, x.device, x.dtype, inverse, orbit)
+        key: tuple[Any, ...] | None = (x.shape, x.device, x.dtype, inverse, orbit)
         try:
             plan = self._cache.get(key)
         except TypeError:  # a symbolic shape (torch.export): no lookup by shape
