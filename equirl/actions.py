@@ -284,6 +284,8 @@ class IndexAction(Action):
     def _plan_for(self, x: torch.Tensor, inverse: bool, orbit: bool = False) -> _Plan:
         """:meth:`_plan` for ``x [|G|, ...]`` (applying ``g``, or ``g⁻¹`` when ``inverse``), or with ``orbit`` for
         the ``[|G|, *x.shape]`` orbit of ``x``; looked up by ``x``'s shape, device and dtype alone (one dict lookup)."""
+        if torch.compiler.is_compiling():  # no lookup by shape: a dict that changes would make dynamo recompile
+            return self._plan((self.group.order, *x.shape) if orbit else x.shape, x.device, x.dtype, inverse)
         key: tuple[Any, ...] | None = (x.shape, x.device, x.dtype, inverse, orbit)
         try:
             plan = self._cache.get(key)
@@ -385,7 +387,7 @@ class IndexAction(Action):
     def _expanded(self, p: _Plan, shape: torch.Size) -> torch.Tensor:
         """``p.idx_view`` expanded to ``shape`` for ``torch.gather`` (a view, cached per shape)."""
         assert p.idx_view is not None
-        if torch.jit.is_tracing():  # a traced graph must expand for the batch it is given
+        if torch.jit.is_tracing() or torch.compiler.is_compiling():  # a captured graph expands for its batch
             return p.idx_view.expand(shape)
         key = ("expanded", id(p), shape)
         try:

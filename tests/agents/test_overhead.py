@@ -63,7 +63,9 @@ def test_run_writes_raw_rows_and_refuses_to_overwrite(tmp_path: Path) -> None:
         rows = list(csv.DictReader(f))
     assert tuple(rows[0]) == overhead.RAW_FIELDS
     variants = {(r["variant"], r["batch"]) for r in rows}
-    assert variants == {("plain", "1"), ("equitune", "1"), ("equizero", "1"), ("lambda", "1"), ("reference", "2")}
+    assert variants == {("plain", "1"), ("equitune", "1"), ("equizero", "1"), ("lambda", "1"), ("reference", "2"),
+                        ("reference-lambda", "2")}  # fmt: skip
+    assert all(float(r["cpu_seconds"]) > 0 for r in rows)
     assert len(rows) == 2 * len(variants) and all(float(r["seconds"]) > 0 for r in rows)
     with pytest.raises(FileExistsError, match="--overwrite"):
         overhead.run_benchmark(out, "t", cases=["cartpole-C2"], measures=["predict1"])
