@@ -43,6 +43,7 @@ import torch
 from stable_baselines3 import DQN
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.logger import Logger
+from stable_baselines3.dqn.policies import QNetwork
 
 from equirl import Symmetry
 
@@ -65,13 +66,20 @@ __all__ = [
 
 RAW_FIELDS = (
     "label", "commit", "device", "case", "obs", "group", "G", "measure", "variant", "batch",
-    "n_envs", "threads", "rep", "seconds", "calls", "load1", "time",
+    "n_envs", "threads", "rep", "seconds", "calls", "load1", "time", "cpu_seconds",
 )  # fmt: skip
-"""Columns of the raw CSV: one row per timed block (``seconds`` per call, averaged over ``calls``)."""
+"""Columns of the raw CSV: one row per timed block (``seconds`` of wall clock per call, averaged over ``calls``;
+``cpu_seconds`` the process's CPU time per call over the same block; older CSVs have no ``cpu_seconds``)."""
 
 MEASURES = ("step", "predict1", "predictB", "learn", "threads")
 METHODS_TIMED = ("plain", "equitune", "equizero", "lambda")
 REFERENCE = "reference"
+LAMBDA_REFERENCE = "reference-lambda"
+"""λ-equitune's own same-arithmetic reference: plain DQN at ``|G|`` times the batch whose Q-network also runs a
+λ-net (the method's default architecture) forward and backward on its last hidden layer (see
+:class:`LambdaReferenceQNetwork`): the λ-net's arithmetic is part of the method, not overhead."""
+OWN_REFERENCE = {"lambda": LAMBDA_REFERENCE}
+"""Each method's own same-arithmetic reference where it differs from :data:`REFERENCE`."""
 
 
 @dataclass(frozen=True)
@@ -103,9 +111,7 @@ def _catalogue(name: str) -> tuple[Callable[[], gym.Env], Callable[[], Symmetry]
 def _rotgrid_flat_c4() -> tuple[Callable[[], gym.Env], Callable[[], Symmetry]]:
     from equirl.envs.gridworld import rotgrid_symmetry
 
-    return (lambda: gym.make("equirl/RotGrid-v0", obs_mode="flat")), (
-        lambda: rotgrid_symmetry("C4", flat=True, size=7)
-    )
+    return (lambda: gym.make("equirl/RotGrid-v0", obs_mode="flat")), (lambda: rotgrid_symmetry("C4", flat=True, size=7))
 
 
 def _cases() -> dict[str, Case]:
@@ -165,6 +171,55 @@ def _build(case: Case, method: str, device: str, seed: int = 0, n_envs: int = 1,
     return model
 
 
+class LambdaReferenceQNetwork(QNetwork):
+    """SB3's plain Q-network that also runs λ-equitune's λ-net on its last hidden layer: the same-arithmetic
+    reference for λ-equitune.
+
+    ``forward(obs [N, ...]) -> Q [N, n_actions]`` returns plain DQN's Q-values exactly (the λ-net's scores ``s``
+    enter as ``s - s.detach()``, an exact zero) while the λ-net runs forward, and backward when the Q-values
+    need a gradient, on all ``N`` rows. Set up by :func:`with_lambda_net`.
+    """
+
+    lambda_net: torch.nn.Module
+
+    def forward(self, obs: Any) -> torch.Tensor:
+        h = self.extract_features(obs, self.features_extractor)
+        layers = list(self.q_net)
+        for layer in layers[:-1]:
+            h = layer(h)
+        s = self.lambda_net(h)
+        return layers[-1](h) + (s - s.detach())
+
+
+def with_lambda_net(model: DQN, hidden: int) -> DQN:
+    """Turn a plain SB3 DQN into λ-equitune's same-arithmetic reference (:class:`LambdaReferenceQNetwork`):
+    its online and target networks get a λ-net ``Linear(F, hidden) - ReLU - Linear(hidden, 1)`` (built as
+    λ-equitune builds it) and the optimizer trains it too. Returns ``model``."""
+    from equirl.averaging import LambdaReducer
+
+    policy = model.policy
+    for net in (policy.q_net, policy.q_net_target):
+        features = net.net_arch[-1] if net.net_arch else net.features_dim
+        net.lambda_net = LambdaReducer(features, hidden).lambda_net.to(policy.device)
+        net.__class__ = LambdaReferenceQNetwork
+    policy.q_net_target.load_state_dict(policy.q_net.state_dict())
+    policy.optimizer = type(policy.optimizer)(policy.q_net.parameters(), **policy.optimizer.defaults)
+    return model
+
+
+def _lambda_hidden(case: Case) -> int:
+    from equirl.agents import load_hyperparams
+    from equirl.agents.hyperparams import split_hyperparams
+
+    from equirl.config import EquivarianceConfig
+
+    return int(
+        split_hyperparams(load_hyperparams(case.hyperparams))[2].get(
+            "lambda_hidden", EquivarianceConfig().lambda_hidden
+        )
+    )
+
+
 def _calibrate(fn: Callable[[], object], target_s: float) -> int:
     """Calls per block so that one block lasts about ``target_s`` (after one warm-up call)."""
     fn()
@@ -182,13 +237,14 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def _time_block(fn: Callable[[], object], calls: int, device: str) -> float:
+def _time_block(fn: Callable[[], object], calls: int, device: str) -> tuple[float, float]:
+    """``(wall seconds, process CPU seconds)`` per call over one block of ``calls`` calls."""
     _sync(device)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     for _ in range(calls):
         fn()
     _sync(device)
-    return (time.perf_counter() - start) / calls
+    return (time.perf_counter() - start) / calls, (time.process_time() - cpu) / calls
 
 
 @dataclass
@@ -202,7 +258,11 @@ class _Variant:
 
 
 def _interleave(
-    variants: list[_Variant], repeats: int, target_s: float, device: str, emit: Callable[[_Variant, int, float], None]
+    variants: list[_Variant],
+    repeats: int,
+    target_s: float,
+    device: str,
+    emit: Callable[[_Variant, int, tuple[float, float]], None],
 ) -> None:
     """Time every variant ``repeats`` times, one block each per round, in a shuffled order per round."""
     for v in variants:
@@ -221,6 +281,7 @@ def _micro_variants(case: Case, device: str, batch: int | None, predict_batch: i
     """Gradient step and predict variants for every method plus the same-arithmetic references."""
     G = case.make_symmetry().order
     models = {m: _build(case, m, device, learning_starts=10**9) for m in METHODS_TIMED}
+    lambda_ref = with_lambda_net(_build(case, "plain", device, learning_starts=10**9), _lambda_hidden(case))
     plain = models["plain"]
     B = int(batch or plain.batch_size)
     # one replay buffer for all, filled with the random policy (learning_starts is never reached)
@@ -238,11 +299,13 @@ def _micro_variants(case: Case, device: str, batch: int | None, predict_batch: i
         variants.append(_Variant("step", m, B, _train_fn(model, B)))
         variants.append(_Variant("predict1", m, 1, _predict_fn(model, obs1)))
         variants.append(_Variant("predictB", m, predict_batch, _predict_fn(model, obs_batch[:predict_batch])))
-    variants += [
-        _Variant("step", REFERENCE, G * B, _train_fn(plain, G * B)),
-        _Variant("predict1", REFERENCE, G, _predict_fn(plain, obs_batch[:G])),
-        _Variant("predictB", REFERENCE, G * predict_batch, _predict_fn(plain, obs_batch[: G * predict_batch])),
-    ]
+    lambda_ref.replay_buffer = buffer
+    for name, ref in ((REFERENCE, plain), (LAMBDA_REFERENCE, lambda_ref)):
+        variants += [
+            _Variant("step", name, G * B, _train_fn(ref, G * B)),
+            _Variant("predict1", name, G, _predict_fn(ref, obs_batch[:G])),
+            _Variant("predictB", name, G * predict_batch, _predict_fn(ref, obs_batch[: G * predict_batch])),
+        ]
     return variants
 
 
@@ -333,12 +396,12 @@ def run_benchmark(
         case = CASES[name]
         sym = case.make_symmetry()
 
-        def emit(v: _Variant, rep: int, seconds: float, case: Case = case, sym: Symmetry = sym) -> None:
+        def emit(v: _Variant, rep: int, t: tuple[float, float], case: Case = case, sym: Symmetry = sym) -> None:
             rows.append(
                 dict(label=label, commit=commit, device=dev_name, case=case.name, obs=case.obs, group=sym.group.name,
                      G=sym.order, measure=v.measure, variant=v.variant, batch=v.batch, n_envs=v.n_envs,
-                     threads=threads, rep=f"{pass_id}{rep}", seconds=f"{seconds:.6e}", calls=v.calls,
-                     load1=_load1(), time=f"{time.time():.0f}")
+                     threads=threads, rep=f"{pass_id}{rep}", seconds=f"{t[0]:.6e}", calls=v.calls,
+                     load1=_load1(), time=f"{time.time():.0f}", cpu_seconds=f"{t[1]:.6e}")
             )  # fmt: skip
 
         micro = [m for m in measures if m not in ("learn", "threads")]
@@ -475,12 +538,12 @@ def run_forward_modes(
                 n = sym.order * batch if method == REFERENCE else batch
                 variants.append(_Variant(f"forward-{mode}", method, n, fn))
 
-            def emit(v: _Variant, rep: int, seconds: float, name: str = name, sym: Symmetry = sym) -> None:
+            def emit(v: _Variant, rep: int, t: tuple[float, float], name: str = name, sym: Symmetry = sym) -> None:
                 rows.append(
                     dict(label=label, commit=commit, device=device, case=name, obs=CASES[name].obs,
                          group=sym.group.name, G=sym.order, measure=v.measure, variant=v.variant, batch=v.batch,
-                         n_envs=1, threads=threads, rep=rep, seconds=f"{seconds:.6e}", calls=v.calls,
-                         load1=_load1(), time=f"{time.time():.0f}")
+                         n_envs=1, threads=threads, rep=rep, seconds=f"{t[0]:.6e}", calls=v.calls,
+                         load1=_load1(), time=f"{time.time():.0f}", cpu_seconds=f"{t[1]:.6e}")
                 )  # fmt: skip
 
             _interleave(variants, repeats, target_s, device, emit)
@@ -505,6 +568,9 @@ class Summary:
 
     ``vs_plain`` and ``vs_reference`` are ``(median, min, max)`` over repetitions of the per-round
     ratio ``t_method / t_plain`` (``t_method / t_reference``); NaN where there is no reference.
+    ``vs_own_reference`` is the same against the method's own same-arithmetic reference
+    (:data:`OWN_REFERENCE`: λ-equitune's includes its λ-net; the others' is :data:`REFERENCE`).
+    ``clock`` is ``"cpu"`` when the times are the process's CPU time, ``"wall"`` for wall-clock times.
     """
 
     label: str
@@ -520,6 +586,8 @@ class Summary:
     vs_reference: tuple[float, float, float]
     load1: float
     n: int
+    vs_own_reference: tuple[float, float, float] = (float("nan"),) * 3
+    clock: str = "wall"
 
 
 def _ratios(a: dict[str, float], b: dict[str, float]) -> tuple[float, float, float]:
@@ -529,17 +597,35 @@ def _ratios(a: dict[str, float], b: dict[str, float]) -> tuple[float, float, flo
     return statistics.median(r), min(r), max(r)
 
 
-def summarise(rows: list[dict[str, str]]) -> list[Summary]:
-    """Medians and per-round ratios of every method, grouped as in :class:`Summary`."""
+def _row_seconds(r: dict[str, str], clock: str) -> tuple[float, bool]:
+    """``(seconds per call, whether it is CPU time)`` of a raw row: its CPU time when ``clock`` is ``"cpu"``, the row
+    has one and it was measured on a CPU (on an accelerator the CPU waits for the device), else its wall clock."""
+    cpu = r.get("cpu_seconds")
+    if clock == "cpu" and cpu and not r["device"].startswith("cuda"):
+        return float(cpu), True
+    return float(r["seconds"]), False
+
+
+def summarise(rows: list[dict[str, str]], clock: str = "cpu") -> list[Summary]:
+    """Medians and per-round ratios of every method, grouped as in :class:`Summary`.
+
+    :param clock: ``"cpu"`` (default): the process's CPU time where the rows have it (it leaves out the time the
+        process waited for a core on a busy machine, which wall-clock blocks count); ``"wall"``: wall clock.
+    """
+    if clock not in ("cpu", "wall"):
+        raise ValueError(f"clock must be 'cpu' or 'wall', got {clock!r}.")
     groups: dict[tuple[Any, ...], dict[str, dict[str, float]]] = defaultdict(lambda: defaultdict(dict))
     info: dict[tuple[Any, ...], tuple[str, int]] = {}
     loads: dict[tuple[Any, ...], list[float]] = defaultdict(list)
+    on_cpu: dict[tuple[Any, ...], bool] = {}
     for r in rows:
         key = (r["label"], r["case"], r["measure"], int(r["n_envs"]))
         batch = int(r["batch"])
-        groups[key][r["variant"] + f"@{batch}"][r["rep"]] = float(r["seconds"])
+        seconds, is_cpu = _row_seconds(r, clock)
+        groups[key][r["variant"] + f"@{batch}"][r["rep"]] = seconds
         info[key] = (r["obs"], int(r["G"]))
         loads[key].append(float(r["load1"]))
+        on_cpu[key] = on_cpu.get(key, True) and is_cpu
     out = []
     for key, by in groups.items():
         label, case, measure, n_envs = key
@@ -547,15 +633,17 @@ def summarise(rows: list[dict[str, str]]) -> list[Summary]:
         for vb, times in by.items():
             variant, batch_s = vb.split("@")
             batch = int(batch_s)
-            if variant == REFERENCE:
+            if variant in (REFERENCE, LAMBDA_REFERENCE):
                 continue
             plain = by.get(f"plain@{batch}", by.get(f"plain-1-threads@{batch}", {}))
             ref_batch = G * batch if measure in ("step", "predictB") or measure.startswith("forward") else -1
             ref_batch = G if measure == "predict1" else ref_batch
             ref = by.get(f"{REFERENCE}@{ref_batch}", {})
+            own = by.get(f"{OWN_REFERENCE.get(variant, REFERENCE)}@{ref_batch}", {})
             out.append(
                 Summary(label, case, obs, G, measure, batch, n_envs, variant, statistics.median(times.values()),
-                        _ratios(times, plain), _ratios(times, ref), statistics.median(loads[key]), len(times))
+                        _ratios(times, plain), _ratios(times, ref), statistics.median(loads[key]), len(times),
+                        _ratios(times, own), "cpu" if on_cpu[key] else "wall")
             )  # fmt: skip
     return out
 
@@ -582,25 +670,32 @@ def markdown_report(summaries: list[Summary]) -> str:
     """Markdown tables: per label and measure, one row per case (and batch / n_envs), one column pair per method.
 
     Cells are ``median (min-max)`` of the paired ratios; ``ref`` is the same-arithmetic reference
-    (plain DQN at ``|G|`` times the batch).
+    (plain DQN at ``|G|`` times the batch), ``own ref`` a method's own one where it differs
+    (:data:`OWN_REFERENCE`: λ-equitune's includes the λ-net).
     """
     lines: list[str] = []
     by_label: dict[str, list[Summary]] = defaultdict(list)
     for s in summaries:
         by_label[s.label].append(s)
     for label, ss in by_label.items():
-        lines += [f"### {label}", ""]
+        clocks = {s.clock for s in ss}
+        clock = " and ".join(sorted("process CPU time" if c == "cpu" else "wall clock" for c in clocks))
+        lines += [f"### {label}", "", f"Times: {clock}.", ""]
         for measure in [m for m in _MEASURE_TITLES if any(s.measure == m for s in ss)]:
             rows = [s for s in ss if s.measure == measure]
             named = list(METHODS_TIMED) + sorted({s.method for s in rows if s.method not in METHODS_TIMED})
             methods = [m for m in named if m not in ("plain", "plain-1-threads") and any(s.method == m for s in rows)]
             has_ref = any(s.vs_reference[0] == s.vs_reference[0] for s in rows)
+            own = {m for m in OWN_REFERENCE if any(s.method == m and s.vs_own_reference[0] == s.vs_own_reference[0]
+                                                   for s in rows)}  # fmt: skip
             lines += [f"{_MEASURE_TITLES[measure]}; ratio median (min-max) over n rounds", ""]
             head = "| case | \\|G\\| | batch | n_envs | plain ms | n | load |"
             sep = "|---|---|---|---|---|---|---|"
             for m in methods:
-                head += f" {m} / plain |" + (f" {m} / ref |" if has_ref else "")
-                sep += "---|" + ("---|" if has_ref else "")
+                head += (
+                    f" {m} / plain |" + (f" {m} / ref |" if has_ref else "") + (f" {m} / own ref |" if m in own else "")
+                )
+                sep += "---|" + ("---|" if has_ref else "") + ("---|" if m in own else "")
             if has_ref:
                 head += " ref / plain |"
                 sep += "---|"
@@ -618,6 +713,8 @@ def markdown_report(summaries: list[Summary]) -> str:
                     line += f" {_fmt(c.vs_plain) if c else ''} |" + (
                         f" {_fmt(c.vs_reference) if c else ''} |" if has_ref else ""
                     )
+                    if m in own:
+                        line += f" {_fmt(c.vs_own_reference) if c else ''} |"
                 if has_ref:
                     # reference / plain = (method / plain) / (method / reference), from the medians
                     ratio = cell[methods[0]].vs_plain[0] / cell[methods[0]].vs_reference[0] if methods else float("nan")
@@ -627,9 +724,15 @@ def markdown_report(summaries: list[Summary]) -> str:
     return "\n".join(lines)
 
 
+_AGAINST = {"plain": "vs_plain", "reference": "vs_reference", "own-reference": "vs_own_reference"}
+
+
 def comparison_table(summaries: list[Summary], measure: str, against: str, labels: Sequence[str]) -> str:
-    """One markdown table comparing labels (``before``, ``after``): cells ``median₁ → median₂`` of each method's
-    ratio ``against`` ``"plain"`` or ``"reference"``, one row per case (and n_envs where it varies)."""
+    """One markdown table comparing labels (``before``, ``after``): cells ``median₁ → median₂ (min-max)`` of each
+    method's ratio ``against`` ``"plain"``, ``"reference"`` or ``"own-reference"`` (:data:`OWN_REFERENCE`), with
+    the range over rounds of the last label; one row per case (and n_envs where it varies)."""
+    if against not in _AGAINST:
+        raise ValueError(f"against must be one of {sorted(_AGAINST)}, got {against!r}.")
     rows = [s for s in summaries if s.measure == measure and s.label in labels and s.method in METHODS_TIMED[1:]]
     keys = sorted({(s.case, s.batch, s.n_envs) for s in rows},
                   key=lambda k: (list(CASES).index(k[0]) if k[0] in CASES else 99, k[1], k[2]))  # fmt: skip
@@ -642,23 +745,28 @@ def comparison_table(summaries: list[Summary], measure: str, against: str, label
     for case, batch, n_envs in keys:
         cells, loads, G = [], [], 0
         for m in methods:
-            vals = []
+            vals: list[tuple[float, float, float]] = []
             for label in labels:
-                hit = [s for s in rows if (s.case, s.batch, s.n_envs, s.method, s.label) == (case, batch, n_envs, m, label)]
+                hit = [
+                    s for s in rows if (s.case, s.batch, s.n_envs, s.method, s.label) == (case, batch, n_envs, m, label)
+                ]
                 if hit:
                     G = hit[0].G
                     loads.append(hit[0].load1)
-                    vals.append(hit[0].vs_plain[0] if against == "plain" else hit[0].vs_reference[0])
+                    vals.append(getattr(hit[0], _AGAINST[against]))
                 else:
-                    vals.append(float("nan"))
-            cells.append(" → ".join("" if v != v else f"{v:.2f}" for v in vals))
+                    vals.append((float("nan"),) * 3)
+            cell = " → ".join("" if v[0] != v[0] else f"{v[0]:.2f}" for v in vals)
+            last = vals[-1]
+            cells.append(cell + (f" ({last[1]:.2f}-{last[2]:.2f})" if last[0] == last[0] else ""))
         load = f"{statistics.median(loads):.1f}" if loads else ""
         lines.append(f"| {case} | {G} | {n_envs} | " + " | ".join(cells) + f" | {load} |")
     return "\n".join(lines)
 
 
 def plot_report(summaries: list[Summary], path: str | Path, measure: str = "step") -> None:
-    """Bar chart of each method's ratio against the same-arithmetic reference, per case and label."""
+    """Bar chart of each method's ratio against its own same-arithmetic reference (:data:`OWN_REFERENCE`), per case
+    and label, with the range over rounds."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -675,7 +783,9 @@ def plot_report(summaries: list[Summary], path: str | Path, measure: str = "step
             vals, lo, hi = [], [], []
             for c in cases:
                 s = [x for x in rows if x.label == label and x.case == c and x.method == m]
-                r = s[0].vs_reference if s else (float("nan"),) * 3
+                r = s[0].vs_own_reference if s else (float("nan"),) * 3
+                if r[0] != r[0] and s:  # no own reference measured (older CSVs): the plain one
+                    r = s[0].vs_reference
                 vals.append(r[0])
                 lo.append(r[0] - r[1])
                 hi.append(r[2] - r[0])
@@ -683,7 +793,7 @@ def plot_report(summaries: list[Summary], path: str | Path, measure: str = "step
         ax.axhline(1.0, color="gray", lw=0.8)
         ax.axhline(1.05, color="k", ls="--", lw=0.8, label="target 1.05")
         ax.set_xticks(np.arange(len(cases)), cases, rotation=30, ha="right", fontsize=8)
-        ax.set_title(f"{label}: gradient step / same-arithmetic reference", fontsize=9)
+        ax.set_title(f"{label}: gradient step / same-arithmetic reference (λ: with its λ-net)", fontsize=9)
     axes[0][0].set_ylabel("time ratio")
     axes[0][0].legend(fontsize=7)
     fig.tight_layout()

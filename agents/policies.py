@@ -47,7 +47,9 @@ def check_equivariance_args(
     try:
         symmetry.output_action.validate((int(action_space.n),))
     except ValueError as err:
-        raise ValueError(f"Symmetry {symmetry.name!r} does not fit outputs of shape ({int(action_space.n)},): {err}") from err
+        raise ValueError(
+            f"Symmetry {symmetry.name!r} does not fit outputs of shape ({int(action_space.n)},): {err}"
+        ) from err
 
 
 _Symmetrised = SymmetrisedModule  # the former name of the mixin
@@ -124,7 +126,8 @@ class EquiQNetwork(SymmetrisedModule, QNetwork):
         evaluation-mode network exports (``torch.export``, ``torch.jit.trace``, ONNX) with a dynamic batch.
         """
         q, w = symmetrize_weights(self.network_input(obs), self.input_symmetry, self.encode, self.head, self.reducer)
-        self.record_weights(w)  # type: ignore[operator]  # a mixin method (mypy sees the import as Any)
+        if w is not None and self.collect_weight_stats:
+            self.record_weights(w)  # type: ignore[operator]  # a mixin method (mypy sees the import as Any)
         return q
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
@@ -190,7 +193,9 @@ def _refuse_other_algorithms(unexpected: dict[str, Any]) -> None:
     if "QRDQN" in algo:
         instead = "use equirl.agents.EquiQRDQNPolicy: QRDQN(EquiQRDQNPolicy, env, policy_kwargs=dict(symmetry=..., method=...))"
     elif any(name in algo for name in ("PPO", "A2C", "actor-critic")):
-        instead = "use equirl.agents.EquiActorCriticPolicy: PPO(EquiActorCriticPolicy, env, policy_kwargs=dict(symmetry=...))"
+        instead = (
+            "use equirl.agents.EquiActorCriticPolicy: PPO(EquiActorCriticPolicy, env, policy_kwargs=dict(symmetry=...))"
+        )
     else:
         instead = "equirl has no equivariant policy for it yet"
     raise TypeError(

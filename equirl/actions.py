@@ -267,7 +267,9 @@ class IndexAction(Action):
                 flat=(n, *post) if len(size) > 1 else None,
                 idx_flat=None if identity else torch.as_tensor(idx.reshape(-1), device=device),
                 idx_view=None if identity else torch.as_tensor(idx, device=device).reshape(view),
-                sign_view=None if sign is None else torch.as_tensor(sign, device=device, dtype=sign_dtype).reshape(view),
+                sign_view=None
+                if sign is None
+                else torch.as_tensor(sign, device=device, dtype=sign_dtype).reshape(view),
                 sign_orbit=None
                 if sign is None
                 else torch.as_tensor(sign, device=device, dtype=sign_dtype).reshape(
@@ -279,13 +281,28 @@ class IndexAction(Action):
         return plan
 
     # -- batched application ----------------------------------------------------------------
+    def _plan_for(self, x: torch.Tensor, inverse: bool, orbit: bool = False) -> _Plan:
+        """:meth:`_plan` for ``x [|G|, ...]`` (applying ``g``, or ``g⁻¹`` when ``inverse``), or with ``orbit`` for
+        the ``[|G|, *x.shape]`` orbit of ``x``; looked up by ``x``'s shape, device and dtype alone (one dict lookup)."""
+        if torch.compiler.is_compiling():  # no lookup by shape: a dict that changes would make dynamo recompile
+            return self._plan((self.group.order, *x.shape) if orbit else x.shape, x.device, x.dtype, inverse)
+        key: tuple[Any, ...] | None = (x.shape, x.device, x.dtype, inverse, orbit)
+        try:
+            plan = self._cache.get(key)
+        except TypeError:  # a symbolic shape (torch.export): no lookup by shape
+            plan = None
+            key = None
+        if plan is None:
+            plan = self._plan((self.group.order, *x.shape) if orbit else x.shape, x.device, x.dtype, inverse)
+            if key is not None and _eager(plan.idx_flat, plan.sign_view) and len(self._cache) < _MAX_CACHED:
+                self._cache[key] = plan
+        return plan  # type: ignore[no-any-return]
+
     def orbit(self, x: torch.Tensor) -> torch.Tensor:
         # plan for the [G, *x.shape] result, acting with g
-        p = self._plan((self.group.order, *x.shape), x.device, x.dtype, False)
-        if p.idx_flat is None:  # sign flips only: one broadcast multiply
-            return x.unsqueeze(0) * p.sign_orbit if p.sign_orbit is not None else x.unsqueeze(0).expand(
-                self.group.order, *x.shape
-            )
+        p = self._plan_for(x, False, orbit=True)
+        if p.idx_flat is None:  # sign flips only: one broadcast multiply ([G, 1.., N, 1..] * [*batch, N, ..])
+            return x * p.sign_orbit if p.sign_orbit is not None else x.unsqueeze(0).expand(self.group.order, *x.shape)
         axis = p.start - 1  # the acted axis in x (no group dim yet)
         if x.dim() >= 2 and axis + len(self.dims) != x.dim() or axis > 1:
             # other dims than the acted ones after the first (channels, trailing dims): one index table over
@@ -361,11 +378,27 @@ class IndexAction(Action):
 
     def inverse_mean(self, y: torch.Tensor) -> torch.Tensor:
         if self.group.order == 2 and y.shape[0] == 2:  # involution: (y₀ + r·y₁) / 2 without a gather
-            p = self._plan(y.shape, y.device, y.dtype, True)
+            p = self._plan_for(y, True)
             y1 = y[1] if p.flat is None else y[1].reshape(*y.shape[1 : p.start], *p.flat)
             r = self._one(y1, p.start - 1, p)
             return 0.5 * (y[0] + (r if p.flat is None else r.reshape(y.shape[1:])))
         return self._gather_each(y, inverse=True).mean(0)
+
+    def _expanded(self, p: _Plan, shape: torch.Size) -> torch.Tensor:
+        """``p.idx_view`` expanded to ``shape`` for ``torch.gather`` (a view, cached per shape)."""
+        assert p.idx_view is not None
+        if torch.jit.is_tracing() or torch.compiler.is_compiling():  # a captured graph expands for its batch
+            return p.idx_view.expand(shape)
+        key = ("expanded", id(p), shape)
+        try:
+            idx = self._cache.get(key)
+        except TypeError:  # a symbolic shape (torch.export)
+            return p.idx_view.expand(shape)
+        if idx is None or idx[0] is not p:
+            idx = (p, p.idx_view.expand(shape))
+            if _eager(p.idx_view) and len(self._cache) < _MAX_CACHED:
+                self._cache[key] = idx
+        return idx[1]  # type: ignore[no-any-return]
 
     @staticmethod
     def _one(x: torch.Tensor, axis: int, p: _Plan) -> torch.Tensor:
@@ -377,13 +410,11 @@ class IndexAction(Action):
     def _gather_each(self, y: torch.Tensor, inverse: bool) -> torch.Tensor:
         """Slice ``g`` of ``y [|G|, ...]`` transformed by ``g`` (or by ``g⁻¹``), in one gather."""
         if y.shape[0] != self.group.order:
-            raise ValueError(
-                f"expected a leading group dim of size {self.group.order}, got shape {tuple(y.shape)}."
-            )
-        p = self._plan(y.shape, y.device, y.dtype, inverse)
+            raise ValueError(f"expected a leading group dim of size {self.group.order}, got shape {tuple(y.shape)}.")
+        p = self._plan_for(y, inverse)
         yf = y if p.flat is None else y.reshape(*y.shape[: p.start], *p.flat)
         if p.idx_view is not None:
-            yf = torch.gather(yf, p.start, p.idx_view.expand(yf.shape))
+            yf = torch.gather(yf, p.start, self._expanded(p, yf.shape))
         if p.sign_view is not None:
             yf = yf * p.sign_view
         return yf if p.flat is None else yf.reshape(y.shape)
@@ -396,6 +427,11 @@ class _RowTables:
     idx: torch.Tensor  # [G·M]: source position in the row for every element and output position
     sign: torch.Tensor | None  # [G, 1, M] (None: no signs)
     one_idx: torch.Tensor | None  # |G| = 2: [M], the non-identity element's row (else None)
+
+
+_MAX_CACHED = 256
+"""At most this many entries in an action's cache of plans by shape (batch sizes that keep changing add none
+beyond it; the plans themselves are shared between batch sizes)."""
 
 
 def _eager(*tensors: torch.Tensor | None) -> bool:
@@ -560,7 +596,9 @@ class PermutationAction(IndexAction):
 
     def __repr__(self) -> str:
         signs = "" if self.signs is None else f", signs={[sv.astype(int).tolist() for sv in self.signs]}"
-        return f"{type(self).__name__}({self.group.name}, {[p.tolist() for p in self.perms]}{signs}, dim={self.dims[0]})"
+        return (
+            f"{type(self).__name__}({self.group.name}, {[p.tolist() for p in self.perms]}{signs}, dim={self.dims[0]})"
+        )
 
 
 class SignedPermutationAction(PermutationAction):
@@ -872,7 +910,9 @@ class PositionValuePermutationAction(Action):
         super().__init__(group)
         self.sizes = [int(n) for n in sizes]
         if not self.sizes or any(n < 1 for n in self.sizes):
-            raise ValueError(f"PositionValuePermutationAction({group.name}): sizes must be positive, got {list(sizes)}.")
+            raise ValueError(
+                f"PositionValuePermutationAction({group.name}): sizes must be positive, got {list(sizes)}."
+            )
         k, width = len(self.sizes), max(self.sizes)
         values = [None] * len(positions) if values is None else list(values)
         if len(values) != len(positions):
@@ -900,7 +940,9 @@ class PositionValuePermutationAction(Action):
             table = np.tile(np.arange(width, dtype=np.int64), (k, 1))
             for i, v in enumerate(vals):
                 if v is not None:
-                    _check_permutation(list(v), self.sizes[i], f"PositionValuePermutationAction({group.name}) entry {i}")
+                    _check_permutation(
+                        list(v), self.sizes[i], f"PositionValuePermutationAction({group.name}) entry {i}"
+                    )
                     table[i, : self.sizes[i]] = np.asarray(v, dtype=np.int64)
             self.values.append([table[i, : self.sizes[i]].copy() for i in range(k)])
             images.append(np.concatenate([p[:, None], table], axis=1))
@@ -968,7 +1010,9 @@ class DictAction(Action):
             raise ValueError(f"{self!r} acts on dict inputs, but the input has shape {sample_shape!r}.")
         missing = sorted(set(self.actions) - set(sample_shape))
         if missing:
-            raise ValueError(f"{self!r} acts on keys {missing} that the input does not have (it has {sorted(sample_shape)}).")
+            raise ValueError(
+                f"{self!r} acts on keys {missing} that the input does not have (it has {sorted(sample_shape)})."
+            )
         for key, a in self.actions.items():
             try:
                 a.validate(tuple(sample_shape[key]))

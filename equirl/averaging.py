@@ -69,7 +69,7 @@ the target network, as Double DQN does for actions: the target's state value is
 
 def _weighted_sum(weights: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
     """``weights [G, B]``, ``values [G, B, ...]`` -> ``[B, ...]``."""
-    w = weights.reshape(*weights.shape, *([1] * (values.dim() - 2)))
+    w = weights.unsqueeze(-1) if values.dim() == 3 else weights.reshape(*weights.shape, *([1] * (values.dim() - 2)))
     if w.dtype != values.dtype:
         w = w.to(values.dtype)
     return (w * values).sum(0)
@@ -167,28 +167,41 @@ class ZeroReducer(Reducer):
         self.tie_tolerance = float(tie_tolerance)
 
     def weights(self, outputs: torch.Tensor, features: torch.Tensor | None) -> torch.Tensor:
-        with torch.no_grad():
-            loss = self._proxy(outputs)
-            best = loss.min(0, keepdim=True).values
-            # views within tol + |tol·best| of the best are tied: torch.isclose(loss, best, tol, tol) for
-            # finite losses (loss >= best), as one comparison and with ops every exporter has
-            tol = self.tie_tolerance
-            ties = (loss - best) <= (best * tol).abs() + tol
-            w = ties.to(outputs.dtype)
-            return w / w.sum(0, keepdim=True)
+        if outputs.requires_grad:  # the weights are constants for the gradient
+            with torch.no_grad():
+                return self._tie_weights(outputs)
+        return self._tie_weights(outputs)
+
+    def _tie_weights(self, outputs: torch.Tensor) -> torch.Tensor:
+        loss = self._proxy(outputs)
+        best = loss.amin(0, keepdim=True)
+        # views within tol·(1 + |best|) of the best are tied: torch.isclose(loss, best, tol, tol) for finite
+        # losses (loss >= best; up to rounding at the boundary), as one comparison and with ops every exporter has
+        w = (loss <= torch.add(best, best.abs().add_(1.0), alpha=self.tie_tolerance)).to(outputs.dtype)
+        return w / w.sum(0, keepdim=True)
 
     def combine(
         self, outputs: torch.Tensor, output_action: Action, features: torch.Tensor | None
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         back = output_action.inverse_each(outputs)
         w = self.weights(outputs, features)
-        return self._straight_through(_weighted_sum(w, back), back), w
+        if self.straight_through and back.requires_grad:
+            return self._combine_straight_through(w, back), w
+        return _weighted_sum(w, back), w
 
     def _straight_through(self, selected: torch.Tensor, back: torch.Tensor) -> torch.Tensor:
         if self.straight_through and back.requires_grad:
             mean = back.mean(0)
             return mean + (selected - mean).detach()
         return selected
+
+    def _combine_straight_through(self, w: torch.Tensor, back: torch.Tensor) -> torch.Tensor:
+        """:meth:`_straight_through` of ``Σ_g w_g back[g]`` with the weighted sum computed without autograd
+        (only the mean carries the gradient): the same values, and no graph for what the gradient never reads."""
+        mean = back.mean(0)
+        with torch.no_grad():
+            jump = _weighted_sum(w, back) - mean
+        return mean + jump
 
     def forward(self, outputs: torch.Tensor, back: torch.Tensor, features: torch.Tensor | None) -> torch.Tensor:
         return self._straight_through(super().forward(outputs, back, features), back)
@@ -250,15 +263,20 @@ class LambdaReducer(Reducer):
         self.lambda_net = lambda_net
         self.temperature = float(temperature)
 
-    def scores(self, features: torch.Tensor) -> torch.Tensor:
-        """Raw scores ``[G, B]`` from features ``[G, B, F]``."""
-        G, B = features.shape[:2]
-        return self.lambda_net(features.reshape(G * B, -1)).reshape(G, B)
+    def scores(self, features: torch.Tensor, order: int | None = None) -> torch.Tensor:
+        """Raw scores ``[G, B]`` from features ``[G, B, F]``, or from the orbit's features ``[G·B, F]`` with
+        ``order`` = ``G`` (as the network gives them: no reshape)."""
+        if order is None or features.dim() != 2:
+            G, B = features.shape[:2]
+            return self.lambda_net(features.reshape(G * B, -1)).reshape(G, B)
+        return self.lambda_net(features).view(order, -1)
 
     def weights(self, outputs: torch.Tensor, features: torch.Tensor | None) -> torch.Tensor:
+        """Softmax weights ``[G, B]`` of the λ-net's scores of ``features``: ``[G, B, F]``, or ``[G·B, F]`` in the
+        orbit's order (``outputs [G, B, ...]`` gives ``G``)."""
         if features is None:
             raise ValueError("λ-equitune needs features h(g·x); the network gave none.")
-        scores = self.scores(features)
+        scores = self.scores(features, outputs.shape[0])
         return torch.softmax(scores if self.temperature == 1.0 else scores / self.temperature, dim=0)
 
 
@@ -374,11 +392,13 @@ def symmetrize_weights(
     Stateless, with a batch size that stays symbolic, so ``torch.export``, ``torch.jit.trace`` and
     ONNX export capture it with a dynamic batch.
     """
-    G = symmetry.order
     orbit = orbit_batch(symmetry, x)  # [G·B, ...] (per key for dict inputs)
     h = encoder(orbit)
-    y = h if head is None else head(h)
-    return reduce_orbit_weights(y.unflatten(0, (G, -1)), symmetry, reducer, h.unflatten(0, (G, -1)))
+    y = (h if head is None else head(h)).unflatten(0, (symmetry.order, -1))
+    if not isinstance(reducer, LambdaReducer):
+        return reducer.combine(y, symmetry.output_action, None)
+    # the λ-net reads the features in the orbit's order [G·B, F] (one weight per sample)
+    return reducer.combine(y, symmetry.output_action, h if h.dim() == 2 else h.flatten(1))
 
 
 class GroupAveraged(nn.Module):

@@ -34,7 +34,7 @@ def _reduce(per_position: torch.Tensor) -> torch.Tensor:
 
 def neg_max(outputs: torch.Tensor) -> torch.Tensor:
     """``-max_a Q(g·s, a)``: prefer the view with the highest value (Q-networks)."""
-    return _reduce(-outputs.max(-1).values)
+    return _reduce(-outputs.amax(-1))
 
 
 def neg_margin(outputs: torch.Tensor) -> torch.Tensor:

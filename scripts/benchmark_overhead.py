@@ -1,10 +1,10 @@
 """What symmetrisation costs, against plain DQN and against the same arithmetic (library: equirl.agents.overhead).
 
     # measure (one torch thread), raw rows into a CSV; refuses to overwrite without --overwrite
-    python scripts/benchmark_overhead.py run --label after --out docs/overhead/raw-after.csv
-    # the tables and the plot from committed raw CSVs (no timing)
-    python scripts/benchmark_overhead.py report docs/overhead/raw-*.csv --md docs/overhead/tables.md \
-        --plot docs/overhead/overhead.png
+    python scripts/benchmark_overhead.py run --label after --out docs/overhead/raw/after-1.csv
+    # the tables and the plot from committed raw CSVs (no timing; process CPU time where the rows have it)
+    python scripts/benchmark_overhead.py report docs/overhead/raw/*.csv --md docs/overhead/tables.md \
+        --plot docs/overhead/step.png
     # the inference forward in eager / torch.compile / CUDA-graph modes (see benchmark_overhead_gpu.sh)
     python scripts/benchmark_overhead.py forward --device cuda --out $OUT/forward.csv
 
@@ -46,8 +46,9 @@ def main(argv: list[str] | None = None) -> int:
     fwd.add_argument("--cases", nargs="*", choices=list(overhead.CASES), default=None)
     fwd.add_argument("--batch-sizes", type=int, nargs="*", default=[64, 256])
     fwd.add_argument("--device", default="cuda")
-    fwd.add_argument("--modes", nargs="*", default=["eager", "compile", "cudagraph"],
-                     choices=["eager", "compile", "cudagraph"])
+    fwd.add_argument(
+        "--modes", nargs="*", default=["eager", "compile", "cudagraph"], choices=["eager", "compile", "cudagraph"]
+    )
     fwd.add_argument("--repeats", type=int, default=5)
     fwd.add_argument("--block-seconds", type=float, default=0.1)
     fwd.add_argument("--threads", type=int, default=1)
@@ -56,19 +57,41 @@ def main(argv: list[str] | None = None) -> int:
     rep.add_argument("raw", nargs="+", help="raw CSVs written by run / forward")
     rep.add_argument("--md", default=None, help="write the tables here (default: print only)")
     rep.add_argument("--plot", default=None, help="write the gradient-step plot here")
-    rep.add_argument("--compare", nargs=2, metavar=("LABEL1", "LABEL2"), default=None,
-                     help="also print compact LABEL1 -> LABEL2 tables (e.g. before after)")
+    rep.add_argument(
+        "--clock",
+        choices=["cpu", "wall"],
+        default="cpu",
+        help="cpu (default): the process's CPU time where the raw rows have it; wall: wall clock",
+    )
+    rep.add_argument(
+        "--compare",
+        nargs=2,
+        metavar=("LABEL1", "LABEL2"),
+        default=None,
+        help="also print compact LABEL1 -> LABEL2 tables (e.g. before after)",
+    )
     args = parser.parse_args(argv)
 
     if args.cmd == "report":
-        summaries = overhead.summarise(overhead.read_raw(args.raw))
+        summaries = overhead.summarise(overhead.read_raw(args.raw), clock=args.clock)
         text = overhead.markdown_report(summaries)
         if args.compare:
             compact = []
-            for measure, against in (("step", "reference"), ("step", "plain"), ("predict1", "plain"),
-                                     ("predict1", "reference"), ("predictB", "reference"), ("learn", "plain")):
-                compact += [f"{measure}, ratio against {against}:", "",
-                            overhead.comparison_table(summaries, measure, against, args.compare), ""]
+            for measure, against in (
+                ("step", "reference"),
+                ("step", "own-reference"),
+                ("step", "plain"),
+                ("predict1", "plain"),
+                ("predict1", "reference"),
+                ("predictB", "reference"),
+                ("learn", "plain"),
+            ):
+                compact += [
+                    f"{measure}, ratio against {against}:",
+                    "",
+                    overhead.comparison_table(summaries, measure, against, args.compare),
+                    "",
+                ]
             text = "\n".join(compact) + "\n" + text
         print(text)
         if args.md:

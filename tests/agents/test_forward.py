@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from equirl.agents import GroupWeightLogger, build_dqn, load_hyperparams
@@ -111,3 +112,71 @@ def test_training_forward_with_statistics_does_not_recompile_under_torch_compile
     assert counter.frame_count == frames
     assert float(q_net._stats["count"]) == 9
     torch._dynamo.reset()
+
+
+@pytest.mark.parametrize("method", ["equitune", "lambda"])
+def test_set_training_mode_reaches_every_module_and_skips_only_when_nothing_differs(method: str) -> None:
+    """The policy's set_training_mode skips SB3's walk over the modules only when every module already has the
+    mode: a submodule switched by hand, or one added later, still gets it."""
+    policy = _model("CartPole-v1", "CartPole-v1", method).policy
+    for mode in (False, True, False):
+        policy.set_training_mode(mode)
+        assert all(m.training is mode for m in policy.modules())
+    policy.q_net.q_net[0].train()  # by hand, behind the policy's back
+    policy.set_training_mode(False)
+    assert all(not m.training for m in policy.modules())
+    policy.q_net.extra = torch.nn.Linear(2, 2)  # a module registered later (in train mode)
+    assert policy.q_net.extra.training
+    policy.set_training_mode(False)
+    assert not policy.q_net.extra.training
+    policy.set_training_mode(True)
+    assert all(m.training for m in policy.modules())
+
+
+def test_lambda_scores_of_flat_orbit_features_equal_the_grouped_ones() -> None:
+    """λ's weights read the orbit's features [G·B, F] as the network gives them, as from [G, B, F]."""
+    torch.manual_seed(5)
+    reducer = E.make_reducer("lambda", feature_dim=6)
+    for p in reducer.parameters():
+        torch.nn.init.normal_(p, std=0.5)
+    h, y = torch.randn(4 * 3, 6), torch.randn(4, 3, 2)
+    assert torch.equal(reducer.weights(y, h), reducer.weights(y, h.reshape(4, 3, 6)))
+    assert torch.equal(reducer.scores(h, 4), reducer.scores(h.reshape(4, 3, 6)))
+
+
+def test_plans_looked_up_by_shape_serve_every_batch_size() -> None:
+    """The orbit and the inverse map, with plans cached by shape, agree with the general gather path for batch
+    sizes in any order (one plan per shape, never one batch size's tensors for another)."""
+    for env_id in ("CartPole-v1", "MiniGrid-Empty-5x5-v0", "MiniGrid-Empty-6x6-v0/full-D4"):
+        sym = get_symmetry(env_id)
+        space = make_env(env_id).observation_space
+        for B in (1, 7, 1, 32, 7):
+            x = torch.as_tensor(np.stack([space.sample() for _ in range(B)])).float()
+            assert torch.equal(sym.input_action.orbit(x), E.Action.orbit(sym.input_action, x))
+            y = torch.randn(sym.order, B, 7 if "Grid" in env_id else 2)
+            general = sym.output_action.apply_each(y[list(sym.group.inverse_table)])[list(sym.group.inverse_table)]
+            assert torch.equal(sym.output_action.inverse_each(y), general)
+
+
+def test_straight_through_forward_values_equal_the_selected_ones() -> None:
+    """equizero's training forward (weighted sum outside autograd, the mean carrying the gradient) gives the values
+    of the selected views, as the evaluation forward does, and the gradient of equitune."""
+    torch.manual_seed(6)
+    model = _model("CartPole-v1", "CartPole-v1", "equizero")
+    q_net = model.q_net.train()
+    x = torch.randn(9, 4)
+    x[0] = -x[1]  # an orbit pair: tied views
+    out = q_net(x)
+    assert out.requires_grad
+    with torch.no_grad():
+        selected = q_net(x)
+        mean = E.symmetrize(x, q_net.symmetry, q_net.encode, q_net.head, E.make_reducer("equitune"))
+    assert torch.equal(out, mean + (selected - mean))  # the straight-through values, bit for bit
+    assert torch.allclose(out, selected, atol=1e-6, rtol=0)
+    out.sum().backward()
+    grads = [p.grad.clone() for p in q_net.q_net.parameters()]
+    q_net.zero_grad()
+    sym = q_net.symmetry
+    E.symmetrize(x, sym, q_net.encode, q_net.head, E.make_reducer("equitune")).sum().backward()
+    for a, p in zip(grads, q_net.q_net.parameters(), strict=True):
+        assert torch.allclose(a, p.grad, atol=1e-6)

@@ -63,9 +63,61 @@ def test_run_writes_raw_rows_and_refuses_to_overwrite(tmp_path: Path) -> None:
         rows = list(csv.DictReader(f))
     assert tuple(rows[0]) == overhead.RAW_FIELDS
     variants = {(r["variant"], r["batch"]) for r in rows}
-    assert variants == {("plain", "1"), ("equitune", "1"), ("equizero", "1"), ("lambda", "1"), ("reference", "2")}
+    assert variants == {("plain", "1"), ("equitune", "1"), ("equizero", "1"), ("lambda", "1"), ("reference", "2"),
+                        ("reference-lambda", "2")}  # fmt: skip
+    assert all(float(r["cpu_seconds"]) > 0 for r in rows)
     assert len(rows) == 2 * len(variants) and all(float(r["seconds"]) > 0 for r in rows)
     with pytest.raises(FileExistsError, match="--overwrite"):
         overhead.run_benchmark(out, "t", cases=["cartpole-C2"], measures=["predict1"])
     with pytest.raises(ValueError, match="Unknown case"):
         overhead.run_benchmark(tmp_path / "b.csv", "t", cases=["pong"])
+
+
+def test_lambda_reference_keeps_plain_q_values_and_trains_its_lambda_net() -> None:
+    """λ-equitune's same-arithmetic reference: plain DQN's Q-values exactly, with a λ-net that runs forward and
+    backward (its parameters are in the optimizer and change in a gradient step)."""
+    import copy
+
+    import torch
+
+    case = overhead.CASES["cartpole-C2"]
+    model = overhead._build(case, "plain", "cpu", learning_starts=10**9, batch_size=16)
+    plain_q = copy.deepcopy(model.q_net)
+    overhead.with_lambda_net(model, 8)
+    assert isinstance(model.q_net, overhead.LambdaReferenceQNetwork) and model.q_net is model.policy.q_net
+    obs = torch.randn(5, 4)
+    with torch.no_grad():
+        assert torch.equal(model.q_net(obs), plain_q(obs))
+        assert torch.equal(model.q_net_target(obs), model.q_net(obs))
+    lam = model.q_net.lambda_net
+    assert {id(p) for p in lam.parameters()} <= {
+        id(p) for g in model.policy.optimizer.param_groups for p in g["params"]
+    }
+    model.learn(64)  # fills the buffer
+    before = [p.detach().clone() for p in lam.parameters()]
+    model.train(gradient_steps=1, batch_size=16)
+    assert any(not torch.equal(a, p) for a, p in zip(before, lam.parameters(), strict=True))
+
+
+def test_cpu_clock_is_used_where_rows_have_it() -> None:
+    rows = [_row("plain", 64, "0", 2.0, cpu_seconds=1.0), _row("equitune", 64, "0", 3.0, cpu_seconds=1.5)]
+    (eq,) = [s for s in overhead.summarise(rows) if s.method == "equitune"]
+    assert eq.vs_plain[0] == 1.5 and eq.clock == "cpu"
+    (eq,) = [s for s in overhead.summarise(rows, clock="wall") if s.method == "equitune"]
+    assert eq.vs_plain[0] == 3.0 / 2.0 and eq.clock == "wall"
+    old = [{k: v for k, v in r.items() if k != "cpu_seconds"} for r in rows]  # a CSV written before the column
+    (eq,) = [s for s in overhead.summarise(old) if s.method == "equitune"]
+    assert eq.clock == "wall" and eq.vs_plain[0] == 1.5
+
+
+def test_lambda_is_also_compared_with_its_own_reference() -> None:
+    rows = [_row("plain", 64, "0", 1.0), _row("reference", 128, "0", 1.5), _row("reference-lambda", 128, "0", 2.0),
+            _row("lambda", 64, "0", 2.2), _row("equitune", 64, "0", 1.6)]  # fmt: skip
+    by = {s.method: s for s in overhead.summarise(rows)}
+    assert set(by) == {"plain", "lambda", "equitune"}  # references are not methods
+    assert by["lambda"].vs_reference[0] == pytest.approx(2.2 / 1.5)
+    assert by["lambda"].vs_own_reference[0] == pytest.approx(1.1)
+    assert by["equitune"].vs_own_reference[0] == pytest.approx(1.6 / 1.5)
+    assert "lambda / own ref" in overhead.markdown_report(list(by.values()))
+    table = overhead.comparison_table(list(by.values()), "step", "own-reference", ["x"])
+    assert "1.10 (1.10-1.10)" in table
