@@ -65,6 +65,12 @@ DIFFERENCES: dict[str, tuple[tuple[str, ...], str]] = {
         "has no symmetry), so its weights stay equal to the target's where SB3's test expects every parameter to "
         "differ after training (docs/spaces.md)",
     ),
+    "test_her.py::test_performance_her[10]": (
+        ("equizero",),
+        "equizero learns BitFlipping more slowly (a measured difference of the method, not of the substitution): "
+        "after SB3's 1,500 steps its training success rate is 0.40 where the test asks for more than 0.9; in the HER "
+        "benchmark (docs/benchmark_her.md) equizero solves 25 bits in no seed where equitune solves it in every one",
+    ),
 }
 """Test node id (without the method) -> (the methods it fails for, why): inherent differences, documented in
 docs/spaces.md, each marked ``xfail(strict=True)`` for those methods."""
