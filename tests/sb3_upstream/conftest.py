@@ -15,8 +15,8 @@ Only this conftest is ours. It
 - marks the inherent, documented differences (:data:`DIFFERENCES`, docs/spaces.md) ``xfail(strict=True)``.
 
 The default suite runs :data:`DEFAULT_METHOD` on every kept case but the :data:`HEAVY` ones; ``-m slow`` runs
-``native``, the other methods and the heavy cases. With another
-SB3 version installed, the vendored files are not collected and ``substitution_test.py::test_vendored_version`` skips, saying why.
+``native``, the other methods and the heavy cases. With another SB3 version installed, the vendored files are
+not collected and ``substitution_test.py::test_vendored_version`` skips, saying why.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ NATIVE = "native"
 METHODS = ("lambda", "equitune", "equizero", "equizero-td")
 """The equivariant methods substituted, each a run of every kept case."""
 DEFAULT_METHOD = "lambda"
-"""The method the default suite runs (with ``native``); the others are ``slow``."""
+"""The method the default suite runs; ``native`` and the others are ``slow``."""
 
 HERE = Path(__file__).parent
 VENDORED = sorted(p.name for p in HERE.glob("test_*.py"))
@@ -69,7 +69,7 @@ DIFFERENCES: dict[str, tuple[tuple[str, ...], str]] = {
         ("equizero",),
         "equizero learns BitFlipping more slowly (a measured difference of the method, not of the substitution): "
         "after SB3's 1,500 steps its training success rate is 0.40 where the test asks for more than 0.9; in the HER "
-        "benchmark (docs/benchmark_her.md) equizero solves 25 bits in no seed where equitune solves it in every one",
+        "benchmark (docs/benchmark_her.md) equizero solves 25 bits in none of 3 seeds, equitune in all 3",
     ),
 }
 """Test node id (without the method) -> (the methods it fails for, why): inherent differences, documented in
