@@ -40,6 +40,8 @@ __all__ = [
     "write_zoo_config",
     "ACTIVATIONS",
     "ZOO_POLICY",
+    "REPLAY_BUFFERS",
+    "replay_buffer_class",
 ]
 
 HYPERPARAMS_DIR = Path(__file__).parent / "hyperparams"
@@ -183,6 +185,8 @@ def normalise_entry(hp: dict[str, Any], where: str = "entry") -> dict[str, Any]:
         if name not in ACTIVATIONS:
             raise ValueError(f"{where}: unknown activation_fn {name!r}; expected one of {sorted(ACTIVATIONS)}.")
         pk["activation_fn"] = ACTIVATIONS[name]
+    if isinstance(hp.get("replay_buffer_class"), str):
+        hp["replay_buffer_class"] = replay_buffer_class(hp["replay_buffer_class"], where)
     if isinstance(pk.get("features_extractor_class"), str):
         from equirl.agents import extractors
 
@@ -194,6 +198,20 @@ def normalise_entry(hp: dict[str, Any], where: str = "entry") -> dict[str, Any]:
         pk["features_extractor_class"] = getattr(extractors, name)
     hp["policy_kwargs"] = pk
     return hp
+
+
+REPLAY_BUFFERS = ("ReplayBuffer", "DictReplayBuffer", "HerReplayBuffer")
+"""SB3 replay buffers an entry may name in ``replay_buffer_class`` (resolved by :func:`replay_buffer_class`)."""
+
+
+def replay_buffer_class(name: str, where: str = "entry") -> type:
+    """The SB3 replay buffer class called ``name``, one of :data:`REPLAY_BUFFERS`; raises ``ValueError`` otherwise."""
+    if name not in REPLAY_BUFFERS:
+        raise ValueError(f"{where}: unknown replay_buffer_class {name!r}; expected one of {list(REPLAY_BUFFERS)}.")
+    import stable_baselines3
+    from stable_baselines3.common import buffers
+
+    return getattr(buffers, name, None) or getattr(stable_baselines3, name)  # type: ignore[no-any-return]
 
 
 _OPTIMIZERS = {c.__name__: c for c in (torch.optim.Adam, torch.optim.AdamW, torch.optim.RMSprop, torch.optim.SGD)}

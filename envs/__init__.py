@@ -24,6 +24,7 @@ from equirl.envs.catalog import (
     register_state_mapper,
     register_symmetry,
     symmetry_docs,
+    trivial_symmetry,
     unregister,
 )
 from equirl.envs.discover import DiscoveryReport, ObsStateCodec, WorldMaps, discover_symmetry
@@ -68,5 +69,6 @@ __all__ = [
     "register_symmetry",
     "rotgrid_symmetry",
     "symmetry_docs",
+    "trivial_symmetry",
     "verify_symmetry",
 ]

@@ -9,7 +9,8 @@ Naming (one name = one environment + one symmetry):
 
 - a gymnasium id alone is the environment as gymnasium makes it, or with the project's default
   wrappers: ``"CartPole-v1"``, ``"Acrobot-v1"``; ``"MiniGrid-<task>"`` = egocentric 7x7 one-hot view
-  with the mirror (C2); ``"equirl/RotGrid-<variant>-v0"`` = the gridworld with D4;
+  with the mirror (C2); ``"MiniGrid-<task>/dict"`` = MiniGrid's Dict observation (image, direction; the
+  mission dropped) with the mirror; ``"equirl/RotGrid-<variant>-v0"`` = the gridworld with D4;
 - a suffix after the id picks another observation or a subgroup: ``"MiniGrid-<task>/full-D4"`` and
   ``"/full-C4"`` (full one-hot view, square grids), ``"equirl/RotGrid-<variant>-v0/C4"`` and
   ``"/flat"`` (flattened observation, D4).
@@ -52,6 +53,7 @@ __all__ = [
     "catalogue_table",
     "unregister",
     "bitflipping_symmetry",
+    "trivial_symmetry",
 ]
 
 
@@ -275,6 +277,37 @@ def pendulum_mapper() -> StateMapper:
     return vector_state_mapper("state", [[-1.0, -1.0]], obs_fn=lambda u: u._get_obs(), exact=True)
 
 
+def trivial_symmetry(observation_space: gym.Space, action_space: gym.Space, order: int = 2) -> Symmetry:
+    """``C_order`` acting as the identity on observations and on actions, for any observation and action space.
+
+    An equivariant agent with it computes what a plain one computes (every view of the orbit is the
+    observation itself), through the equivariant code path: a stand-in where an environment has no
+    symmetry (SB3's own tests run with it, ``tests/sb3_upstream``). The input action is a ``TrivialAction``,
+    which takes tensors and dict batches alike, so it fits Box, Discrete, MultiDiscrete, MultiBinary and
+    Dict observations.
+
+    :param observation_space: the environment's observation space (any gymnasium space).
+    :param action_space: its action space (any gymnasium space).
+    :param order: the group's order (>= 1; 2 by default, so that the orbit really has several views).
+    :raises TypeError: when a space is not a gymnasium space.
+    """
+    from equirl.actions import TrivialAction
+
+    for what, space in (("observation_space", observation_space), ("action_space", action_space)):
+        if not isinstance(space, gym.spaces.Space):
+            raise TypeError(f"trivial_symmetry: {what} must be a gymnasium space, got {type(space).__name__}.")
+    if int(order) < 1:
+        raise ValueError(f"trivial_symmetry: order must be at least 1, got {order}.")
+    g = cyclic(int(order))
+    return Symmetry(
+        g,
+        TrivialAction(g),
+        TrivialAction(g),
+        name=f"trivial C{order}",
+        description=f"C{order} acting trivially on {observation_space} and {action_space}",
+    )
+
+
 register_symmetry("CartPole-v1", cartpole_reflection, state_mapper=cartpole_mapper)
 register_symmetry("Acrobot-v1", acrobot_reflection, state_mapper=acrobot_mapper)
 register_symmetry("Pendulum-v1", pendulum_reflection, state_mapper=pendulum_mapper)
@@ -319,11 +352,13 @@ MINIGRID_IDS: tuple[str, ...] = (
 def _make_minigrid(env_id: str, view: str) -> Callable[..., gym.Env]:
     def make(**kwargs: Any) -> gym.Env:
         import minigrid  # noqa: F401
-        from equirl.envs.minigrid_wrappers import MiniGridEgoOneHot, MiniGridFullOneHot
+        from equirl.envs.minigrid_wrappers import MiniGridEgoDict, MiniGridEgoOneHot, MiniGridFullOneHot
 
         env = gym.make(env_id, **kwargs)
         if view == "ego":
             return MiniGridEgoOneHot(env)
+        if view == "dict":
+            return MiniGridEgoDict(env)
         u: Any = env.unwrapped
         if view == "full-square" and u.width != u.height:
             raise ValueError(f"{env_id} is {u.width}x{u.height}: rotations of the full view need a square grid.")
@@ -333,9 +368,10 @@ def _make_minigrid(env_id: str, view: str) -> Callable[..., gym.Env]:
 
 
 def register_minigrid(env_id: str, full_view: bool = True, overwrite: bool = False) -> None:
-    """Catalogue entries for a MiniGrid id: ``env_id`` (egocentric one-hot ``[20,7,7]``, mirror C2) and,
+    """Catalogue entries for a MiniGrid id: ``env_id`` (egocentric one-hot ``[20,7,7]``, mirror C2),
+    ``env_id + "/dict"`` (MiniGrid's Dict observation without the mission: image and direction, mirror C2) and,
     with ``full_view``, ``env_id + "/full-D4"`` and ``"/full-C4"`` (full one-hot ``[24,N,N]``, square grids)."""
-    from equirl.envs.minigrid_wrappers import minigrid_ego_mirror, minigrid_full_symmetry
+    from equirl.envs.minigrid_wrappers import minigrid_ego_dict_mirror, minigrid_ego_mirror, minigrid_full_symmetry
 
     register_symmetry(
         env_id,
@@ -346,6 +382,18 @@ def register_minigrid(env_id: str, full_view: bool = True, overwrite: bool = Fal
         ),
         overwrite,
         make_env=_make_minigrid(env_id, "ego"),
+        state_mapper=lambda: minigrid_mapper(["flip0"]),
+    )
+    register_symmetry(
+        f"{env_id}/dict",
+        _named(
+            minigrid_ego_dict_mirror,
+            f"{env_id}/dict",
+            "C2 mirror: Dict obs image [20,7,7] flipped along x (dim -2), direction 0 <-> 2; actions left <-> right "
+            "(0 <-> 1). MiniGrid's mission (Text) is dropped.",
+        ),
+        overwrite,
+        make_env=_make_minigrid(env_id, "dict"),
         state_mapper=lambda: minigrid_mapper(["flip0"]),
     )
     if not full_view:
@@ -490,6 +538,18 @@ register_symmetry(
         "Other sizes: bitflipping_symmetry(n_bits).",
     ),
     make_env=_make_bitflipping,
+    state_mapper=bitflipping_mapper,
+)
+
+
+register_symmetry(
+    "BitFlipping-25-v0",
+    _named(
+        functools.partial(bitflipping_symmetry, 25),
+        "BitFlipping-25-v0",
+        "C25 on SB3's BitFlippingEnv(n_bits=25) (episodes of 25 steps): as BitFlipping-v0 with 25 bits.",
+    ),
+    make_env=functools.partial(_make_bitflipping, 25),
     state_mapper=bitflipping_mapper,
 )
 

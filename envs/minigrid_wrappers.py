@@ -6,6 +6,9 @@ object indices, not pixels. These wrappers one-hot encode them and put channels 
 - :class:`MiniGridEgoOneHot`: the egocentric view, ``uint8 [20, V, V]`` (``V`` = agent_view_size, 7),
   channels ``0..10`` object type, ``11..16`` colour, ``17..19`` state (open/closed/locked), indexed
   ``[channel, x, y]`` (x from the agent's left to its right, the agent at ``[3, 6]`` facing ``y = 0``).
+- :class:`MiniGridEgoDict`: MiniGrid's own Dict observation without the mission, ``{"image": uint8 [20, V, V]``
+  (the egocentric one-hot view above), ``"direction": Discrete(4)}`` (the agent's direction, 0 = +x, 1 = +y,
+  2 = -x, 3 = -y); SB3's ``MultiInputPolicy`` / ``CombinedExtractor`` take it.
 - :class:`MiniGridFullOneHot`: the full grid, ``uint8 [24, W, H]``: the same 20 channels for every
   cell (the agent cell is object ``agent``, colour red, state 0) plus channels ``20..23``, the one-hot
   agent direction at the agent's cell (0 = +x, 1 = +y, 2 = -x, 3 = -y).
@@ -31,7 +34,18 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from equirl import Action, ComposedAction, PermutationAction, SpatialAction, Symmetry, TrivialAction, cyclic, dihedral
+from equirl import (
+    Action,
+    ComposedAction,
+    DictAction,
+    PermutationAction,
+    SpatialAction,
+    Symmetry,
+    TrivialAction,
+    ValuePermutationAction,
+    cyclic,
+    dihedral,
+)
 
 __all__ = [
     "N_OBJECTS",
@@ -41,7 +55,9 @@ __all__ = [
     "DIR_CHANNELS",
     "MiniGridEgoOneHot",
     "MiniGridFullOneHot",
+    "MiniGridEgoDict",
     "minigrid_ego_mirror",
+    "minigrid_ego_dict_mirror",
     "minigrid_full_symmetry",
     "MiniGridState",
     "get_minigrid_state",
@@ -82,6 +98,27 @@ class MiniGridEgoOneHot(gym.ObservationWrapper, gym.utils.RecordConstructorArgs)
 
     def observation(self, observation: dict[str, Any]) -> np.ndarray:
         return _one_hot_cells(observation["image"])
+
+
+class MiniGridEgoDict(gym.ObservationWrapper, gym.utils.RecordConstructorArgs):
+    """MiniGrid's Dict observation for SB3: ``{"image": uint8 [20, V, V], "direction": Discrete(4)}``.
+
+    ``image`` is the egocentric view one-hot and channel-first as in :class:`MiniGridEgoOneHot` (bounds 0..1, so
+    SB3's ``CombinedExtractor`` flattens it rather than sending a 7x7 "image" to ``NatureCNN``); ``direction`` is
+    MiniGrid's, unchanged. The ``mission`` (a ``Text`` space, which SB3 does not take) is dropped: in the
+    catalogue's tasks it is the same string in every episode.
+    """
+
+    def __init__(self, env: gym.Env) -> None:
+        gym.utils.RecordConstructorArgs.__init__(self)
+        gym.ObservationWrapper.__init__(self, env)
+        v = int(env.unwrapped.agent_view_size)  # type: ignore[attr-defined]
+        self.observation_space = spaces.Dict(
+            {"image": spaces.Box(0, 1, shape=(N_CELL_CHANNELS, v, v), dtype=np.uint8), "direction": spaces.Discrete(4)}
+        )
+
+    def observation(self, observation: dict[str, Any]) -> dict[str, Any]:
+        return {"image": _one_hot_cells(observation["image"]), "direction": int(observation["direction"])}
 
 
 class MiniGridFullOneHot(gym.ObservationWrapper, gym.utils.RecordConstructorArgs):
@@ -125,6 +162,30 @@ def minigrid_ego_mirror() -> Symmetry:
         PermutationAction(c2, [_SWAP_TURNS]),
         name="MiniGrid egocentric mirror",
         description=minigrid_ego_mirror.__doc__ or "",
+    )
+
+
+def minigrid_ego_dict_mirror() -> Symmetry:
+    """C2 mirror of the Dict obs: image [20,7,7] flipped along x (dim -2), direction 0 <-> 2 (1, 3 fixed); actions left <-> right.
+
+    The world map behind it reverses x (``transform_minigrid_state(state, "flip0")``): the egocentric view is
+    mirrored whatever the agent faces, and the absolute direction ``d`` becomes ``(2 - d) mod 4`` (east <-> west,
+    south and north fixed), as in the full view's flip.
+    """
+    c2 = cyclic(2)
+    obs = DictAction(
+        c2,
+        {
+            "image": SpatialAction(c2, ["flip0"], dims=(-2, -1)),
+            "direction": ValuePermutationAction(c2, [[(2 - d) % 4 for d in range(4)]]),
+        },
+    )
+    return Symmetry(
+        c2,
+        obs,
+        PermutationAction(c2, [_SWAP_TURNS]),
+        name="MiniGrid egocentric mirror (Dict)",
+        description=minigrid_ego_dict_mirror.__doc__ or "",
     )
 
 

@@ -725,47 +725,64 @@ def _flattened(
     factory: Callable[[], gym.Env], sym: Symmetry, space: gym.spaces.Dict
 ) -> tuple[Callable[[], gym.Env], Symmetry]:
     """Dict observations: the environment wrapped in ``FlattenObservation`` (keys concatenated in the space's
-    order) and the symmetry as a signed permutation of that vector, read off from its
-    :class:`~equirl.actions.DictAction` on ``±(1 + flat index)`` per key and checked on random values.
+    order, a ``Discrete(n)`` key one-hot in ``n`` entries) and the symmetry as a signed permutation of that
+    vector, read off per key from its input action (a :class:`~equirl.actions.DictAction` or a
+    ``TrivialAction``): on ``±(1 + flat index)`` for Box and MultiBinary keys, checked on random values; on
+    every value for a Discrete key, which must be permuted (``g·s = perm[s]`` moves one-hot entry ``s`` to
+    ``perm[s]``).
 
-    :raises ValueError: when a key's action is not a signed permutation (the verifier compares flat vectors).
+    :raises ValueError: when a key's space is of another kind, or its action is not a signed permutation of its
+        entries (of its values, for a Discrete key): the verifier compares flat vectors.
     """
-    shapes = {k: tuple(s.shape or ()) for k, s in space.spaces.items()}
-    sizes = [int(np.prod(shapes[k])) for k in shapes]
-    if any(not isinstance(s, gym.spaces.Box | gym.spaces.MultiBinary) for s in space.spaces.values()):
-        raise ValueError(
-            f"verify_symmetry: Dict observations are checked as one flat vector, which needs Box or MultiBinary "
-            f"keys; this space is {space}."
-        )
-    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
-    ramp = {k: torch.arange(offsets[i] + 1, offsets[i + 1] + 1, dtype=torch.float64).reshape(1, *shapes[k])
-            for i, k in enumerate(shapes)}  # fmt: skip
-    rng = torch.Generator().manual_seed(0)
-    rand = {k: torch.randn(4, *shapes[k], generator=rng, dtype=torch.float64) for k in shapes}
-
-    act: Any = sym.input_action  # a DictAction: orbits of dicts
-
-    def flat(orbit: Any, n: int) -> torch.Tensor:
-        return torch.cat([orbit[k].reshape(sym.order, n, -1) for k in shapes], dim=-1)
-
-    try:
-        v = flat(act.orbit(ramp), 1)[:, 0]
-        idx, sign = v.abs().round().long() - 1, torch.sign(v)
-        ok = bool(idx.min() >= 0 and idx.max() < offsets[-1])
-        want = flat(act.orbit(rand), 4)
-        x = torch.cat([rand[k].reshape(4, -1) for k in shapes], dim=-1)
-        ok = ok and torch.allclose(want, sign[:, None, :] * x[:, idx].permute(1, 0, 2), atol=1e-12)
-    except (AttributeError, TypeError, ValueError, RuntimeError, IndexError) as err:
-        raise ValueError(f"verify_symmetry: the symmetry {sym.name!r} does not act on {space} ({err}).") from err
-    if not ok:
-        raise ValueError(
-            f"verify_symmetry: the symmetry {sym.name!r} is not a signed permutation of the entries of {space}; "
-            "the verifier checks Dict observations as one flat vector."
-        )
+    act: Any = sym.input_action  # acts on dict batches: a DictAction or a TrivialAction
+    G = sym.order
     gens = list(sym.group.generator_indices)
+    rng = torch.Generator().manual_seed(0)
+    idx_parts: list[torch.Tensor] = []
+    sign_parts: list[torch.Tensor] = []
+    offset = 0
+    for key, sub in space.spaces.items():
+        try:
+            if isinstance(sub, gym.spaces.Box | gym.spaces.MultiBinary):
+                shape = tuple(sub.shape or ())
+                size = int(np.prod(shape))
+                ramp = torch.arange(1, size + 1, dtype=torch.float64).reshape(1, *shape)
+                v = act.orbit({key: ramp})[key].reshape(G, size)
+                idx, sign = v.abs().round().long() - 1, torch.sign(v)
+                ok = bool(idx.min() >= 0 and idx.max() < size)
+                rand = torch.randn(4, *shape, generator=rng, dtype=torch.float64)
+                want = act.orbit({key: rand})[key].reshape(G, 4, size)
+                x = rand.reshape(4, size)
+                ok = ok and torch.allclose(want, sign[:, None, :] * x[:, idx].permute(1, 0, 2), atol=1e-12)
+            elif isinstance(sub, gym.spaces.Discrete):
+                size, start = int(sub.n), int(sub.start)
+                values = torch.arange(start, start + size, dtype=torch.int64)
+                images = act.orbit({key: values})[key].reshape(G, size)
+                p = images.long() - start  # p[g, s]: where g sends value s
+                ok = all(sorted(row.tolist()) == list(range(size)) for row in p)
+                idx, sign = torch.argsort(p, dim=1), torch.ones(G, size, dtype=torch.float64)  # out[p[s]] = in[s]
+            else:
+                raise ValueError(
+                    f"verify_symmetry: Dict observations are checked as one flat vector, which needs Box, MultiBinary "
+                    f"or Discrete keys; key {key!r} is {sub} (the space is {space})."
+                )
+        except (AttributeError, TypeError, RuntimeError, IndexError) as err:
+            raise ValueError(
+                f"verify_symmetry: the symmetry {sym.name!r} does not act on key {key!r} ({sub}) of {space} ({err})."
+            ) from err
+        if not ok:
+            what = "values" if isinstance(sub, gym.spaces.Discrete) else "entries"
+            raise ValueError(
+                f"verify_symmetry: the symmetry {sym.name!r} is not a signed permutation of the {what} of key {key!r} "
+                f"({sub}); the verifier checks Dict observations as one flat vector."
+            )
+        idx_parts.append(idx + offset)
+        sign_parts.append(sign)
+        offset += size
+    idx_all, sign_all = torch.cat(idx_parts, dim=1), torch.cat(sign_parts, dim=1)
     flat_sym = Symmetry(
         sym.group,
-        PermutationAction(sym.group, [idx[g].tolist() for g in gens], signs=[sign[g].tolist() for g in gens]),
+        PermutationAction(sym.group, [idx_all[g].tolist() for g in gens], signs=[sign_all[g].tolist() for g in gens]),
         sym.output_action,
         name=sym.name,
         description=sym.description,

@@ -145,19 +145,33 @@ def _extend_over_words(action: Action, identity: np.ndarray, images: list[np.nda
 
 
 class TrivialAction(Action):
-    """Every element acts as the identity (invariant outputs, for example class logits)."""
+    """Every element acts as the identity (invariant outputs, for example class logits).
 
-    def apply_each(self, y: torch.Tensor) -> torch.Tensor:
+    It acts on tensors and on dict batches (``{key: tensor}``, as :class:`DictAction` takes them) alike:
+    ``orbit`` repeats every tensor ``|G|`` times along a new first dimension, ``inverse_mean`` averages it
+    away, ``apply`` returns its input.
+    """
+
+    def apply_each(self, y: Any) -> Any:
         return y
 
-    def inverse_each(self, y: torch.Tensor) -> torch.Tensor:
+    def inverse_each(self, y: Any) -> Any:
         return y
 
-    def orbit(self, x: torch.Tensor) -> torch.Tensor:
+    def orbit(self, x: Any) -> Any:
+        if isinstance(x, Mapping):
+            return {k: self.orbit(v) for k, v in x.items()}
         return x.unsqueeze(0).expand(self.group.order, *x.shape)
 
-    def inverse_mean(self, y: torch.Tensor) -> torch.Tensor:
+    def inverse_mean(self, y: Any) -> Any:
+        if isinstance(y, Mapping):
+            return {k: v.mean(0) for k, v in y.items()}
         return y.mean(0)
+
+    def apply(self, g: int, x: Any) -> Any:
+        if not 0 <= g < self.group.order:
+            raise IndexError(f"element {g} is not in {self.group.name} (order {self.group.order}).")
+        return x
 
     @property
     def acts_trivially(self) -> bool:

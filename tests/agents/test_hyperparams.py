@@ -121,3 +121,21 @@ def test_zoo_entry_round_trip(tmp_path: Path) -> None:
     assert type(model.policy).__name__ == "EquiDQNPolicy" and model.policy.q_net.method == "lambda"
     with pytest.raises(ValueError, match="features_extractor_class"):
         zoo_entry("MiniGrid-Empty-5x5-v0")
+
+
+def test_replay_buffer_class_by_name_from_an_allow_list() -> None:
+    """BitFlipping-v0 names HerReplayBuffer; the loader resolves names from REPLAY_BUFFERS only (no imports by path)."""
+    from equirl.agents.hyperparams import REPLAY_BUFFERS
+    from equirl.envs import get_symmetry
+    from stable_baselines3 import HerReplayBuffer
+
+    hp = load_hyperparams("BitFlipping-v0")
+    assert hp["replay_buffer_class"] is HerReplayBuffer and hp["policy"] == "MultiInputPolicy"
+    assert "HerReplayBuffer" in REPLAY_BUFFERS
+    for method, symmetry in (("plain", None), ("equitune", get_symmetry("BitFlipping-v0"))):
+        model = build_dqn(make_env("BitFlipping-v0"), method, symmetry, hp, learning_starts=20)
+        assert isinstance(model.replay_buffer, HerReplayBuffer)
+        model.learn(40)
+    for bad in ("os.system", "stable_baselines3.common.buffers.ReplayBuffer", "RolloutBuffer"):
+        with pytest.raises(ValueError, match="unknown replay_buffer_class"):
+            normalise_entry({"replay_buffer_class": bad})

@@ -1,11 +1,12 @@
 """SB3's own DQN test cases with ``EquiDQNPolicy`` substituted (issue 16, item 5).
 
-SB3's test files are not part of its wheel, so the cases its DQN tests exercise are reproduced here on
+The cases SB3's DQN tests exercise, with exact equivariance checks they lack, on
 SB3's own test environments (``stable_baselines3.common.envs``): ``test_spaces`` (MultiDiscrete and
 MultiBinary observations), ``test_identity`` (Discrete observations), ``test_predict`` (single and
 batched observations), ``test_save_load``, ``test_dict_env`` (``SimpleMultiObsEnv``, images and vectors)
 and ``test_her`` (``BitFlippingEnv`` with MultiBinary, Discrete and image goals). Each uses a real
-symmetry where the environment has one and a trivially acting group otherwise, for every method.
+symmetry where the environment has one and a trivially acting group otherwise (``trivial_symmetry``), for
+every method. SB3's own test files, run with ``EquiDQNPolicy`` substituted, are in ``tests/sb3_upstream``.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import numpy as np
 import pytest
 import torch as th
 from equirl.agents import EquiDQNPolicy
-from equirl.envs.catalog import bitflipping_symmetry
+from equirl.envs.catalog import bitflipping_symmetry, trivial_symmetry
 from gymnasium import spaces
 from stable_baselines3 import DQN, HerReplayBuffer
 from stable_baselines3.common.envs import (
@@ -32,7 +33,7 @@ from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 from equirl import Symmetry
-from equirl.actions import DictAction, PermutationAction, TrivialAction, ValuePermutationAction
+from equirl.actions import DictAction, PermutationAction, ValuePermutationAction
 from equirl.averaging import equivariance_error
 from equirl.groups import cyclic
 
@@ -43,16 +44,6 @@ METHODS = (
 )
 """Every method; the default suite runs λ-equitune here (tests/agents/test_spaces.py checks every method on every
 space in the default suite), ``-m slow`` the other two."""
-
-
-def trivial(n_actions: int, dict_obs: bool = False) -> Symmetry:
-    """C2 acting trivially on observations and Q-values: an equivariant DQN that must behave as a plain one.
-
-    For Dict observations the trivial input action is ``DictAction(g, {})`` (no key moves), which also acts on
-    the raw dict batches that ``equivariance_error`` feeds it.
-    """
-    g = cyclic(2)
-    return Symmetry(g, DictAction(g, {}) if dict_obs else TrivialAction(g), TrivialAction(g), name="trivial C2")
 
 
 def identity_symmetry(n: int) -> Symmetry:
@@ -108,7 +99,7 @@ class DummySpaceEnv(gym.Env):  # type: ignore[type-arg]
 @pytest.mark.parametrize("method", METHODS)
 def test_spaces(space: spaces.Space, method: str) -> None:
     model = DQN(EquiDQNPolicy, DummySpaceEnv(space), gamma=0.5, seed=1, learning_starts=20, buffer_size=1000,
-                policy_kwargs=dict(symmetry=trivial(2), method=method, net_arch=[64]))  # fmt: skip
+                policy_kwargs=dict(symmetry=trivial_symmetry(space, spaces.Discrete(2)), method=method, net_arch=[64]))  # fmt: skip
     model.learn(100)
     evaluate_policy(model, model.get_env(), n_eval_episodes=5, warn=False)
     check_equivariant(model)
@@ -140,7 +131,7 @@ def test_identity_discrete_learns(method: str) -> None:
 def test_identity_multi_action_spaces_are_refused(env_class: type) -> None:
     """As SB3's DQN (which needs a Discrete action space), a clear error for MultiDiscrete / MultiBinary actions."""
     with pytest.raises(AssertionError, match="only supports .*Discrete.* as action spaces"):
-        DQN(EquiDQNPolicy, env_class(10), policy_kwargs=dict(symmetry=trivial(2)))
+        DQN(EquiDQNPolicy, env_class(10), policy_kwargs=dict(symmetry=trivial_symmetry(spaces.Discrete(10), spaces.Discrete(2))))
 
 
 # -- test_predict: single and batched observations, deterministic and not --------------------------------
@@ -183,7 +174,7 @@ def test_save_load(method: str, tmp_path: Path) -> None:
 def test_dict_env(method: str) -> None:
     env = SimpleMultiObsEnv(random_start=True)
     model = DQN(EquiDQNPolicy, env, learning_starts=20, buffer_size=200, seed=0, policy_kwargs=dict(
-        symmetry=trivial(4, dict_obs=True), method=method, net_arch=[32], features_extractor_kwargs=dict(cnn_output_dim=32)))  # fmt: skip
+        symmetry=trivial_symmetry(env.observation_space, env.action_space), method=method, net_arch=[32], features_extractor_kwargs=dict(cnn_output_dim=32)))  # fmt: skip
     model.learn(60)
     evaluate_policy(model, model.get_env(), n_eval_episodes=2, warn=False)
     check_equivariant(model)
@@ -210,7 +201,7 @@ def test_her(kind: str, method: str) -> None:
     env = BitFlippingEnv(n_bits=n, continuous=False, max_steps=n, discrete_obs_space=kind == "discrete",
                          image_obs_space=kind == "image")  # fmt: skip
     if kind == "image":
-        sym = trivial(n, dict_obs=True)
+        sym = trivial_symmetry(env.observation_space, env.action_space)
     else:
         sym = {"multibinary": bitflipping_symmetry, "discrete": discrete_bitflipping_symmetry}[kind](n)
     model = DQN(EquiDQNPolicy, env, replay_buffer_class=HerReplayBuffer, learning_starts=2 * n, seed=0,

@@ -132,3 +132,53 @@ def test_one_registry_never_overwrites_silently() -> None:
     assert "test/cp" not in envs.list_symmetries()
     # the mapper names stay importable from envs.mappers
     assert envs.mappers.get_state_mapper is envs.get_state_mapper
+
+
+@pytest.mark.parametrize(
+    "space",
+    [
+        gym.spaces.Box(-1, 1, (3,)),
+        gym.spaces.Discrete(5),
+        gym.spaces.MultiDiscrete([3, 2]),
+        gym.spaces.MultiBinary(4),
+        gym.spaces.Dict({"a": gym.spaces.Box(-1, 1, (2,)), "b": gym.spaces.Discrete(3)}),
+    ],
+)
+def test_trivial_symmetry_gives_the_plain_network(space: gym.spaces.Space) -> None:
+    """An equivariant DQN with trivial_symmetry computes exactly its plain network, on every space DQN accepts."""
+    import numpy as np
+    import torch
+    from equirl.agents import EquiDQNPolicy
+    from stable_baselines3 import DQN
+    from stable_baselines3.common.envs import IdentityEnv
+
+    sym = envs.trivial_symmetry(space, gym.spaces.Discrete(2))
+    assert sym.order == 2 and sym.input_action.acts_trivially and sym.output_action.acts_trivially
+
+    class Env(IdentityEnv):  # type: ignore[misc]
+        def __init__(self) -> None:
+            super().__init__(space=gym.spaces.Discrete(2))
+            self.observation_space = space
+
+        def reset(self, *, seed=None, options=None):  # type: ignore[no-untyped-def]
+            return space.sample(), {}
+
+    model = DQN(EquiDQNPolicy, Env(), policy_kwargs=dict(symmetry=sym, method="equitune", net_arch=[16]), device="cpu")
+    space.seed(0)
+    samples = [space.sample() for _ in range(4)]
+    if isinstance(space, gym.spaces.Dict):
+        raw = {k: np.stack([np.asarray(s[k]) for s in samples]) for k in space.spaces}
+    else:
+        raw = np.stack([np.asarray(s) for s in samples])
+    x, _ = model.policy.obs_to_tensor(raw)
+    q = model.q_net(x)
+    plain = model.q_net.head(model.q_net.encode(model.q_net.network_input(x)))
+    assert q.shape == (4, 2)
+    assert torch.allclose(q, plain, atol=1e-6)
+
+
+def test_trivial_symmetry_refuses_non_spaces() -> None:
+    with pytest.raises(TypeError, match="observation_space must be a gymnasium space, got tuple"):
+        envs.trivial_symmetry((3,), gym.spaces.Discrete(2))  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="order must be at least 1"):
+        envs.trivial_symmetry(gym.spaces.Discrete(2), gym.spaces.Discrete(2), order=0)

@@ -136,3 +136,22 @@ def test_symmetry_pickles_and_prints(c4_symmetry: E.Symmetry) -> None:
     assert torch.equal(clone.input_action.orbit(x), c4_symmetry.input_action.orbit(x))
     assert "C4" in repr(clone) and "rot90" in repr(clone)
     assert np.array_equal(clone.group.table, c4_symmetry.group.table)
+
+
+def test_trivial_action_on_dict_batches() -> None:
+    """TrivialAction takes {key: tensor} batches as DictAction does: orbit repeats, inverse_mean averages, apply is the identity."""
+    g = E.cyclic(3)
+    a = E.TrivialAction(g)
+    x = {"img": torch.randn(2, 4, 5), "d": torch.tensor([1, 3])}
+    orbit = a.orbit(x)
+    assert set(orbit) == {"img", "d"}
+    assert orbit["img"].shape == (3, 2, 4, 5) and orbit["d"].shape == (3, 2)
+    for k in x:
+        assert all(torch.equal(orbit[k][i], x[k]) for i in range(3))
+    assert torch.allclose(a.inverse_mean({"img": orbit["img"]})["img"], x["img"])
+    assert a.apply(2, x) is x and a.apply_each(orbit) is orbit
+    with pytest.raises(IndexError, match="not in C3"):
+        a.apply(3, x)
+    # the same as a DictAction that names no key
+    empty = E.DictAction(g, {}).orbit(x)
+    assert all(torch.equal(empty[k], orbit[k]) for k in x)
