@@ -66,6 +66,13 @@ def _aggregate_raw(
 
     if style not in STYLES:
         raise UsageError(f"Unknown table style {style!r}; expected one of {STYLES}.")
+    if style == "transfer":
+        from equirl.agents import policy_transfer
+
+        if len(raws) != 1:
+            raise UsageError(f"A transfer table is built from one raw folder, got {list(map(str, raws))}.")
+        runs_t, curves_t = policy_transfer.read_raw(raws[0])
+        return [], [], policy_transfer.transfer_table(runs_t, curves_t)
     runs: list[dict[str, Any]] = []
     curves: list[dict[str, Any]] = []
     for i, folder in enumerate(raws):
@@ -102,7 +109,7 @@ def _aggregate_raw(
     return rows, curves, render[style](rows)
 
 
-STYLES = ("full", "compact", "overhead", "across")
+STYLES = ("full", "compact", "overhead", "across", "transfer")
 """Table styles a manifest entry may ask for."""
 
 
@@ -218,10 +225,11 @@ def sync_markdown(text: str, tables: dict[Path, str]) -> str:
 
 
 def _note_starts() -> tuple[str, ...]:
-    """How the notes under generated tables begin (``sweep.TABLE_NOTE``, ``OVERHEAD_NOTE``, ``ACROSS_NOTE``)."""
-    from equirl.agents import sweep
+    """How the notes under generated tables begin (``sweep.TABLE_NOTE``, ``OVERHEAD_NOTE``, ``ACROSS_NOTE``,
+    ``policy_transfer.TRANSFER_NOTE``)."""
+    from equirl.agents import policy_transfer, sweep
 
-    return (sweep.TABLE_NOTE[:30], sweep.OVERHEAD_NOTE[:30], sweep.ACROSS_NOTE[:30])
+    return (sweep.TABLE_NOTE[:30], sweep.OVERHEAD_NOTE[:30], sweep.ACROSS_NOTE[:30], policy_transfer.TRANSFER_NOTE[:30])
 
 
 def markdown_files(root: str | Path = ".") -> list[Path]:
