@@ -47,6 +47,7 @@ from equirl.extras import progress_bar, require
 
 __all__ = [
     "DEFAULT_CONFIG",
+    "config_path",
     "EnvBenchmark",
     "RunSpec",
     "load_config",
@@ -125,9 +126,27 @@ class EnvBenchmark:
     algo: str = "dqn"
 
 
+def config_path(path: str | Path | None = None) -> Path:
+    """The benchmark config file: ``path`` if it is a file, else the package's ``hyperparams/benchmark_<path>.yml``
+    for an algorithm's short name (``"ppo"``, ``"qrdqn"``), else (``None``) the package's ``benchmark.yml``.
+    ``FileNotFoundError`` naming the package's configs otherwise."""
+    if path is None:
+        return DEFAULT_CONFIG
+    if Path(path).is_file():
+        return Path(path)
+    shipped = DEFAULT_CONFIG.with_name(f"benchmark_{path}.yml")
+    if "/" not in str(path) and shipped.is_file():
+        return shipped
+    known = sorted(p.stem.removeprefix("benchmark_") for p in DEFAULT_CONFIG.parent.glob("benchmark_*.yml"))
+    raise FileNotFoundError(
+        f"No benchmark config {str(path)!r}: not a file, and not a shipped config's name ({', '.join(known)})."
+    )
+
+
 def load_config(path: str | Path | None = None) -> dict[str, EnvBenchmark]:
-    """The per-environment settings in ``path`` (default: the package's ``hyperparams/benchmark.yml``), by env id."""
-    file = Path(path) if path else DEFAULT_CONFIG
+    """The per-environment settings in ``path`` (a file, or a shipped config's name, see :func:`config_path`;
+    default: the package's ``hyperparams/benchmark.yml``), by env id."""
+    file = config_path(path)
     with open(file) as f:
         data = yaml.safe_load(f) or {}
     defaults = dict(data.get("defaults") or {})
@@ -161,7 +180,7 @@ def load_config(path: str | Path | None = None) -> dict[str, EnvBenchmark]:
 
 def default_seeds(path: str | Path | None = None) -> int:
     """``defaults.seeds`` of the config (number of seeds per environment and method; 5 if absent)."""
-    with open(Path(path) if path else DEFAULT_CONFIG) as f:
+    with open(config_path(path)) as f:
         data = yaml.safe_load(f) or {}
     return int((data.get("defaults") or {}).get("seeds", 5))
 

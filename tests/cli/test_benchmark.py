@@ -158,7 +158,8 @@ def test_algorithm_configs_load_with_their_algorithm(algo: str) -> None:
 
     if algo == "qrdqn":
         pytest.importorskip("sb3_contrib")
-    config = sweep.DEFAULT_CONFIG.with_name(f"benchmark_{algo}.yml")
+    config = sweep.config_path(algo)  # a shipped config by name
+    assert config == sweep.DEFAULT_CONFIG.with_name(f"benchmark_{algo}.yml")
     benches = sweep.load_config(config)
     assert {"CartPole-v1", "Acrobot-v1", "equirl/RotGrid-v0"} <= set(benches)
     for b in benches.values():
@@ -171,6 +172,11 @@ def test_algorithm_configs_load_with_their_algorithm(algo: str) -> None:
         lr = sweep._hyperparams(benches["CartPole-v1"])["learning_rate"]  # rl-zoo3's lin_1e-3 over 1e5 steps
         budget = benches["CartPole-v1"].timesteps
         assert lr(0.0) == pytest.approx(1e-3 * (1 - budget / 1e5))  # the end of the cut run, at the full rate
+
+
+def test_unknown_config_name_lists_the_shipped_ones() -> None:
+    with pytest.raises(FileNotFoundError, match=r"not a shipped config's name \(.*ppo, qrdqn"):
+        sweep.config_path("sac")
 
 
 def test_config_rejects_unknown_algorithm(tmp_path: Path) -> None:
