@@ -182,13 +182,15 @@ def run(
     n_eval_episodes: int = 20,
     hyperparams_key: str | None = None,
     progress: bool = True,
+    overwrite: bool = False,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The whole experiment (see the module docstring); writes ``OUT/runs.csv`` and ``OUT/curves.csv`` after every
     run (so an interrupted run keeps what finished) and returns ``(runs, curves)``.
 
     ``tasks``: name -> task for :func:`equirl.envs.wrappers.make_task_env` (default :func:`default_tasks`; the
     first is the source task, the others are the targets). Seed ``k`` pretrains plain agent ``k`` and
-    finetunes every method from it with seed ``k``. ``0`` is always among the budgets (zero-shot).
+    finetunes every method from it with seed ``k``. ``0`` is always among the budgets (zero-shot). Results already
+    in ``OUT`` are refused (``FileExistsError``) unless ``overwrite``; pretrained weights there are reused.
     """
     algorithm = get_algorithm(algo)
     unknown = [m for m in methods if m not in ALL_METHODS]
@@ -197,6 +199,11 @@ def run(
     if any(int(k) < 0 for k in budgets):
         raise ValueError(f"budgets are numbers of target-task steps >= 0, got {list(budgets)}.")
     out = Path(out)
+    if (out / "runs.csv").exists() and not overwrite:
+        raise FileExistsError(
+            f"{out / 'runs.csv'} holds transfer results; pass overwrite=True (--overwrite) to replace them, or choose "
+            "another output folder."
+        )
     tasks = dict(tasks or default_tasks(env_id))
     if len(tasks) < 2:
         raise ValueError(f"{env_id}: transfer needs a source task and at least one target task, got {list(tasks)}.")
@@ -223,7 +230,8 @@ def run(
                 if progress:
                     print(f"  {task_name} {method}: " + ", ".join(f"K={r['timesteps']:.0f}: {r['mean_return']:.3f}"
                                                                     for r in rows), flush=True)  # fmt: skip
-    (out / "settings.json").write_text(
+    write_atomic(
+        out / "settings.json",
         json.dumps(
             {
                 "env_id": env_id,
@@ -238,7 +246,7 @@ def run(
             },
             indent=1,
         )
-        + "\n"  # fmt: skip
+        + "\n",  # fmt: skip
     )
     return runs, curves
 

@@ -28,13 +28,14 @@ def main() -> int:
     p.add_argument("--pretrain-steps", type=int, default=20480)
     p.add_argument("--eval-episodes", type=int, default=20)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--overwrite", action="store_true", help="replace the results already in --out")
     a = p.parse_args()
     if a.command == "run":
         import torch
 
         torch.set_num_threads(a.threads)
         policy_transfer.run(a.out, a.env, None, a.methods, range(a.seeds), a.budgets, a.pretrain_steps, a.algo,
-                            a.eval_episodes)  # fmt: skip
+                            a.eval_episodes, overwrite=a.overwrite)  # fmt: skip
     runs, curves = policy_transfer.read_raw(a.out)
     print(policy_transfer.transfer_table(runs, curves))
     return 0

@@ -49,6 +49,11 @@ def test_pretrained_weights_are_reused_and_other_budgets_refused(tiny: Path) -> 
         pt.pretrain(pt.DEFAULT_ENV, TASKS["source"], hp, 1024, 0, tiny)
 
 
+def test_results_are_not_overwritten_silently(tiny: Path) -> None:
+    with pytest.raises(FileExistsError, match="--overwrite"):
+        pt.run(tiny, tasks=TASKS, methods=("plain",), seeds=(0,), budgets=(512,), pretrain_steps=512)
+
+
 def test_bad_arguments(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="Unknown methods"):
         pt.run(tmp_path, tasks=TASKS, methods=("plane",))
