@@ -652,7 +652,9 @@ def train(
     if (checkpoint_freq or resume) and out is None:
         raise ValueError("checkpoint_freq and resume need out_dir (where the checkpoints live).")
     freq = eval_freq or max(1, steps // 10)
-    settings = run_settings(algorithm.name, method, seed, hyperparams, steps, freq, n_eval_episodes, metadata, overrides)
+    settings = run_settings(
+        algorithm.name, method, seed, hyperparams, steps, freq, n_eval_episodes, metadata, overrides
+    )
     ckpt: Path | None = None
     if out is not None:
         _prepare_run_folder(out, settings, resume, overwrite)

@@ -41,9 +41,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("env", help="catalogue name, e.g. CartPole-v1, Acrobot-v1, equirl/RotGrid-Corner-v0, MiniGrid-...")
-    p.add_argument(
-        "--algo", default="dqn", help=f"the algorithm: one of {', '.join(ALGORITHMS)} (default dqn)"
-    )
+    p.add_argument("--algo", default="dqn", help=f"the algorithm: one of {', '.join(ALGORITHMS)} (default dqn)")
     p.add_argument("--method", choices=("plain", *METHODS), default="plain")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--steps", type=int, default=None, help="environment steps (default: the entry's n_timesteps)")

@@ -146,7 +146,8 @@ def test_lin_schedules_are_linear_and_parsed_without_eval() -> None:
 def test_keys_are_checked_against_the_algorithms_constructor() -> None:
     """The same key is an argument of one algorithm and refused for another; n_envs stays for on-policy ones."""
     ppo = normalise_entry({"n_envs": 8, "n_steps": 32, "gae_lambda": "0.8", "n_epochs": 20.0}, "t", algo="ppo")
-    assert ppo["n_envs"] == 8 and ppo["gae_lambda"] == 0.8 and ppo["n_epochs"] == 20 and isinstance(ppo["n_epochs"], int)
+    assert ppo["n_envs"] == 8 and ppo["gae_lambda"] == 0.8
+    assert ppo["n_epochs"] == 20 and isinstance(ppo["n_epochs"], int)
     model_kwargs, _, _ = split_hyperparams(ppo)
     assert "n_envs" not in model_kwargs
     a2c = normalise_entry({"n_envs": 4, "use_rms_prop": True}, "t", algo="a2c")
@@ -159,7 +160,10 @@ def test_keys_are_checked_against_the_algorithms_constructor() -> None:
         normalise_entry({"n_envs": 4}, "t", algo="qrdqn")
     assert "n_envs" not in normalise_entry({"n_envs": 1}, "t", algo="qrdqn")
     eq = normalise_entry(
-        {"policy": "equirl.agents.EquiActorCriticPolicy", "policy_kwargs": "dict(symmetry='CartPole-v1', proxy_target='actor')"},
+        {
+            "policy": "equirl.agents.EquiActorCriticPolicy",
+            "policy_kwargs": "dict(symmetry='CartPole-v1', proxy_target='actor')",
+        },
         "t",
         algo="ppo",
     )
