@@ -12,12 +12,14 @@ from equirl.cli import main as equirl_main
 
 def test_train_ppo_from_the_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "run"
-    args = ["train", "CartPole-v1", "--algo", "ppo", "--method", "equitune", "--steps", "64", "--out", str(out),
+    args = ["train", "equirl/RotGrid-Corner-v0", "--algo", "ppo", "--method", "equitune", "--steps", "64", "--out", str(out),
             "--eval-episodes", "1", "--no-progress"]  # fmt: skip
     assert equirl_main(args) == 0
-    assert "CartPole-v1 PPO equitune seed=0" in capsys.readouterr().out
+    assert "equirl/RotGrid-Corner-v0 PPO equitune seed=0" in capsys.readouterr().out
     meta = json.loads((out / "model.json").read_text())
-    assert meta["algo"] == "ppo" and meta["policy"] == "EquiActorCriticPolicy" and meta["timesteps"] == 256  # a rollout
+    assert (
+        meta["algo"] == "ppo" and meta["policy"] == "EquiActorCriticPolicy" and meta["timesteps"] == 512
+    )  # 8 envs x 64 steps
     assert not (out / "checkpoints").exists()
 
 
