@@ -3,11 +3,16 @@
 The files live in ``equirl/agents/hyperparams/`` (folder ``agents/hyperparams/``: ``dqn.yml``, ``benchmark.yml``)
 and ``equirl/agents/pretrained/``; they ship in the wheel, and scripts never copy values.
 
+Every algorithm of :mod:`equirl.agents.algorithms` has its file, ``Algorithm.hyperparams_file``
+(``dqn.yml``, ``qrdqn.yml``, ``ppo.yml``, ``a2c.yml``); ``algo=`` picks it, and the keys of an entry are
+checked against that algorithm's constructor.
+
 Both ways with rl-zoo3 (docs/ecosystem.md): :func:`load_hyperparams` reads rl-zoo3 entries too (string
-``policy_kwargs`` parsed without running code, numbers such as ``5e-2`` that PyYAML leaves as strings, and
-every zoo-only key either honoured or refused with a message), and :func:`zoo_entry` /
-:func:`write_zoo_config` turn our entries into ones ``python -m rl_zoo3.train`` runs with ``EquiDQNPolicy``.
-Our ``dqn.yml`` itself is not a zoo file: its ``finetune:`` and ``equivariant:`` mappings are not DQN arguments.
+``policy_kwargs`` parsed without running code, numbers such as ``5e-2`` that PyYAML leaves as strings,
+``lin_<x>`` schedules as linear schedules, ``n_envs`` for on-policy algorithms, and every other zoo-only key
+either honoured or refused with a message), and :func:`zoo_entry` / :func:`write_zoo_config` turn our DQN
+entries into ones ``python -m rl_zoo3.train`` runs with ``EquiDQNPolicy``. Our files are not zoo files: their
+``finetune:`` and ``equivariant:`` mappings are not constructor arguments.
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ from typing import Any
 
 import torch
 import yaml
+from equirl.agents.algorithms import get_algorithm
+from stable_baselines3.common.utils import LinearSchedule
 from torch import nn
 
 __all__ = [
@@ -36,6 +43,8 @@ __all__ = [
     "finetune_hyperparams",
     "normalise_entry",
     "parse_policy_kwargs",
+    "linear_schedule",
+    "model_arguments",
     "zoo_entry",
     "write_zoo_config",
     "ACTIVATIONS",
@@ -50,18 +59,18 @@ PRETRAINED_DIR = Path(__file__).parent / "pretrained"
 ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "tanh": nn.Tanh, "elu": nn.ELU, "leaky_relu": nn.LeakyReLU}
 """Activation functions by the names used in the YAML files."""
 
-# Keys of a YAML entry that are not arguments of SB3's DQN constructor.
-_META_KEYS = ("n_timesteps", "policy", "policy_kwargs", "equivariant", "finetune")
+# Keys of a YAML entry that are not arguments of the algorithm's constructor (n_envs: on-policy only).
+_META_KEYS = ("n_timesteps", "policy", "policy_kwargs", "equivariant", "finetune", "n_envs")
 
 ZOO_POLICY = "equirl.agents.EquiDQNPolicy"
 """How a zoo entry names our policy (rl-zoo3 imports dotted ``policy`` names)."""
 
-_EQUI_KEYS = ("symmetry", "method", "proxy_loss", "straight_through", "lambda_hidden", "lambda_temperature")
-"""EquiDQNPolicy's own arguments (the ``equivariant:`` mapping of an entry)."""
+_EQUI_KEYS = ("symmetry", "method", "proxy_loss", "straight_through", "lambda_hidden", "lambda_temperature",
+              "proxy_target")  # fmt: skip
+"""The equivariant policies' own arguments (the ``equivariant:`` mapping of an entry; ``proxy_target``: actor-critic)."""
 
 # rl-zoo3 keys that configure the environment rather than DQN: accepted only with the value that changes nothing.
 _ZOO_ENV_KEYS: dict[str, tuple[Any, ...]] = {
-    "n_envs": (1,),
     "normalize": (False, None),
     "env_wrapper": (None, [], {}),
     "vec_env_wrapper": (None, [], {}),
@@ -71,16 +80,20 @@ _ZOO_ENV_KEYS: dict[str, tuple[Any, ...]] = {
     "callback": (None, [], {}),
 }
 _ZOO_ENV_HELP = {
-    "n_envs": "equirl trains on one environment; use rl-zoo3 for several (docs/ecosystem.md)",
-    "normalize": "equirl does not wrap environments in VecNormalize; use rl-zoo3 for that",
+    "normalize": "equirl does not wrap environments in VecNormalize (its running statistics are not symmetric, "
+    "so the catalogue's symmetry would not hold for the normalised observation); use rl-zoo3 for that",
     "env_kwargs": "pass them to make_env (equirl train --env-kwargs '{...}')",
 }
 _NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
 _NUMERIC_KEYS = ("learning_rate", "gamma", "tau", "exploration_fraction", "exploration_initial_eps",
                  "exploration_final_eps", "max_grad_norm", "n_timesteps", "buffer_size", "learning_starts",
-                 "batch_size", "train_freq", "gradient_steps", "target_update_interval")  # fmt: skip
+                 "batch_size", "train_freq", "gradient_steps", "target_update_interval", "n_steps", "n_epochs",
+                 "gae_lambda", "ent_coef", "vf_coef", "clip_range", "clip_range_vf", "n_envs")  # fmt: skip
 _INT_KEYS = ("n_timesteps", "buffer_size", "learning_starts", "batch_size", "train_freq", "gradient_steps",
-             "target_update_interval", "lambda_fit_steps", "steps", "eval_freq")  # fmt: skip
+             "target_update_interval", "lambda_fit_steps", "steps", "eval_freq", "n_steps", "n_epochs",
+             "n_envs")  # fmt: skip
+_SCHEDULE_KEYS = ("learning_rate", "clip_range", "clip_range_vf")
+"""Keys rl-zoo3 lets be a ``lin_<x>`` schedule string (its ``_preprocess_schedules``)."""
 
 
 def _read(path: Path) -> dict[str, Any]:
@@ -91,18 +104,24 @@ def _read(path: Path) -> dict[str, Any]:
     return data
 
 
-def known_environments(path: str | Path | None = None) -> list[str]:
-    """Environment ids that have hyperparameters in ``path`` (default ``agents/hyperparams/dqn.yml``)."""
-    return sorted(_read(Path(path) if path else HYPERPARAMS_DIR / "dqn.yml"))
+def _file(path: str | Path | None, algo: str) -> Path:
+    """``path``, or the algorithm's own file (``Algorithm.hyperparams_file``)."""
+    return Path(path) if path else get_algorithm(algo).hyperparams_file
 
 
-def load_hyperparams(env_id: str, path: str | Path | None = None) -> dict[str, Any]:
-    """A deep copy of the entry for ``env_id``, normalised by :func:`normalise_entry`. Raises KeyError listing the known ids."""
-    file = Path(path) if path else HYPERPARAMS_DIR / "dqn.yml"
+def known_environments(path: str | Path | None = None, algo: str = "dqn") -> list[str]:
+    """Environment ids that have hyperparameters in ``path`` (default: ``algo``'s file, ``agents/hyperparams/<algo>.yml``)."""
+    return sorted(_read(_file(path, algo)))
+
+
+def load_hyperparams(env_id: str, path: str | Path | None = None, algo: str = "dqn") -> dict[str, Any]:
+    """A deep copy of the entry for ``env_id`` in ``path`` (default: ``algo``'s file), normalised for ``algo``
+    by :func:`normalise_entry`. Raises KeyError listing the known ids."""
+    file = _file(path, algo)
     data = _read(file)
     if env_id not in data:
         raise KeyError(f"No hyperparameters for {env_id!r} in {file}. Known: {sorted(data)}.")
-    return normalise_entry(copy.deepcopy(data[env_id]), f"{file.name}[{env_id!r}]")
+    return normalise_entry(copy.deepcopy(data[env_id]), f"{file.name}[{env_id!r}]", algo=algo)
 
 
 def _numbers(x: Any) -> Any:
@@ -116,28 +135,58 @@ def _numbers(x: Any) -> Any:
     return x
 
 
-def _dqn_arguments() -> set[str]:
-    from stable_baselines3 import DQN
+def model_arguments(algo: str = "dqn") -> set[str]:
+    """The keyword arguments of ``algo``'s constructor (``DQN.__init__``, ``PPO.__init__``, ...) other than
+    ``policy`` and ``env``: the keys an entry may pass to it."""
+    cls = get_algorithm(algo).model_class()
+    return set(inspect.signature(cls.__init__).parameters) - {"self", "policy", "env"}
 
-    return set(inspect.signature(DQN.__init__).parameters) - {"self", "policy", "env"}
+
+def linear_schedule(text: str, where: str = "entry") -> LinearSchedule:
+    """rl-zoo3's ``"lin_<x>"`` as SB3's ``LinearSchedule(x, 0, 1)``: ``x`` at the start, 0 at the end of training
+    (``x · progress_remaining``, rl-zoo3's ``linear_schedule``). Parsed as a number, never evaluated;
+    ``ValueError`` for anything else."""
+    head, _, value = text.strip().partition("_")
+    if head != "lin" or not _NUMBER.match(value):
+        raise ValueError(f"{where}: {text!r} is not a schedule; the one rl-zoo3 schedule is 'lin_<number>' (lin_1e-3).")
+    return LinearSchedule(float(value), 0.0, 1.0)
 
 
-def normalise_entry(hp: dict[str, Any], where: str = "entry") -> dict[str, Any]:
-    """An entry (ours or rl-zoo3's) as :func:`split_hyperparams` and SB3's ``DQN`` take it; raises ``ValueError``.
+def normalise_entry(hp: dict[str, Any], where: str = "entry", algo: str = "dqn") -> dict[str, Any]:
+    """An entry (ours or rl-zoo3's) as :func:`split_hyperparams` and ``algo``'s SB3 class take it; raises ``ValueError``.
 
     - numbers given as strings (``5e-2``) become numbers, counts (``n_timesteps``, ``buffer_size``, ...) ints;
     - ``policy_kwargs`` given as a zoo string (``"dict(net_arch=[64, 64], activation_fn=nn.ReLU)"``) is parsed
       by :func:`parse_policy_kwargs`, which runs no code; ``activation_fn`` / ``features_extractor_class``
       given by name become the classes;
-    - ``policy: equirl.agents.EquiDQNPolicy`` (a zoo entry for our policy) becomes ``MlpPolicy`` (the plain
-      counterpart) and its equivariance arguments (``symmetry``, ``method``, ``lambda_hidden``, ...) move from
-      ``policy_kwargs`` to ``equivariant``;
-    - rl-zoo3's environment keys (``n_envs``, ``normalize``, ``env_wrapper``, ``frame_stack``, ...) are dropped
-      when their value changes nothing (``n_envs: 1``, ``normalize: false``) and refused otherwise;
-    - any other key that is neither an argument of SB3's ``DQN`` nor ours is refused, as are schedule
-      strings (``lin_1e-3``).
+    - ``policy: equirl.agents.<algo's equivariant policy>`` (a zoo entry for our policy, such as
+      ``equirl.agents.EquiDQNPolicy``) becomes ``MlpPolicy`` (the plain counterpart) and its equivariance
+      arguments (``symmetry``, ``method``, ``lambda_hidden``, ...) move from ``policy_kwargs`` to ``equivariant``;
+    - ``n_envs`` (parallel training environments) stays for on-policy algorithms (PPO, A2C: :func:`agents.train`
+      vectorises the training environment); for the others only ``n_envs: 1`` is accepted (and dropped);
+    - ``lin_<x>`` schedules of ``learning_rate``, ``clip_range`` and ``clip_range_vf`` become
+      :func:`linear_schedule` (parsed, never evaluated); other strings for numbers are refused;
+    - rl-zoo3's environment keys (``normalize``, ``env_wrapper``, ``frame_stack``, ...) are dropped when their
+      value changes nothing (``normalize: false``) and refused otherwise;
+    - any other key that is neither an argument of ``algo``'s constructor (:func:`model_arguments`) nor ours
+      is refused.
     """
+    algorithm = get_algorithm(algo)
     hp = _numbers(hp)
+    if "n_envs" in hp:
+        n = hp["n_envs"]
+        if not isinstance(n, (int, float)) or isinstance(n, bool) or n != int(n) or n < 1:
+            raise ValueError(f"{where}: n_envs must be a whole number >= 1, got {n!r}.")
+        if n != 1 and not algorithm.on_policy:
+            raise ValueError(
+                f"{where}: n_envs: {n!r} is not supported for {algorithm.class_name} (equirl trains off-policy "
+                "algorithms on one environment; n_envs > 1 is for on-policy ones such as PPO and A2C)."
+            )
+        if n == 1 and not algorithm.on_policy:
+            hp.pop("n_envs")
+    for key in _SCHEDULE_KEYS:
+        if isinstance(hp.get(key), str):
+            hp[key] = linear_schedule(hp[key], f"{where}: {key}")
     for key, harmless in _ZOO_ENV_KEYS.items():
         if key not in hp:
             continue
@@ -154,26 +203,27 @@ def normalise_entry(hp: dict[str, Any], where: str = "entry") -> dict[str, Any]:
     pk = dict(pk)
     hp["policy_kwargs"] = pk
     if isinstance(policy, str) and "." in policy:
-        if policy.rsplit(".", 1)[-1] != "EquiDQNPolicy":
-            raise ValueError(f"{where}: policy {policy!r} is not supported; use MlpPolicy, CnnPolicy or {ZOO_POLICY}.")
+        if policy.rsplit(".", 1)[-1] != algorithm.policy_name:
+            raise ValueError(
+                f"{where}: policy {policy!r} is not supported for {algorithm.class_name}; use MlpPolicy, CnnPolicy "
+                f"or equirl.agents.{algorithm.policy_name}."
+            )
         hp["policy"] = "MlpPolicy"
         equi = {k: pk.pop(k) for k in _EQUI_KEYS if k in pk}
         hp["equivariant"] = {**equi, **(hp.get("equivariant") or {})}
     for key in ("replay_buffer_kwargs",):
         if isinstance(hp.get(key), str):
             hp[key] = parse_policy_kwargs(hp[key], f"{where} {key}")
-    unknown = sorted(set(hp) - _dqn_arguments() - set(_META_KEYS))
+    unknown = sorted(set(hp) - model_arguments(algo) - set(_META_KEYS))
     if unknown:
         raise ValueError(
-            f"{where}: unknown keys {unknown}: neither arguments of SB3's DQN nor equirl's "
+            f"{where}: unknown keys {unknown}: neither arguments of {algorithm.class_name} nor equirl's "
             f"({', '.join(_META_KEYS)}). Remove them or check their spelling."
         )
     for key, value in hp.items():
         if isinstance(value, str) and key in _NUMERIC_KEYS:
-            raise ValueError(
-                f"{where}: {key}: {value!r} is a string; give a number (schedules such as 'lin_1e-3' are rl-zoo3's "
-                "and not supported here)."
-            )
+            allowed = " or a schedule 'lin_<number>'" if key in _SCHEDULE_KEYS else ""
+            raise ValueError(f"{where}: {key}: {value!r} is a string; give a number{allowed}.")
     for mapping in (hp, hp.get("finetune") or {}):
         for key in _INT_KEYS:
             if isinstance(mapping.get(key), float):
@@ -283,10 +333,11 @@ def parse_policy_kwargs(text: str, where: str = "policy_kwargs") -> dict[str, An
 
 
 def split_hyperparams(hp: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
-    """Split an entry into ``(dqn_kwargs, policy_kwargs, equivariant_kwargs)``.
+    """Split an entry into ``(model_kwargs, policy_kwargs, equivariant_kwargs)``.
 
-    ``dqn_kwargs`` go to ``DQN(...)`` as they are; ``policy_kwargs`` to both the plain and the
-    equivariant policy; ``equivariant_kwargs`` to ``EquiDQNPolicy`` only.
+    ``model_kwargs`` go to the algorithm's constructor (``DQN(...)``, ``PPO(...)``) as they are;
+    ``policy_kwargs`` to both the plain and the equivariant policy; ``equivariant_kwargs`` to the
+    equivariant policy only. ``n_envs`` and the other meta keys go to none of them.
     """
     dqn_kwargs = {k: v for k, v in hp.items() if k not in _META_KEYS}
     return dqn_kwargs, dict(hp.get("policy_kwargs") or {}), dict(hp.get("equivariant") or {})
@@ -307,18 +358,21 @@ def finetune_hyperparams(hp: dict[str, Any]) -> tuple[dict[str, Any], dict[str, 
     return ft, settings
 
 
-def hyperparams_for(env_id: str, key: str | None = None, path: str | Path | None = None) -> tuple[str, dict[str, Any]]:
-    """``(entry name, entry)`` for ``env_id``: the entry ``key`` if given, else ``env_id``, else ``env_id``
-    without its trailing ``/parts`` (``"MiniGrid-Empty-8x8-v0/full-D4"`` uses ``"MiniGrid-Empty-8x8-v0"``).
+def hyperparams_for(
+    env_id: str, key: str | None = None, path: str | Path | None = None, algo: str = "dqn"
+) -> tuple[str, dict[str, Any]]:
+    """``(entry name, entry)`` for ``env_id`` in ``path`` (default: ``algo``'s file): the entry ``key`` if given,
+    else ``env_id``, else ``env_id`` without its trailing ``/parts`` (``"MiniGrid-Empty-8x8-v0/full-D4"`` uses
+    ``"MiniGrid-Empty-8x8-v0"``).
 
     Raises ``KeyError`` naming the file and the known entries when none matches.
     """
-    known = known_environments(path)
+    known = known_environments(path, algo)
     candidates = [key] if key else [env_id] + ["/".join(env_id.split("/")[:i]) for i in range(env_id.count("/"), 0, -1)]
     for c in candidates:
         if c in known:
-            return c, load_hyperparams(c, path)
-    raise KeyError(f"No hyperparameters for {env_id!r} in {path or HYPERPARAMS_DIR / 'dqn.yml'}. Known: {known}.")
+            return c, load_hyperparams(c, path, algo)
+    raise KeyError(f"No hyperparameters for {env_id!r} in {_file(path, algo)}. Known: {known}.")
 
 
 def list_pretrained() -> list[str]:

@@ -2,10 +2,11 @@
 
 The library behind ``equirl bench`` (and ``scripts/benchmark.py``). Three parts, usable on their own:
 
-* **Runs.** :class:`RunSpec` names one training run (environment, method, seed, budget);
-  :func:`run_one` trains it from scratch with :func:`agents.train` and the environment's entry in
-  ``agents/hyperparams/dqn.yml`` and writes ``<out>/<env>/<method>/seed<k>/curve.csv`` and
-  ``summary.json``. ``summary.json`` is written last (atomically), records the run's full configuration
+* **Runs.** :class:`RunSpec` names one training run (algorithm, environment, method, seed, budget);
+  :func:`run_one` trains it from scratch with :func:`agents.train` and the environment's entry in the
+  algorithm's hyperparameter file (``agents/hyperparams/<algo>.yml``; the algorithm is
+  :attr:`EnvBenchmark.algo`, ``"dqn"`` by default) and writes ``<out>/<env>/<method>/seed<k>/curve.csv`` and
+  ``summary.json`` (``<out>/<algo>/<env>/...`` for algorithms other than DQN). ``summary.json`` is written last (atomically), records the run's full configuration
   (:func:`run_config`) and marks the run as finished: :func:`pending` skips it when its configuration
   equals the requested one, refuses a folder whose result was made with other settings, and re-runs a
   damaged one, so an interrupted sweep resumes where it stopped. Pool workers exit with the sweep.
@@ -38,6 +39,7 @@ from typing import Any
 import numpy as np
 import yaml
 from equirl.agents import stats
+from equirl.agents.algorithms import get_algorithm
 from equirl.agents.io import write_atomic
 from equirl.agents.training import ALL_METHODS
 
@@ -45,6 +47,7 @@ from equirl.extras import progress_bar, require
 
 __all__ = [
     "DEFAULT_CONFIG",
+    "config_path",
     "EnvBenchmark",
     "RunSpec",
     "load_config",
@@ -76,6 +79,7 @@ Values = Sequence[float] | np.ndarray
 CURVE_FIELDS = ("timesteps", "mean_return", "std_return", "wall_seconds", "train_seconds")
 RUN_FIELDS = (
     "env_id",
+    "algo",
     "method",
     "seed",
     "timesteps",
@@ -103,8 +107,10 @@ class EnvBenchmark:
     :param keep_schedule: keep the entry's exploration schedule in absolute steps when ``timesteps`` is
         shorter than the entry's ``n_timesteps`` (the run is then the first ``timesteps`` of the full one).
     :param overrides: DQN arguments that replace the entry's (documented in the config).
-    :param hyperparams_from: the ``dqn.yml`` entry to use (default: ``env_id``).
-    :param hyperparams: a fallback entry, used only while ``dqn.yml`` has none for ``env_id``.
+    :param hyperparams_from: the entry of the algorithm's file to use (default: ``env_id``).
+    :param hyperparams: a fallback entry, used only while the algorithm's file has none for ``env_id``.
+    :param algo: the algorithm (:mod:`equirl.agents.algorithms`: ``"dqn"``, ``"qrdqn"``, ``"ppo"``, ``"a2c"``);
+        its hyperparameters come from ``agents/hyperparams/<algo>.yml``.
     """
 
     env_id: str
@@ -117,11 +123,30 @@ class EnvBenchmark:
     overrides: dict[str, Any] = field(default_factory=dict)
     hyperparams_from: str | None = None
     hyperparams: dict[str, Any] | None = None
+    algo: str = "dqn"
+
+
+def config_path(path: str | Path | None = None) -> Path:
+    """The benchmark config file: ``path`` if it is a file, else the package's ``hyperparams/benchmark_<path>.yml``
+    for an algorithm's short name (``"ppo"``, ``"qrdqn"``), else (``None``) the package's ``benchmark.yml``.
+    ``FileNotFoundError`` naming the package's configs otherwise."""
+    if path is None:
+        return DEFAULT_CONFIG
+    if Path(path).is_file():
+        return Path(path)
+    shipped = DEFAULT_CONFIG.with_name(f"benchmark_{path}.yml")
+    if "/" not in str(path) and shipped.is_file():
+        return shipped
+    known = sorted(p.stem.removeprefix("benchmark_") for p in DEFAULT_CONFIG.parent.glob("benchmark_*.yml"))
+    raise FileNotFoundError(
+        f"No benchmark config {str(path)!r}: not a file, and not a shipped config's name ({', '.join(known)})."
+    )
 
 
 def load_config(path: str | Path | None = None) -> dict[str, EnvBenchmark]:
-    """The per-environment settings in ``path`` (default: the package's ``hyperparams/benchmark.yml``), by env id."""
-    file = Path(path) if path else DEFAULT_CONFIG
+    """The per-environment settings in ``path`` (a file, or a shipped config's name, see :func:`config_path`;
+    default: the package's ``hyperparams/benchmark.yml``), by env id."""
+    file = config_path(path)
     with open(file) as f:
         data = yaml.safe_load(f) or {}
     defaults = dict(data.get("defaults") or {})
@@ -146,12 +171,16 @@ def load_config(path: str | Path | None = None) -> dict[str, EnvBenchmark]:
                 f"{file}: entry {env_id!r} is incomplete or has unknown keys ({e}); "
                 "each needs timesteps, eval_freq, threshold and baseline."
             ) from e
+        try:
+            out[env_id].algo = get_algorithm(out[env_id].algo).name
+        except ValueError as e:
+            raise ValueError(f"{file}: entry {env_id!r}: {e}") from e
     return out
 
 
 def default_seeds(path: str | Path | None = None) -> int:
     """``defaults.seeds`` of the config (number of seeds per environment and method; 5 if absent)."""
-    with open(Path(path) if path else DEFAULT_CONFIG) as f:
+    with open(config_path(path)) as f:
         data = yaml.safe_load(f) or {}
     return int((data.get("defaults") or {}).get("seeds", 5))
 
@@ -166,15 +195,17 @@ class RunSpec:
 
     @property
     def run_id(self) -> str:
-        """``<env>/<method>/seed<k>`` with ``/`` in the env id replaced by ``_``."""
-        return f"{self.bench.env_id.replace('/', '_')}/{self.method}/seed{self.seed}"
+        """``<env>/<method>/seed<k>`` with ``/`` in the env id replaced by ``_``, under ``<algo>/`` for
+        algorithms other than DQN."""
+        run = f"{self.bench.env_id.replace('/', '_')}/{self.method}/seed{self.seed}"
+        return run if self.bench.algo == "dqn" else f"{self.bench.algo}/{run}"
 
     def out_dir(self, root: str | Path) -> Path:
         """Where this run's ``curve.csv`` and ``summary.json`` go."""
         return Path(root) / self.run_id
 
     def __hash__(self) -> int:
-        return hash((self.bench.env_id, self.method, self.seed))
+        return hash((self.bench.algo, self.bench.env_id, self.method, self.seed))
 
 
 def make_specs(
@@ -206,22 +237,35 @@ def _env_factory(env_id: str) -> Callable[[], Any]:
 
 
 def _hyperparams(bench: EnvBenchmark) -> dict[str, Any]:
+    """The run's hyperparameters: the entry (``bench.algo``'s file), schedules kept in absolute steps with
+    ``keep_schedule``, then ``bench.overrides``.
+
+    With ``keep_schedule`` and a budget shorter than the entry's ``n_timesteps``, the run is the first
+    ``timesteps`` steps of the full one: DQN's ``exploration_fraction`` is stretched, and a linear schedule
+    (rl-zoo3's ``lin_<x>``) gets ``end_fraction`` ``n_timesteps / timesteps``, so it decays at the full run's rate.
+    """
     from equirl.agents import load_hyperparams
+    from stable_baselines3.common.utils import LinearSchedule
 
     try:
-        hp = load_hyperparams(bench.hyperparams_from or bench.env_id)
+        hp = load_hyperparams(bench.hyperparams_from or bench.env_id, algo=bench.algo)
     except KeyError:
         if bench.hyperparams is None:
             raise
         import tempfile
 
         with tempfile.TemporaryDirectory() as tmp:  # the same loader resolves class names and numbers
-            file = Path(tmp) / "dqn.yml"
+            file = Path(tmp) / "entry.yml"
             file.write_text(yaml.safe_dump({"entry": bench.hyperparams}))
-            hp = load_hyperparams("entry", file)
+            hp = load_hyperparams("entry", file, algo=bench.algo)
     full = int(hp.get("n_timesteps", bench.timesteps))
-    if bench.keep_schedule and "exploration_fraction" in hp and bench.timesteps < full:
-        hp["exploration_fraction"] = min(1.0, float(hp["exploration_fraction"]) * full / bench.timesteps)
+    if bench.keep_schedule and bench.timesteps < full:
+        stretch = full / bench.timesteps
+        if "exploration_fraction" in hp:
+            hp["exploration_fraction"] = min(1.0, float(hp["exploration_fraction"]) * stretch)
+        for key, value in hp.items():
+            if isinstance(value, LinearSchedule):
+                hp[key] = LinearSchedule(value.start, value.end, value.end_fraction * stretch)
     hp.update(bench.overrides)
     return hp
 
@@ -276,6 +320,7 @@ def run_one(spec: RunSpec, out_root: str | Path, torch_threads: int = 1) -> dict
         total_timesteps=bench.timesteps,
         eval_freq=bench.eval_freq,
         n_eval_episodes=bench.n_eval_episodes,
+        algo=bench.algo,
     )
     total = time.perf_counter() - start
     # evaluation time has one owner, agents.train's evaluation callback: its rows carry train_seconds
@@ -290,6 +335,7 @@ def run_one(spec: RunSpec, out_root: str | Path, torch_threads: int = 1) -> dict
     train_seconds = max(1e-9, float(result.train_seconds))
     summary = {
         "env_id": bench.env_id,
+        "algo": bench.algo,
         "method": spec.method,
         "seed": spec.seed,
         "timesteps": result.timesteps,
@@ -541,6 +587,7 @@ def collect(out_root: str | Path) -> tuple[list[dict[str, Any]], list[dict[str, 
         except (ValueError, UnicodeDecodeError) as err:
             raise ValueError(f"{summary_file} is damaged ({err}); delete it (the run is then re-run) and retry.") from err
         bench = s.get("bench") or {}
+        s.setdefault("algo", "dqn")  # summaries written before runs named their algorithm
         runs.append(
             {k: s[k] for k in RUN_FIELDS} | {"threshold": bench.get("threshold"), "baseline": bench.get("baseline")}
         )
@@ -566,7 +613,10 @@ def write_raw(runs: list[dict[str, Any]], curves: list[dict[str, Any]], dest: st
 
 
 def read_raw(src: str | Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Read ``runs.csv`` and ``curves.csv`` written by :func:`write_raw`, with numbers as numbers."""
+    """Read ``runs.csv`` and ``curves.csv`` written by :func:`write_raw`, with numbers as numbers.
+
+    Files written before runs named their algorithm (no ``algo`` column) are DQN's: ``algo`` is ``"dqn"``.
+    """
 
     def num(row: dict[str, str]) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -580,6 +630,8 @@ def read_raw(src: str | Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]
     src = Path(src)
     with open(src / "runs.csv") as f:
         runs = [num(r) for r in csv.DictReader(f)]
+    for r in runs:
+        r["algo"] = r.get("algo") or "dqn"
     with open(src / "curves.csv") as f:
         curves = [num(r) for r in csv.DictReader(f)]
     return runs, curves
@@ -617,8 +669,16 @@ def aggregate(
     ddof 1; nan for one run) and ``_poi, _poi_lo, _poi_hi`` (probability of improvement over plain on
     the same environment, with its interval; nan for plain or without plain runs); ``collapses`` (runs
     with :func:`collapsed_after_solving`), ``steps_per_second`` (median), ``train_seconds`` (median) and
-    ``wallclock_ratio`` (median train seconds over plain's).
+    ``wallclock_ratio`` (median train seconds over plain's); ``_algo``, the runs' algorithm (one per call:
+    ``ValueError`` when ``runs`` mix algorithms, whose "plain" baselines differ).
     """
+    algos = sorted({str(r.get("algo", "dqn")) for r in runs})
+    if len(algos) > 1:
+        raise ValueError(
+            f"The runs mix algorithms {algos}: aggregate each algorithm's runs on their own (its plain runs are "
+            "its baseline)."
+        )
+    algo = algos[0] if algos else "dqn"
     by_run = _curves_by_run(curves)
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for r in runs:
@@ -673,6 +733,7 @@ def aggregate(
                 "threshold": sc["threshold"],
                 "baseline": sc["baseline"],
                 "budget": sc["budget"],
+                "_algo": algo,  # not written to summary.csv
                 "steps_median": quantile(steps, 0.5),
                 "steps_q25": quantile(steps, 0.25),
                 "steps_q75": quantile(steps, 0.75),
@@ -739,6 +800,12 @@ TABLE_NOTE = (
 """The line under every benchmark table that says what its numbers are."""
 
 
+def _plain_of(rows: list[dict[str, Any]], note: str) -> str:
+    """``note`` naming the rows' algorithm: "plain DQN" becomes "plain PPO" etc. (rows of :func:`aggregate`)."""
+    algo = str(rows[0].get("_algo", "dqn")) if rows else "dqn"
+    return note.replace("plain DQN", f"plain {get_algorithm(algo).class_name}")
+
+
 def markdown_table(rows: list[dict[str, Any]]) -> str:
     """The aggregated rows as a GitHub markdown table (one line per environment and method), with a note.
 
@@ -761,7 +828,7 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
             f"| {_fmt_ci(r, 'final_mean', d)} | {_fmt_ci(r, 'auc_poi', 2)} | {_fmt_ci(r, 'final_poi', 2)} "
             f"| {r['collapses']} | {r['steps_per_second']:.0f} | {r['wallclock_ratio']:.2f} |"
         )
-    return "\n".join(lines) + "\n\n" + TABLE_NOTE + "\n"
+    return "\n".join(lines) + "\n\n" + _plain_of(rows, TABLE_NOTE) + "\n"
 
 
 def compact_table(rows: list[dict[str, Any]]) -> str:
@@ -779,7 +846,7 @@ def compact_table(rows: list[dict[str, Any]]) -> str:
             f"| {_fmt_ci(r, 'final_iqm', d)} | {_fmt_ci(r, 'auc_iqm', d)} "
             f"| {_fmt_ci(r, 'final_poi', 2)} | {_fmt_ci(r, 'auc_poi', 2)} |"
         )
-    return "\n".join(lines) + "\n\n" + TABLE_NOTE + "\n"
+    return "\n".join(lines) + "\n\n" + _plain_of(rows, TABLE_NOTE) + "\n"
 
 
 def overhead_table(rows: list[dict[str, Any]]) -> str:
@@ -803,7 +870,7 @@ def overhead_table(rows: list[dict[str, Any]]) -> str:
             + " | ".join(ratios)
             + f" | {1.1 * order:.1f} |"
         )
-    return "\n".join(lines) + "\n\n" + OVERHEAD_NOTE + "\n"
+    return "\n".join(lines) + "\n\n" + _plain_of(rows, OVERHEAD_NOTE) + "\n"
 
 
 OVERHEAD_NOTE = "Medians over n runs of training seconds (evaluations excluded), relative to plain DQN's."

@@ -1,8 +1,9 @@
-"""Building, training and evaluating plain and equivariant DQN agents with one code path.
+"""Building, training and evaluating plain and equivariant agents (DQN, QR-DQN, PPO, A2C) with one code path.
 
-The environment and its symmetry come from the caller (``envs``), the hyperparameters from
-``agents/hyperparams`` (:func:`agents.hyperparams.load_hyperparams`), so that plain DQN and the
-three equivariant methods differ only in the policy.
+The environment and its symmetry come from the caller (``envs``), the algorithm from the registry
+(:mod:`equirl.agents.algorithms`), the hyperparameters from ``agents/hyperparams/<algo>.yml``
+(:func:`agents.hyperparams.load_hyperparams` with ``algo=``), so that plain and the equivariant methods
+differ only in the policy.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import gymnasium as gym
 import numpy as np
 import stable_baselines3
 import torch as th
+from equirl.agents.algorithms import get_algorithm
 from equirl.agents.callbacks import GroupWeightLogger
 from equirl.agents.evaluation import (
     EvalCSVCallback,
@@ -30,7 +32,7 @@ from equirl.agents.evaluation import (
     checked,
     evaluate,
 )
-from equirl.agents.hyperparams import split_hyperparams
+from equirl.agents.hyperparams import model_arguments, split_hyperparams
 from equirl.agents.io import (
     CONFIG_FILE,
     WEIGHTS_FILE,
@@ -43,8 +45,8 @@ from equirl.agents.io import (
     write_agent_files,
     write_atomic,
 )
-from equirl.agents.policies import EquiDQNPolicy
 from stable_baselines3 import DQN
+from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecEnvWrapper
@@ -55,6 +57,7 @@ from equirl.extras import require
 __all__ = [
     "PLAIN",
     "ALL_METHODS",
+    "build_agent",
     "build_dqn",
     "evaluate",
     "NonFiniteError",
@@ -78,6 +81,60 @@ ALL_METHODS = (PLAIN, *METHODS)
 EnvFactory = Callable[[], gym.Env]
 
 
+def build_agent(
+    algo: str,
+    env: gym.Env | Any,
+    method: str,
+    symmetry: Symmetry | None,
+    hyperparams: dict[str, Any],
+    seed: int = 0,
+    tensorboard_log: str | None = None,
+    device: str = "auto",
+    verbose: int = 0,
+    **overrides: Any,
+) -> BaseAlgorithm:
+    """An SB3 model of ``algo`` (a name of :mod:`equirl.agents.algorithms`: ``"dqn"``, ``"qrdqn"``, ``"ppo"``,
+    ``"a2c"``) for ``method`` in :data:`ALL_METHODS` with the given hyperparameter entry (``load_hyperparams(...,
+    algo=algo)``).
+
+    ``plain`` uses the entry's SB3 policy (``MlpPolicy``/``CnnPolicy``); the others use the algorithm's
+    equivariant policy (``Algorithm.policy_class()``) with ``symmetry`` (or the entry's ``equivariant.symmetry``).
+    ``overrides`` replace constructor arguments of the entry. ``env`` is used as given: an entry's ``n_envs``
+    is for :func:`train`, which builds the vectorised training environment. ``ValueError`` for an unknown
+    method or a key that is not an argument of ``algo``'s constructor (an entry meant for another algorithm).
+    """
+    algorithm = get_algorithm(algo)
+    if method not in ALL_METHODS:
+        raise ValueError(f"Unknown method {method!r}; expected one of {ALL_METHODS}.")
+    model_kwargs, policy_kwargs, equi_kwargs = split_hyperparams(hyperparams)
+    model_kwargs.update(overrides)
+    foreign = sorted(set(model_kwargs) - model_arguments(algorithm.name))
+    if foreign:
+        raise ValueError(
+            f"{foreign} are not arguments of {algorithm.class_name}: the hyperparameters were meant for another "
+            f"algorithm. Load them with load_hyperparams(env_id, algo={algorithm.name!r})."
+        )
+    policy: Any
+    if method == PLAIN:
+        policy = hyperparams.get("policy", "MlpPolicy")
+    else:
+        symmetry = symmetry if symmetry is not None else equi_kwargs.pop("symmetry", None)  # a zoo entry's name
+        if symmetry is None:
+            raise ValueError(f"method={method!r} needs a symmetry (for example envs.get_symmetry(env_id)).")
+        policy = algorithm.policy_class()
+        policy_kwargs = {**policy_kwargs, **equi_kwargs, "symmetry": symmetry, "method": method}
+    return algorithm.model_class()(  # type: ignore[no-any-return]
+        policy,
+        env,
+        policy_kwargs=policy_kwargs,
+        seed=seed,
+        tensorboard_log=tensorboard_log,
+        device=device,
+        verbose=verbose,
+        **model_kwargs,
+    )
+
+
 def build_dqn(
     env: gym.Env | Any,
     method: str,
@@ -89,33 +146,9 @@ def build_dqn(
     verbose: int = 0,
     **overrides: Any,
 ) -> DQN:
-    """An SB3 DQN for ``method`` in :data:`ALL_METHODS` with the given hyperparameter entry.
-
-    ``plain`` uses the entry's SB3 policy (``MlpPolicy``/``CnnPolicy``); the others use
-    :class:`EquiDQNPolicy` with ``symmetry``. ``overrides`` replace DQN arguments of the entry.
-    """
-    if method not in ALL_METHODS:
-        raise ValueError(f"Unknown method {method!r}; expected one of {ALL_METHODS}.")
-    dqn_kwargs, policy_kwargs, equi_kwargs = split_hyperparams(hyperparams)
-    dqn_kwargs.update(overrides)
-    policy: Any
-    if method == PLAIN:
-        policy = hyperparams.get("policy", "MlpPolicy")
-    else:
-        symmetry = symmetry if symmetry is not None else equi_kwargs.pop("symmetry", None)  # a zoo entry's name
-        if symmetry is None:
-            raise ValueError(f"method={method!r} needs a symmetry (for example envs.get_symmetry(env_id)).")
-        policy = EquiDQNPolicy
-        policy_kwargs = {**policy_kwargs, **equi_kwargs, "symmetry": symmetry, "method": method}
-    return DQN(
-        policy,
-        env,
-        policy_kwargs=policy_kwargs,
-        seed=seed,
-        tensorboard_log=tensorboard_log,
-        device=device,
-        verbose=verbose,
-        **dqn_kwargs,
+    """:func:`build_agent` for SB3's DQN (``EquiDQNPolicy`` for the equivariant methods)."""
+    return build_agent(  # type: ignore[return-value]
+        "dqn", env, method, symmetry, hyperparams, seed, tensorboard_log, device, verbose, **overrides
     )
 
 
@@ -251,10 +284,14 @@ def _env_log(model: DQN) -> EnvLog | None:
     return None
 
 
-def make_training_env(env_factory: EnvFactory) -> VecEnv:
-    """The training environment as :func:`train` builds it: ``Monitor(env_factory())`` in a ``DummyVecEnv``,
-    recorded by :class:`EnvLog` so that checkpoints can restore it, checked for NaN/inf by :func:`checked`."""
-    return checked(EnvLog(DummyVecEnv([lambda: Monitor(env_factory())])))  # type: ignore[return-value]
+def make_training_env(env_factory: EnvFactory, n_envs: int = 1, record: bool = True) -> VecEnv:
+    """The training environment as :func:`train` builds it: ``n_envs`` copies of ``Monitor(env_factory())`` in a
+    ``DummyVecEnv`` (the model seeds copy ``i`` with ``seed + i``), with ``record`` recorded by :class:`EnvLog`
+    so that checkpoints can restore it (DQN's; integer actions), checked for NaN/inf by :func:`checked`."""
+    if n_envs < 1:
+        raise ValueError(f"n_envs must be >= 1 training environment, got {n_envs}.")
+    venv: VecEnv = DummyVecEnv([lambda: Monitor(env_factory()) for _ in range(n_envs)])
+    return checked(EnvLog(venv) if record else venv)  # type: ignore[return-value]
 
 
 CHECKPOINT_STATE = "state.json"
@@ -416,7 +453,7 @@ def load_checkpoint(
 class TrainResult:
     """What :func:`train` returns."""
 
-    model: DQN
+    model: BaseAlgorithm
     method: str
     seed: int
     timesteps: int
@@ -426,6 +463,7 @@ class TrainResult:
     curve: list[dict[str, float]] = field(default_factory=list)
     resumed_from: int | None = None
     eval_seconds: float = 0.0  # wall-clock of all evaluations of this process, the final one included
+    algo: str = "dqn"
 
     @property
     def steps_per_second(self) -> float:
@@ -480,6 +518,7 @@ class RunFolderError(FileExistsError):
 
 
 def run_settings(
+    algo: str,
     method: str,
     seed: int,
     hyperparams: dict[str, Any],
@@ -493,6 +532,7 @@ def run_settings(
     meta = metadata or {}
     return _jsonable(
         {
+            "algo": algo,
             "method": method,
             "seed": seed,
             "total_timesteps": total_timesteps,
@@ -520,6 +560,7 @@ def _prepare_run_folder(out: Path, settings: dict[str, Any], resume: bool, overw
         run_file = out / RUN_FILE
         if run_file.exists():
             recorded = read_json(run_file, "run record")
+            recorded.setdefault("algo", "dqn")  # recorded before runs named their algorithm
             diff = _differences(recorded, settings)
             if diff:
                 raise RunFolderError(
@@ -568,11 +609,16 @@ def train(
     metadata: dict[str, Any] | None = None,
     keep_checkpoints: int = 2,
     overwrite: bool = False,
+    algo: str = "dqn",
     **overrides: Any,
 ) -> TrainResult:
     """Train one agent (from scratch, or from the newest checkpoint with ``resume``) and evaluate it.
 
-    :param env_factory: ``() -> gym.Env`` (training and evaluation environments are separate).
+    :param env_factory: ``() -> gym.Env`` (training and evaluation environments are separate). The training
+        environment holds the entry's ``n_envs`` copies of it (on-policy algorithms; default 1); evaluation
+        plays one.
+    :param algo: the algorithm (:mod:`equirl.agents.algorithms`: ``"dqn"``, ``"qrdqn"``, ``"ppo"``, ``"a2c"``);
+        ``hyperparams`` must be its entry (``load_hyperparams(env_id, algo=algo)``).
     :param total_timesteps: default: the entry's ``n_timesteps``.
     :param eval_freq: evaluate every this many steps (default: 10 points), also at the start and the end, into
         ``out_dir/eval.csv``, ``out_dir/evaluations.npz`` (SB3's layout) and the logger (``eval/mean_reward``,
@@ -584,7 +630,8 @@ def train(
     :param resume: continue from the newest complete checkpoint in ``out_dir``; an error when there is
         none, or when the arguments differ from those recorded in ``out_dir/run.json`` (it names them).
         The resumed run reproduces the uninterrupted one exactly when the environment is deterministic
-        given its seed (the checkpoint replays its recorded actions; nothing is unpickled).
+        given its seed (the checkpoint replays its recorded actions; nothing is unpickled). Checkpoints and
+        resume are DQN-only for now (``ValueError`` for the other algorithms).
     :param overwrite: replace the run already in ``out_dir`` (by default a folder holding a run is refused).
     :param metadata: extra fields for ``out_dir/model.json`` (env id, the command, ...).
     Writes ``out_dir/model.zip``, ``out_dir/best_model.zip`` (best periodic evaluation) and ``out_dir/model.json``
@@ -596,10 +643,18 @@ def train(
         raise ValueError(f"total_timesteps must be >= 1 environment step, got {steps}.")
     out = Path(out_dir) if out_dir else None
     check_logging_extras(tensorboard_log, progress_bar)
+    algorithm = get_algorithm(algo)
+    if (checkpoint_freq or resume) and algorithm.name != "dqn":
+        raise ValueError(
+            f"checkpoint_freq and resume are DQN-only for now; {algorithm.class_name} runs cannot be checkpointed. "
+            "Train without them (a run that stops must be started again)."
+        )
     if (checkpoint_freq or resume) and out is None:
         raise ValueError("checkpoint_freq and resume need out_dir (where the checkpoints live).")
     freq = eval_freq or max(1, steps // 10)
-    settings = run_settings(method, seed, hyperparams, steps, freq, n_eval_episodes, metadata, overrides)
+    settings = run_settings(
+        algorithm.name, method, seed, hyperparams, steps, freq, n_eval_episodes, metadata, overrides
+    )
     ckpt: Path | None = None
     if out is not None:
         _prepare_run_folder(out, settings, resume, overwrite)
@@ -620,14 +675,17 @@ def train(
         best_model_path=out / "best_model.zip" if out else None,
     )
     resumed_from: int | None = None
+    model: BaseAlgorithm
     if ckpt is not None:
         model, state = load_checkpoint(ckpt, env_factory, tensorboard_log=tensorboard_log)
         evaluator.set_state(state["extra"]["eval"])
         resumed_from = int(state["num_timesteps"])
         steps = int(state["total_timesteps"])
     else:
-        model = build_dqn(
-            make_training_env(env_factory),
+        record = algorithm.name == "dqn"  # the checkpoints' record of the environment (DQN-only)
+        model = build_agent(
+            algorithm.name,
+            make_training_env(env_factory, int(hyperparams.get("n_envs", 1)), record=record),
             method,
             symmetry,
             hyperparams,
@@ -635,7 +693,9 @@ def train(
             tensorboard_log=tensorboard_log,
             **overrides,
         )
-    cbs: list[BaseCallback] = [evaluator, GroupWeightLogger(), FiniteQCallback(), *(callbacks or [])]
+    cbs: list[BaseCallback] = [evaluator, GroupWeightLogger(), *(callbacks or [])]
+    if hasattr(model.policy, "q_net"):
+        cbs.insert(2, FiniteQCallback())  # checks DQN's Q-values
     if checkpoint_freq and out is not None:
         cbs.append(
             CheckpointCallback(
@@ -666,6 +726,7 @@ def train(
             out / "model.json",
             **{
                 **(metadata or {}),
+                "algo": algorithm.name,
                 "method": method,
                 "seed": seed,
                 "timesteps": int(model.num_timesteps),
@@ -691,4 +752,5 @@ def train(
         list(evaluator.rows),
         resumed_from,
         eval_seconds=evaluator.eval_seconds,
+        algo=algorithm.name,
     )

@@ -1,7 +1,8 @@
-"""``equirl bench``: the sample-efficiency benchmark, plain vs equivariant DQN over environments × methods × seeds.
+"""``equirl bench``: the sample-efficiency benchmark, plain vs equivariant agents over environments × methods × seeds.
 
-Each run trains from scratch with the environment's hyperparameters (``dqn.yml``)
-and the budget in the package's ``benchmark.yml``; runs already finished under ``--out`` are skipped,
+Each run trains from scratch with the environment's hyperparameters (``<algo>.yml``: ``dqn.yml`` unless the
+config names another algorithm) and the budget in the config (the package's ``benchmark.yml``, or
+``benchmark_ppo.yml`` / ``benchmark_qrdqn.yml`` with ``--config ppo`` / ``qrdqn``); runs already finished under ``--out`` are skipped,
 so an interrupted sweep resumes. Then the results are aggregated into CSV files, a markdown table and
 learning-curve plots.
 
@@ -11,6 +12,8 @@ Examples::
     equirl bench run --out results/benchmark
     # two environments, three seeds, two workers
     equirl bench run --envs CartPole-v1 Acrobot-v1 --seeds 3 --workers 2
+    # PPO or QR-DQN instead of DQN: the shipped configs benchmark_ppo.yml / benchmark_qrdqn.yml
+    equirl bench run --config ppo --out results/benchmark_ppo
     # the same runs as Ray tasks on a cluster (pip install 'ray>=2.9')
     equirl bench run --backend ray --ray-address auto
     # rebuild the table and plots from committed raw results, without training
@@ -66,6 +69,13 @@ def _aggregate_raw(
 
     if style not in STYLES:
         raise UsageError(f"Unknown table style {style!r}; expected one of {STYLES}.")
+    if style == "policy-transfer":
+        from equirl.agents import policy_transfer
+
+        if len(raws) != 1:
+            raise UsageError(f"A transfer table is built from one raw folder, got {list(map(str, raws))}.")
+        runs_t, curves_t = policy_transfer.read_raw(raws[0])
+        return [], [], policy_transfer.transfer_table(runs_t, curves_t)
     runs: list[dict[str, Any]] = []
     curves: list[dict[str, Any]] = []
     for i, folder in enumerate(raws):
@@ -102,7 +112,7 @@ def _aggregate_raw(
     return rows, curves, render[style](rows)
 
 
-STYLES = ("full", "compact", "overhead", "across")
+STYLES = ("full", "compact", "overhead", "across", "policy-transfer")
 """Table styles a manifest entry may ask for."""
 
 
@@ -239,10 +249,17 @@ def sync_markdown(text: str, tables: dict[Path, str]) -> str:
 
 
 def _note_starts() -> tuple[str, ...]:
-    """How the notes under generated tables begin (``sweep.TABLE_NOTE``, ``OVERHEAD_NOTE``, ``ACROSS_NOTE``)."""
-    from equirl.agents import sweep, transfer_suite
+    """How the notes under generated tables begin (``sweep.TABLE_NOTE``, ``OVERHEAD_NOTE``, ``ACROSS_NOTE``, the
+    transfer suite's and ``policy_transfer.TRANSFER_NOTE``)."""
+    from equirl.agents import policy_transfer, sweep, transfer_suite
 
-    return (sweep.TABLE_NOTE[:30], sweep.OVERHEAD_NOTE[:30], sweep.ACROSS_NOTE[:30], transfer_suite.TRANSFER_NOTE)
+    return (
+        sweep.TABLE_NOTE[:30],
+        sweep.OVERHEAD_NOTE[:30],
+        sweep.ACROSS_NOTE[:30],
+        transfer_suite.TRANSFER_NOTE,
+        policy_transfer.TRANSFER_NOTE[:30],
+    )
 
 
 def markdown_files(root: str | Path = ".") -> list[Path]:
@@ -304,7 +321,12 @@ def add_parser(parent: Any) -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="bench_command", required=True)
 
     r = sub.add_parser("run", help="run the sweep (resumes), then aggregate")
-    r.add_argument("--config", default=None, help="benchmark YAML (budgets, thresholds; default: the package's)")
+    r.add_argument(
+        "--config",
+        default=None,
+        help="benchmark YAML (budgets, thresholds, algorithm), or a shipped one by name: ppo, qrdqn "
+        "(benchmark_<name>.yml); default: the package's DQN benchmark.yml",
+    )
     r.add_argument("--envs", nargs="+", default=None, help="environment ids (default: all in the config)")
     r.add_argument("--methods", nargs="+", default=methods, choices=methods)
     r.add_argument(

@@ -1,18 +1,22 @@
-"""``equirl train``: train a plain or equivariant DQN on a catalogue environment.
+"""``equirl train``: train a plain or equivariant agent (DQN, QR-DQN, PPO, A2C) on a catalogue environment.
 
 Examples::
 
     equirl train CartPole-v1 --method plain --seed 0 --steps 50000
     equirl train equirl/RotGrid-Corner-v0 --method lambda --seed 1
+    equirl train Pendulum-v1 --algo ppo --method equitune --steps 20000   # rl-zoo3's PPO settings, no gSDE
+    equirl train CartPole-v1 --algo qrdqn --method lambda                  # needs the qrdqn extra
     equirl train CartPole-v1 --method plain --out runs/cp --resume     # continue after a crash
     equirl train CartPole-v1 --method plain --out runs/cp --overwrite  # replace the run in runs/cp
     equirl train CartPole-v1 --method plain --save-pretrained cartpole_plain  # -> equirl/agents/pretrained/
 
 The environment and its symmetry come from the catalogue (``equirl.envs.make_env(ENV)``,
-``equirl.envs.get_symmetry(ENV)``), the hyperparameters from the package's ``dqn.yml`` (the entry named
-ENV, or ENV without its last ``/suffix``). Writes ``OUT/eval.csv`` (periodic greedy evaluation),
-``OUT/checkpoints/``, ``OUT/model.zip`` and ``OUT/model.json`` (env, method, steps, seed, evaluation
-return, command), and tensorboard logs under ``OUT/tb``.
+``equirl.envs.get_symmetry(ENV)``), the hyperparameters from the package's ``<algo>.yml`` (``dqn.yml``,
+``qrdqn.yml``, ``ppo.yml``, ``a2c.yml``: the entry named ENV, or ENV without its last ``/suffix``; an entry's
+``n_envs`` gives PPO/A2C that many training environments). Writes ``OUT/eval.csv`` (periodic greedy
+evaluation), ``OUT/model.zip`` and ``OUT/model.json`` (algorithm, env, method, steps, seed, evaluation
+return, command), tensorboard logs under ``OUT/tb`` and, for DQN, ``OUT/checkpoints/`` (``--resume``;
+checkpoints are DQN-only for now).
 """
 
 from __future__ import annotations
@@ -27,15 +31,17 @@ from typing import Any
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
     """Attach ``train`` to the ``equirl`` subparsers."""
+    from equirl.agents.algorithms import ALGORITHMS
     from equirl.averaging import METHODS
 
     p = sub.add_parser(
         "train",
-        help="train a plain or equivariant DQN",
+        help="train a plain or equivariant agent (DQN, QR-DQN, PPO, A2C)",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("env", help="catalogue name, e.g. CartPole-v1, Acrobot-v1, equirl/RotGrid-Corner-v0, MiniGrid-...")
+    p.add_argument("--algo", default="dqn", help=f"the algorithm: one of {', '.join(ALGORITHMS)} (default dqn)")
     p.add_argument("--method", choices=("plain", *METHODS), default="plain")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--steps", type=int, default=None, help="environment steps (default: the entry's n_timesteps)")
@@ -50,12 +56,14 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         '\'{"half_track": {"low": 0.8, "high": 1.6}}\' (a transfer suite\'s pretraining task)',
     )
     p.add_argument("--symmetry", default=None, help="catalogue symmetry (default: ENV)")
-    p.add_argument("--hyperparams", default=None, help="YAML file (default: the package's dqn.yml)")
+    p.add_argument("--hyperparams", default=None, help="YAML file (default: the package's <algo>.yml)")
     p.add_argument("--hyperparams-key", default=None, help="entry in the YAML file (default: ENV)")
     p.add_argument("--out", default=None, help="output folder (default runs/train/<ENV>/<method>_s<seed>)")
     p.add_argument("--eval-freq", type=int, default=None, help="steps between evaluations (default: steps/10)")
     p.add_argument("--eval-episodes", type=int, default=10)
-    p.add_argument("--checkpoint-freq", type=int, default=None, help="steps between checkpoints (default: steps/5)")
+    p.add_argument(
+        "--checkpoint-freq", type=int, default=None, help="steps between checkpoints (DQN; default: steps/5)"
+    )
     p.add_argument("--resume", action="store_true", help="continue from the newest complete checkpoint in --out")
     p.add_argument("--overwrite", action="store_true", help="replace the run already in --out (default: refuse)")
     p.add_argument(
@@ -83,12 +91,23 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from equirl.agents import train
+    from equirl.agents.algorithms import get_algorithm
     from equirl.agents.hyperparams import PRETRAINED_DIR, hyperparams_for
     from equirl.agents.training import RunFolderError
     from equirl.cli import UsageError
     from equirl.envs import get_symmetry, make_env
 
     torch.set_num_threads(args.threads)
+    try:
+        algorithm = get_algorithm(args.algo)
+    except ValueError as err:
+        raise UsageError(f"--algo: {err}") from err
+    if algorithm.name != "dqn" and (args.resume or args.checkpoint_freq):
+        raise UsageError(
+            f"--resume and --checkpoint-freq are DQN-only for now; {algorithm.class_name} runs are not checkpointed."
+        )
+    if algorithm.name != "dqn" and args.save_pretrained:
+        raise UsageError(f"--save-pretrained is DQN-only for now; {algorithm.class_name} agents stay in --out.")
     if args.steps is not None and args.steps < 1:
         raise UsageError(f"--steps must be >= 1 environment step, got {args.steps}.")
     if args.resume and args.overwrite:
@@ -105,11 +124,15 @@ def run(args: argparse.Namespace) -> int:
                 f"--save-pretrained {name}: {', '.join(taken)} already exist(s); pass --force to replace them "
                 "(the shipped agents are what the transfer results were measured with)."
             )
-    key, hp = hyperparams_for(args.env, args.hyperparams_key, args.hyperparams)
+    try:
+        key, hp = hyperparams_for(args.env, args.hyperparams_key, args.hyperparams, algo=algorithm.name)
+    except KeyError as err:
+        raise UsageError(str(err.args[0])) from err
     steps = int(args.steps if args.steps is not None else hp["n_timesteps"])
     symmetry = get_symmetry(args.symmetry or args.env) if args.method != "plain" else None
     env_kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in args.env_kwargs.items()}
-    out = Path(args.out or Path("runs/train") / args.env.replace("/", "_") / f"{args.method}_s{args.seed}")
+    prefix = "" if algorithm.name == "dqn" else f"{algorithm.name}_"
+    out = Path(args.out or Path("runs/train") / args.env.replace("/", "_") / f"{prefix}{args.method}_s{args.seed}")
     command = shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]])
 
     def env_factory() -> Any:
@@ -134,7 +157,7 @@ def run(args: argparse.Namespace) -> int:
             out_dir=out,
             tensorboard_log=str(out / "tb"),
             progress_bar=not args.no_progress,
-            checkpoint_freq=args.checkpoint_freq or max(1, steps // 5),
+            checkpoint_freq=(args.checkpoint_freq or max(1, steps // 5)) if algorithm.name == "dqn" else None,
             resume=args.resume,
             overwrite=args.overwrite,
             metadata={
@@ -145,12 +168,13 @@ def run(args: argparse.Namespace) -> int:
                 "hyperparams_entry": key,
                 "command": command,
             },
+            algo=algorithm.name,
             device=args.device,
         )
     except RunFolderError as err:
         raise UsageError(str(err)) from err
     print(
-        f"{args.env} {args.method} seed={args.seed}: {result.timesteps} steps in {result.train_seconds:.0f}s, "
+        f"{args.env} {algorithm.class_name} {args.method} seed={args.seed}: {result.timesteps} steps in {result.train_seconds:.0f}s, "
         f"greedy return {result.mean_return:.2f} ± {result.std_return:.2f} over {args.eval_episodes} episodes -> {out}"
     )
     if args.save_pretrained:

@@ -66,15 +66,20 @@ def test_numbers_and_harmless_zoo_keys() -> None:
 @pytest.mark.parametrize(
     ("extra", "match"),
     [
-        ({"n_envs": 4}, "n_envs: 4 is not supported"),
+        ({"n_envs": 4}, "n_envs: 4 is not supported for DQN"),
+        ({"n_envs": 0}, "n_envs must be a whole number >= 1"),
         ({"normalize": True}, "normalize: True is not supported"),
         ({"normalize": "dict(norm_obs=True)"}, "normalize"),
         ({"env_wrapper": ["minigrid.wrappers.FlatObsWrapper"]}, "env_wrapper"),
         ({"frame_stack": 4}, "frame_stack"),
         ({"env_kwargs": {"size": 5}}, "env-kwargs"),
         ({"learnin_rate": 1e-3}, r"unknown keys \['learnin_rate'\]"),
-        ({"learning_rate": "lin_1e-3"}, "schedules"),
+        ({"learning_rate": "exp_1e-3"}, "not a schedule"),
+        ({"learning_rate": "lin_x"}, "not a schedule"),
+        ({"gamma": "lin_0.99"}, "is a string; give a number"),
+        ({"n_epochs": 4}, r"unknown keys \['n_epochs'\]: neither arguments of DQN"),
         ({"policy": "my_package.MyPolicy"}, "not supported"),
+        ({"policy": "equirl.agents.EquiActorCriticPolicy"}, "not supported for DQN"),
     ],
 )
 def test_every_unused_key_is_refused(extra: dict[str, Any], match: str) -> None:
@@ -139,3 +144,71 @@ def test_replay_buffer_class_by_name_from_an_allow_list() -> None:
     for bad in ("os.system", "stable_baselines3.common.buffers.ReplayBuffer", "RolloutBuffer"):
         with pytest.raises(ValueError, match="unknown replay_buffer_class"):
             normalise_entry({"replay_buffer_class": bad})
+
+
+def test_lin_schedules_are_linear_and_parsed_without_eval() -> None:
+    """rl-zoo3's ``lin_<x>``: x at the start, 0 at the end (x · progress_remaining), a number, never code."""
+    from equirl.agents.hyperparams import linear_schedule
+    from stable_baselines3.common.utils import LinearSchedule
+
+    hp = normalise_entry({"learning_rate": "lin_1e-3", "clip_range": "lin_0.2", "n_steps": 32}, "t", algo="ppo")
+    lr, clip = hp["learning_rate"], hp["clip_range"]
+    assert isinstance(lr, LinearSchedule) and isinstance(clip, LinearSchedule)
+    for p in (1.0, 0.5, 0.25, 0.0):
+        assert lr(p) == pytest.approx(1e-3 * p) and clip(p) == pytest.approx(0.2 * p)
+    assert repr(lr) == repr(linear_schedule("lin_1e-3"))  # a stable repr: run records compare equal
+    with pytest.raises(ValueError, match="not a schedule"):
+        linear_schedule("lin___import__('os')")
+
+
+def test_keys_are_checked_against_the_algorithms_constructor() -> None:
+    """The same key is an argument of one algorithm and refused for another; n_envs stays for on-policy ones."""
+    ppo = normalise_entry({"n_envs": 8, "n_steps": 32, "gae_lambda": "0.8", "n_epochs": 20.0}, "t", algo="ppo")
+    assert ppo["n_envs"] == 8 and ppo["gae_lambda"] == 0.8
+    assert ppo["n_epochs"] == 20 and isinstance(ppo["n_epochs"], int)
+    model_kwargs, _, _ = split_hyperparams(ppo)
+    assert "n_envs" not in model_kwargs
+    a2c = normalise_entry({"n_envs": 4, "use_rms_prop": True}, "t", algo="a2c")
+    assert a2c["n_envs"] == 4
+    with pytest.raises(ValueError, match=r"unknown keys \['use_rms_prop'\]: neither arguments of PPO"):
+        normalise_entry({"use_rms_prop": True}, "t", algo="ppo")
+    with pytest.raises(ValueError, match=r"unknown keys \['buffer_size'\]: neither arguments of PPO"):
+        normalise_entry({"buffer_size": 100}, "t", algo="ppo")
+    with pytest.raises(ValueError, match="n_envs: 4 is not supported for QRDQN"):
+        normalise_entry({"n_envs": 4}, "t", algo="qrdqn")
+    assert "n_envs" not in normalise_entry({"n_envs": 1}, "t", algo="qrdqn")
+    eq = normalise_entry(
+        {
+            "policy": "equirl.agents.EquiActorCriticPolicy",
+            "policy_kwargs": "dict(symmetry='CartPole-v1', proxy_target='actor')",
+        },
+        "t",
+        algo="ppo",
+    )
+    assert eq["policy"] == "MlpPolicy" and eq["equivariant"] == {"symmetry": "CartPole-v1", "proxy_target": "actor"}
+
+
+@pytest.mark.parametrize("algo", ["ppo", "a2c", "qrdqn"])
+def test_shipped_files_carry_rl_zoo3_values(algo: str) -> None:
+    """Our ppo/a2c/qrdqn.yml entries for CartPole and Acrobot (and Pendulum for PPO/A2C) equal rl-zoo3's,
+    but for the keys we leave out on purpose (normalize, gSDE) and policy_kwargs given as a mapping."""
+    rl_zoo3 = pytest.importorskip("rl_zoo3")
+    theirs_file = Path(rl_zoo3.__file__).parent / "hyperparams" / f"{algo}.yml"
+    raw = yaml.safe_load(theirs_file.read_text())
+    envs = ["CartPole-v1", "Acrobot-v1"] + (["Pendulum-v1"] if algo != "qrdqn" else [])
+    for env_id in envs:
+        entry = dict(raw[env_id])
+        left_out = {k: entry.pop(k) for k in ("normalize", "use_sde", "sde_sample_freq") if k in entry}
+        assert set(left_out) <= {"normalize", "use_sde", "sde_sample_freq"}
+        theirs = normalise_entry(entry, env_id, algo=algo)
+        ours = load_hyperparams(env_id, algo=algo)
+        assert repr(theirs) == repr(ours), env_id  # LinearSchedule compares by repr
+
+
+def test_rl_zoo3_entries_with_normalize_or_sde_are_refused_clearly() -> None:
+    rl_zoo3 = pytest.importorskip("rl_zoo3")
+    file = Path(rl_zoo3.__file__).parent / "hyperparams" / "ppo.yml"
+    with pytest.raises(ValueError, match="normalize: True is not supported"):
+        load_hyperparams("Acrobot-v1", file, algo="ppo")
+    pendulum = load_hyperparams("Pendulum-v1", file, algo="ppo")  # loads; the policy refuses gSDE when built
+    assert pendulum["use_sde"] is True

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import yaml
 from equirl.agents import sweep
+from equirl.agents.hyperparams import model_arguments, split_hyperparams
 
 from equirl.cli import bench as benchmark
 from equirl.cli import main as equirl_main
@@ -147,6 +148,70 @@ def test_config_loads_every_benchmark_environment() -> None:
         assert b.timesteps > 0 and 0 < b.eval_freq <= b.timesteps
     assert benches["CartPole-v1"].threshold == 475 and benches["Acrobot-v1"].threshold == -100
     assert sweep.default_seeds() >= 5
+
+
+@pytest.mark.parametrize("algo", ["ppo", "qrdqn"])
+def test_algorithm_configs_load_with_their_algorithm(algo: str) -> None:
+    """benchmark_<algo>.yml: every entry runs ``algo`` and its hyperparameters load for it (with the budget's
+    schedules kept in absolute steps)."""
+    from equirl.agents.algorithms import get_algorithm
+
+    if algo == "qrdqn":
+        pytest.importorskip("sb3_contrib")
+    config = sweep.config_path(algo)  # a shipped config by name
+    assert config == sweep.DEFAULT_CONFIG.with_name(f"benchmark_{algo}.yml")
+    benches = sweep.load_config(config)
+    assert {"CartPole-v1", "Acrobot-v1", "equirl/RotGrid-v0"} <= set(benches)
+    for b in benches.values():
+        assert b.algo == algo and 0 < b.eval_freq <= b.timesteps
+        hp = sweep._hyperparams(b)
+        assert set(split_hyperparams(hp)[0]) <= model_arguments(algo)
+    (spec,) = sweep.make_specs([benches["CartPole-v1"]], ["plain"], [0])
+    assert spec.run_id == f"{algo}/CartPole-v1/plain/seed0"
+    if get_algorithm(algo).on_policy:
+        lr = sweep._hyperparams(benches["CartPole-v1"])["learning_rate"]  # rl-zoo3's lin_1e-3 over 1e5 steps
+        budget = benches["CartPole-v1"].timesteps
+        assert lr(0.0) == pytest.approx(1e-3 * (1 - budget / 1e5))  # the end of the cut run, at the full rate
+
+
+def test_unknown_config_name_lists_the_shipped_ones() -> None:
+    with pytest.raises(FileNotFoundError, match=r"not a shipped config's name \(.*ppo, qrdqn"):
+        sweep.config_path("sac")
+
+
+def test_config_rejects_unknown_algorithm(tmp_path: Path) -> None:
+    (tmp_path / "c.yml").write_text(
+        "defaults: {algo: sac}\nenvironments:\n  CartPole-v1: {timesteps: 1, eval_freq: 1, threshold: 1, baseline: 0}\n"
+    )
+    with pytest.raises(ValueError, match="Unknown algorithm 'sac'"):
+        sweep.load_config(tmp_path / "c.yml")
+
+
+def test_aggregate_refuses_mixed_algorithms_and_names_the_baseline() -> None:
+    t = [0, 100]
+    runs, curves = _synthetic("E", "plain", {0: [0, 5]}, t, 1.0)
+    ppo_runs, ppo_curves = _synthetic("E", "lambda", {0: [0, 5]}, t, 1.0)
+    for r in ppo_runs:
+        r["algo"] = "ppo"
+    with pytest.raises(ValueError, match="mix algorithms"):
+        sweep.aggregate(runs + ppo_runs, curves + ppo_curves)
+    for r in runs:
+        r["algo"] = "ppo"
+    rows = sweep.aggregate(runs + ppo_runs, curves + ppo_curves)
+    assert "plain PPO" in sweep.markdown_table(rows) and "plain DQN" not in sweep.markdown_table(rows)
+    assert "plain PPO's" in sweep.overhead_table(rows)
+
+
+def test_read_raw_without_algo_column_is_dqn(tmp_path: Path) -> None:
+    runs, curves = _synthetic("E", "plain", {0: [0, 5]}, [0, 100], 1.0)
+    sweep.write_raw(runs, curves, tmp_path)
+    header = (tmp_path / "runs.csv").read_text().splitlines()[0].split(",")
+    (tmp_path / "runs.csv").write_text(
+        "\n".join(",".join(c for i, c in enumerate(line.split(",")) if header[i] != "algo")
+                  for line in (tmp_path / "runs.csv").read_text().splitlines()) + "\n"
+    )  # fmt: skip
+    back, _ = sweep.read_raw(tmp_path)
+    assert "algo" not in (tmp_path / "runs.csv").read_text() and back[0]["algo"] == "dqn"
 
 
 def test_config_rejects_incomplete_entry(tmp_path: Path) -> None:
