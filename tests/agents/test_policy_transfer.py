@@ -62,9 +62,9 @@ def test_bad_arguments(tmp_path: Path) -> None:
 
 
 def test_manifest_transfer_style(tiny: Path, tmp_path: Path) -> None:
-    """``style: transfer`` in docs/benchmark/tables.yml builds the table from the folder, like `make tables`."""
+    """``style: policy-transfer`` in docs/benchmark/tables.yml builds the table from the folder, like `make tables`."""
     (tmp_path / "raw").symlink_to(tiny)
-    (tmp_path / "m.yml").write_text("tables:\n  - raw: [raw]\n    md: t.md\n    style: transfer\n")
+    (tmp_path / "m.yml").write_text("tables:\n  - raw: [raw]\n    md: t.md\n    style: policy-transfer\n")
     (tmp_path / "docs").mkdir()
     changed = bench.write_tables(tmp_path, "m.yml", plots=False)
     assert changed == [Path("t.md")] and (tmp_path / "t.md").read_text() == pt.transfer_table(*pt.read_raw(tiny))
