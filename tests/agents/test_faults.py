@@ -75,12 +75,26 @@ def test_cli_refusals(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert "--steps must be >= 1" in capsys.readouterr().err
     shipped = PRETRAINED_DIR / "cartpole_plain" / "model.safetensors"
     stamp = shipped.stat().st_mtime_ns
-    args = ["train", "CartPole-v1", "--steps", "64", "--out", str(tmp_path / "b"), "--save-pretrained", "cartpole_plain"]
+    args = [
+        "train",
+        "CartPole-v1",
+        "--steps",
+        "64",
+        "--out",
+        str(tmp_path / "b"),
+        "--save-pretrained",
+        "cartpole_plain",
+    ]
     assert equirl_main([*args, "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert "cartpole_plain" in err and "--force" in err
     assert shipped.stat().st_mtime_ns == stamp and not (tmp_path / "b").exists()
-    assert equirl_main(["train", "CartPole-v1", "--steps", "64", "--out", str(tmp_path / "c"), "--resume", "--no-progress"]) == 2
+    assert (
+        equirl_main(
+            ["train", "CartPole-v1", "--steps", "64", "--out", str(tmp_path / "c"), "--resume", "--no-progress"]
+        )
+        == 2
+    )
     assert "nothing to resume" in capsys.readouterr().err
 
 
@@ -173,7 +187,9 @@ def test_non_finite_inputs_stop_training(tmp_path: Path, what: str) -> None:
 
 
 def test_non_finite_weights_stop_evaluation() -> None:
-    res = train(cartpole, "lambda", get_symmetry("CartPole-v1"), TINY, total_timesteps=64, eval_freq=64, n_eval_episodes=1)
+    res = train(
+        cartpole, "lambda", get_symmetry("CartPole-v1"), TINY, total_timesteps=64, eval_freq=64, n_eval_episodes=1
+    )
     with th.no_grad():
         res.model.policy.q_net.q_net[0].weight[0, 0] = float("nan")
     with pytest.raises(NonFiniteError, match="non-finite weight q_net.q_net.0.weight before evaluation"):
@@ -210,6 +226,15 @@ def _train_cmd(out: Path, *extra: str) -> list[str]:
             "--eval-episodes", "2", "--checkpoint-freq", "256", "--out", str(out), "--no-progress", *extra]  # fmt: skip
 
 
+def _wait_for(path: Path, timeout: float = 120.0) -> float:
+    """Poll until ``path`` exists; the time it appeared (fails after ``timeout`` seconds)."""
+    deadline = time.time() + timeout
+    while not path.exists():
+        assert time.time() < deadline, f"{path} did not appear within {timeout} s"
+        time.sleep(0.02)
+    return time.time()
+
+
 def _zip_ok(path: Path) -> bool:
     with zipfile.ZipFile(path) as z:
         return z.testzip() is None
@@ -221,13 +246,19 @@ def test_sigkill_during_training_then_resume(tmp_path: Path, trial: int) -> None
     """Kill ``equirl train`` at a random moment (SIGKILL), check every artifact is whole, resume, compare."""
     out = tmp_path / "run"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    full = subprocess.run(_train_cmd(tmp_path / "full"), env=env, capture_output=True, text=True)
-    assert full.returncode == 0, full.stderr[-2000:]
+    # the uninterrupted run also measures how long training goes on after the first checkpoint, so that the kill
+    # below lands inside training whatever the machine's speed
+    full_proc = subprocess.Popen(
+        _train_cmd(tmp_path / "full"), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    first_checkpoint = _wait_for(tmp_path / "full" / "checkpoints" / "latest")
+    _, err = full_proc.communicate()
+    assert full_proc.returncode == 0, err.decode()[-2000:]
+    remaining = time.time() - first_checkpoint
     proc = subprocess.Popen(_train_cmd(out), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    while not (out / "checkpoints" / "latest").exists() and time.time() < deadline:
-        time.sleep(0.05)
-    time.sleep(random.Random(trial).uniform(0.0, 1.5))  # during training, evaluations, zip and checkpoint writes
+    _wait_for(out / "checkpoints" / "latest")
+    # during training, evaluations, zip and checkpoint writes: within the first 70% of what remained in the full run
+    time.sleep(random.Random(trial).uniform(0.0, 0.7) * remaining)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     for z in out.glob("*.zip"):
