@@ -22,7 +22,7 @@ from typing import Any
 
 import torch as th
 from equirl.agents.spaces import is_preprocessed, lift_symmetry, network_input
-from equirl.agents.symmetrised import SymmetrisedModule, equivariance_of, require_symmetry
+from equirl.agents.symmetrised import SymmetrisedModule, equivariance_of, online_selected_target, require_symmetry
 from gymnasium import spaces
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, CombinedExtractor, FlattenExtractor
 from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
@@ -292,13 +292,7 @@ class EquiDQNPolicy(SymmetrisedModule, DQNPolicy):
         network is an :class:`OnlineSelectedTarget` reading ``q_net``'s choice of views."""
         super()._build(lr_schedule)
         if self.method in ONLINE_SELECTED_TARGET:
-            net_args = self._update_features_extractor(self.net_args, features_extractor=None)
-            target = OnlineSelectedTarget(**net_args, symmetry=self.symmetry, equivariance=self.equivariance)
-            target = target.to(self.device)
-            target.load_state_dict(self.q_net.state_dict())
-            target.set_training_mode(False)
-            target.bind_online(self.q_net)
-            self.q_net_target = target
+            self.q_net_target = online_selected_target(self, OnlineSelectedTarget, self.q_net)
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         """SB3's parameters plus the symmetry and every equivariance setting (``policy.save`` keeps them all)."""

@@ -36,6 +36,7 @@ from equirl.agents.symmetrised import (
     check_symmetry,
     equivariance_of,
     group_weights,
+    online_selected_target,
     orbit_features,
     reduce_outputs,
     refuse_foreign_algorithm,
@@ -250,13 +251,7 @@ class EquiQRDQNPolicy(SymmetrisedModule, QRDQNPolicy):
         """sb3-contrib's build; for ``equizero-td`` the target is an :class:`OnlineSelectedQuantileTarget`."""
         super()._build(lr_schedule)
         if self.method in ONLINE_SELECTED_TARGET:
-            net_args = self._update_features_extractor(self.net_args, features_extractor=None)
-            target = OnlineSelectedQuantileTarget(**net_args, symmetry=self.symmetry, equivariance=self.equivariance)
-            target = target.to(self.device)
-            target.load_state_dict(self.quantile_net.state_dict())
-            target.set_training_mode(False)
-            target.bind_online(self.quantile_net)
-            self.quantile_net_target = target
+            self.quantile_net_target = online_selected_target(self, OnlineSelectedQuantileTarget, self.quantile_net)
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         """sb3-contrib's parameters plus the symmetry and every equivariance setting (``save`` keeps them all)."""

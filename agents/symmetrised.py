@@ -40,6 +40,7 @@ __all__ = [
     "reduce_outputs",
     "load_plain_weights",
     "refuse_foreign_algorithm",
+    "online_selected_target",
 ]
 
 POLICY_FOR = {a.class_name: a.policy_name for a in ALGORITHMS.values()}
@@ -284,3 +285,15 @@ class SymmetrisedModule:
         if hasattr(self, "_stats"):
             self._stats = {k: fn(v) for k, v in self._stats.items()}
         return self
+
+
+def online_selected_target(policy: Any, target_class: type, online: th.nn.Module) -> Any:
+    """A policy's target network for :data:`equirl.ONLINE_SELECTED_TARGET` methods (``equizero-td``):
+    ``target_class`` built like ``online`` (the policy's ``net_args``, symmetry and equivariance), with its
+    weights, in evaluation mode, reading ``online``'s choice of views. Shared by the DQN and QR-DQN policies."""
+    net_args = policy._update_features_extractor(policy.net_args, features_extractor=None)
+    target = target_class(**net_args, symmetry=policy.symmetry, equivariance=policy.equivariance).to(policy.device)
+    target.load_state_dict(online.state_dict())
+    target.set_training_mode(False)
+    target.bind_online(online)
+    return target
