@@ -317,6 +317,13 @@ class IndexAction(Action):
         p = self._plan_for(x, False, orbit=True)
         if p.idx_flat is None:  # sign flips only: one broadcast multiply ([G, 1.., N, 1..] * [*batch, N, ..])
             return x * p.sign_orbit if p.sign_orbit is not None else x.unsqueeze(0).expand(self.group.order, *x.shape)
+        if self.group.order > 2 and x.dim() + self.dims[0] >= 1:
+            flat = self._flat_orbit_table(x)
+            if flat is not None:  # one index_select over the whole batch, in the [|G|, *x.shape] layout: no copy
+                out = x.reshape(-1).index_select(0, flat.idx)
+                if flat.sign is not None:
+                    out = out.view(self.group.order, x.shape[0], -1) * flat.sign
+                return out.view(self.group.order, *x.shape)
         axis = p.start - 1  # the acted axis in x (no group dim yet)
         if x.dim() >= 2 and axis + len(self.dims) != x.dim() or axis > 1:
             # other dims than the acted ones after the first (channels, trailing dims): one index table over
@@ -357,6 +364,38 @@ class IndexAction(Action):
             self._cache[key] = tables
         return tables
 
+    def _flat_orbit_table(self, x: torch.Tensor) -> _RowTables | None:
+        """The orbit of the whole batch ``x [B, *row]`` as one index table into ``x.reshape(-1)``, cached by shape:
+        ``out[g, b, m] = sign[g, m] · x[b, idx[g, m]]`` with ``idx`` the rows' table (:meth:`_row_tables`), so that
+        ``x.reshape(-1).index_select(0, table)`` is the orbit ``[|G|, B, *row]``, contiguous, in one operation.
+
+        None (the caller takes the rows path) while a tracer, exporter or compiler captures (the table depends on
+        the batch size), for a symbolic shape, and for tables over :data:`_MAX_FLAT` entries. At most
+        :data:`_MAX_FLAT_CACHED` tables are kept (the last batch sizes seen)."""
+        if _capturing_graph() or not _eager(x):
+            return None
+        key = (x.shape, x.device, x.dtype)
+        flat_tables: dict[Any, _RowTables] = self._cache.setdefault("flat", {})
+        try:
+            cached = flat_tables.get(key)
+        except TypeError:  # a symbolic shape (torch.export)
+            return None
+        if cached is not None:
+            return cached
+        G, B = self.group.order, int(x.shape[0])
+        row = tuple(int(n) for n in x.shape[1:])
+        M = int(np.prod(row)) if row else 1
+        if G * B * M > _MAX_FLAT:
+            return None
+        rows = self._row_tables(row, x.device, x.dtype)
+        idx = (torch.arange(B, device=x.device) * M).view(1, B, 1) + rows.idx.view(G, 1, M)
+        table = _RowTables(idx=idx.reshape(-1), sign=rows.sign, one_idx=None)
+        if _eager(table.idx, table.sign):
+            if len(flat_tables) >= _MAX_FLAT_CACHED:
+                flat_tables.pop(next(iter(flat_tables)))  # the oldest
+            flat_tables[key] = table
+        return table
+
     def _orbit_rows(self, x: torch.Tensor) -> torch.Tensor:
         """The orbit by one ``index_select`` over whole rows (``x [B, *row] -> [|G|, B, *row]``)."""
         G, B = self.group.order, x.shape[0]
@@ -391,11 +430,8 @@ class IndexAction(Action):
         return self._gather_each(y, inverse=True)
 
     def inverse_mean(self, y: torch.Tensor) -> torch.Tensor:
-        if self.group.order == 2 and y.shape[0] == 2:  # involution: (y₀ + r·y₁) / 2 without a gather
-            p = self._plan_for(y, True)
-            y1 = y[1] if p.flat is None else y[1].reshape(*y.shape[1 : p.start], *p.flat)
-            r = self._one(y1, p.start - 1, p)
-            return 0.5 * (y[0] + (r if p.flat is None else r.reshape(y.shape[1:])))
+        # one gather and one mean, whatever |G| (for |G| = 2 faster than (y₀ + r·y₁) / 2 in five operations, with
+        # the same values, and two operations fewer in the backward)
         return self._gather_each(y, inverse=True).mean(0)
 
     def _expanded(self, p: _Plan, shape: torch.Size) -> torch.Tensor:
@@ -446,6 +482,20 @@ class _RowTables:
 _MAX_CACHED = 256
 """At most this many entries in an action's cache of plans by shape (batch sizes that keep changing add none
 beyond it; the plans themselves are shared between batch sizes)."""
+
+
+_MAX_FLAT = 1 << 22
+"""The largest orbit (``|G|·B·row`` entries) built from one whole-batch index table (32 MiB of int64 indices); larger
+batches take the orbit over whole rows (an ``index_select`` and a copy into the ``[|G|, B, ...]`` layout)."""
+
+_MAX_FLAT_CACHED = 8
+"""At most this many whole-batch orbit tables per action (one per batch shape: training, acting, evaluation)."""
+
+
+def _capturing_graph() -> bool:
+    """True while torch.jit traces or torch.compile compiles (torch.export and ONNX export hand in fake tensors,
+    which :func:`_eager` tells apart; ``torch.onnx.is_in_onnx_export()`` alone costs microseconds per call)."""
+    return bool(torch.jit.is_tracing() or torch.compiler.is_compiling())
 
 
 def _eager(*tensors: torch.Tensor | None) -> bool:

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from equirl.actions import Action
-from equirl.proxy import ProxyLoss, resolve_proxy_loss
+from equirl.proxy import ProxyLoss, neg_max, resolve_proxy_loss
 from equirl.symmetry import Symmetry
 
 __all__ = [
@@ -73,6 +73,19 @@ def _weighted_sum(weights: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
     if w.dtype != values.dtype:
         w = w.to(values.dtype)
     return (w * values).sum(0)
+
+
+_ONES: dict[torch.device, torch.Tensor] = {}
+
+
+def _one(like: torch.Tensor) -> torch.Tensor:
+    """A 0-dim tensor 1.0 on ``like``'s device (cached; a fresh one while a graph is captured)."""
+    if torch.jit.is_tracing() or torch.compiler.is_compiling():
+        return torch.ones((), device=like.device)
+    one = _ONES.get(like.device)
+    if one is None:
+        one = _ONES[like.device] = torch.ones((), device=like.device)
+    return one
 
 
 def _capturing() -> bool:
@@ -173,12 +186,23 @@ class ZeroReducer(Reducer):
         return self._tie_weights(outputs)
 
     def _tie_weights(self, outputs: torch.Tensor) -> torch.Tensor:
-        loss = self._proxy(outputs)
-        best = loss.amin(0, keepdim=True)
         # views within tol·(1 + |best|) of the best are tied: torch.isclose(loss, best, tol, tol) for finite
-        # losses (loss >= best; up to rounding at the boundary), as one comparison and with ops every exporter has
-        w = (loss <= torch.add(best, best.abs().add_(1.0), alpha=self.tie_tolerance)).to(outputs.dtype)
-        return w / w.sum(0, keepdim=True)
+        # losses (loss >= best; up to rounding at the boundary), as one comparison and with ops every exporter has;
+        # torch functions rather than Python operators and a constant one rather than a Python scalar (each wrapped
+        # per call), the weights normalised in place: the selection costs about its operations' dispatch
+        one = _one(outputs)
+        if self._proxy is neg_max and outputs.dim() == 3:
+            # the default proxy -max_a Q as the score max_a Q (higher is better): the same comparison negated
+            # (negation is exact, so the same views tie), one operation fewer
+            score = outputs.amax(-1)
+            top = score.amax(0, keepdim=True)
+            tied = torch.ge(score, torch.add(top, top.abs().add_(one), alpha=-self.tie_tolerance))
+        else:
+            loss = self._proxy(outputs)
+            best = loss.amin(0, keepdim=True)
+            tied = torch.le(loss, torch.add(best, best.abs().add_(one), alpha=self.tie_tolerance))
+        w = tied.to(outputs.dtype)
+        return w.div_(w.sum(0, keepdim=True))
 
     def combine(
         self, outputs: torch.Tensor, output_action: Action, features: torch.Tensor | None

@@ -91,7 +91,8 @@ def test_composed_actions_with_a_gap_and_signs_merge_exactly() -> None:
     """Parts on dims -4 and -2 (dim -3 and -1 untouched), one with signs: the span's tables still match."""
     c2 = E.cyclic(2)
     a = ComposedAction(
-        E.PermutationAction(c2, [[1, 0, 2]], dim=-4, signs=[[-1, -1, 1]]), E.PermutationAction(c2, [[3, 2, 1, 0]], dim=-2)
+        E.PermutationAction(c2, [[1, 0, 2]], dim=-4, signs=[[-1, -1, 1]]),
+        E.PermutationAction(c2, [[3, 2, 1, 0]], dim=-2),
     )
     assert a.merged() is not None and a.merged().dims == (-4, -3, -2)
     x = torch.randn(5, 3, 2, 4, 3)
@@ -209,3 +210,112 @@ def test_row_table_orbit_with_signs_and_trailing_dims(order: int) -> None:
     fast = action.orbit(x)
     assert torch.equal(fast, E.Action.orbit(action, x))
     assert fast.is_contiguous()
+
+
+# -- whole-batch orbit tables, inverse mean, equizero's score ------------------------------------------
+@pytest.mark.parametrize("name", [n for n in NAMES if SYMMETRIES[n][0]().order > 2])
+def test_whole_batch_orbit_table_equals_the_rows_path_for_every_batch_size(name: str) -> None:
+    """The orbit as one index_select on the flattened batch equals the orbit over whole rows and the general path,
+    for batch sizes in any order (one table per shape), float and uint8, and is contiguous."""
+    import equirl.actions as A
+
+    make, shape, _ = SYMMETRIES[name]
+    action = make().input_action
+    index_action = action.merged() if isinstance(action, ComposedAction) else action
+    assert isinstance(index_action, IndexAction)
+    torch.manual_seed(6)
+    for B in (7, 1, 7, 3):
+        for x in (torch.randn(B, *shape), torch.randint(0, 9, (B, *shape)).to(torch.uint8)):
+            fast = action.orbit(x)
+            assert index_action._flat_orbit_table(x) is not None
+            assert fast.is_contiguous() and fast.dtype == x.dtype
+            assert torch.equal(fast, index_action._orbit_rows(x))
+            assert torch.equal(fast, _general_orbit(action, x))
+    assert len(index_action._cache["flat"]) <= A._MAX_FLAT_CACHED
+
+
+def test_whole_batch_orbit_table_with_signs_bounded_cache_and_size_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    import equirl.actions as A
+
+    group = E.cyclic(4)
+    action = E.PermutationAction(group, [[1, 2, 3, 0]], dim=-2, signs=[[1, -1, -1, 1]])
+    torch.manual_seed(7)
+    for B in range(1, A._MAX_FLAT_CACHED + 4):  # more batch sizes than tables kept: the oldest go
+        x = torch.randn(B, 2, 4, 5)
+        fast = action.orbit(x)
+        assert action._flat_orbit_table(x) is not None and fast.is_contiguous()
+        assert torch.equal(fast, E.Action.orbit(action, x))
+    assert len(action._cache["flat"]) == A._MAX_FLAT_CACHED
+    monkeypatch.setattr(A, "_MAX_FLAT", 4 * 3 * 40 - 1)  # one entry too small for B = 3: the rows path
+    x = torch.randn(3, 2, 4, 5)
+    action._cache.clear()
+    assert action._flat_orbit_table(x) is None
+    assert torch.equal(action.orbit(x), E.Action.orbit(action, x))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_inverse_mean_is_the_mean_of_inverse_each_bit_for_bit(name: str) -> None:
+    make, _, n_out = SYMMETRIES[name]
+    sym = make()
+    torch.manual_seed(8)
+    y = torch.randn(sym.order, 5, n_out, requires_grad=True)
+    fast = sym.output_action.inverse_mean(y)
+    general = _general_inverse_each(sym.output_action, y).mean(0)
+    assert torch.equal(fast, general)
+    up = torch.randn_like(fast)
+    (g_fast,) = torch.autograd.grad((fast * up).sum(), y)
+    (g_general,) = torch.autograd.grad((general * up).sum(), y)
+    assert torch.equal(g_fast, g_general)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_equizero_neg_max_score_equals_the_general_proxy_path(dtype: torch.dtype) -> None:
+    """The default proxy's shortcut (max_a Q compared against the best, bool / count weights) gives exactly the
+    weights of the general path (any callable proxy: -max_a Q, compared against the least loss)."""
+    from equirl.proxy import neg_max
+
+    torch.manual_seed(9)
+    fast_reducer = E.ZeroReducer("neg_max")
+    general_reducer = E.ZeroReducer(lambda out: neg_max(out))  # not the registered function: the general path
+    tol = fast_reducer.tie_tolerance
+    for scale in (1e-3, 1.0, 1e4):
+        q = (torch.randn(8, 300, 3) * scale).to(dtype)
+        q[3] = q[0]
+        q[5, :100] = q[1, :100] * (1 + 0.4 * tol)
+        q[6, 100:200] = q[2, 100:200] * (1 + 3 * tol) + 3 * tol
+        q[:, 250:] = q[0, 250:]  # every view tied
+        w_fast, w_general = fast_reducer.weights(q, None), general_reducer.weights(q, None)
+        assert w_fast.dtype == dtype and torch.equal(w_fast, w_general)
+    sym = get_symmetry("MiniGrid-Empty-6x6-v0/full-D4")
+    y = torch.randn(8, 4, 7)
+    y[2] = y[0]
+    out_fast, _ = fast_reducer.combine(y, sym.output_action, None)
+    out_general = general_reducer(y, sym.output_action.inverse_each(y), None)
+    assert torch.equal(out_fast, out_general)
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("method", METHODS)
+def test_symmetrize_gradients_equal_the_general_path(name: str, method: str) -> None:
+    """Gradients of every parameter through the fast forward (whole-batch orbit, inverse_mean, combine) equal those
+    through orbit -> network -> inverse_each -> Reducer.forward."""
+    make, shape, n_out = SYMMETRIES[name]
+    sym = make()
+    torch.manual_seed(10)
+    enc = nn.Sequential(nn.Flatten(), nn.Linear(int(np.prod(shape)), 16), nn.Tanh())
+    head = nn.Linear(16, n_out)
+    reducer = E.make_reducer(method, feature_dim=16)
+    if method == "lambda":
+        for p in reducer.parameters():
+            nn.init.normal_(p, std=0.5)
+    params = [*enc.parameters(), *head.parameters(), *reducer.parameters()]
+    x, up = torch.randn(5, *shape), torch.randn(5, n_out)
+    fast, _ = E.symmetrize_weights(x, sym, enc, head, reducer)
+    g_fast = torch.autograd.grad((fast * up).sum(), params)
+    G, B = sym.order, x.shape[0]
+    h = enc(_general_orbit(sym.input_action, x).reshape(G * B, *shape))
+    y = head(h).reshape(G, B, n_out)
+    general = reducer(y, _general_inverse_each(sym.output_action, y), h.reshape(G, B, -1))
+    g_general = torch.autograd.grad((general * up).sum(), params)
+    for a, b in zip(g_fast, g_general, strict=True):
+        assert torch.allclose(a, b, atol=1e-6, rtol=1e-5), (a - b).abs().max()
