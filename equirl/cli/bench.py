@@ -197,6 +197,36 @@ def _transfer_table(root: Path, raws: list[str], style: str) -> str:
     return transfer_suite.views_table(rows)
 
 
+OVERHEAD_STYLE = "overhead-benchmark"
+"""The style of a table built from the symmetrisation-overhead benchmark's raw CSVs (``scripts/benchmark_overhead.py
+run``, :mod:`equirl.agents.overhead`): the raw folders' ``*.csv`` taken together. With ``measure``, ``against``
+(``plain``, ``reference`` or ``own-reference``) and ``labels`` (e.g. ``[before, after]``): one compact table of
+``labels[0] → labels[1]`` ratios (:func:`~equirl.agents.overhead.comparison_table`); without them, the full report
+(:func:`~equirl.agents.overhead.markdown_report`). Times: the process's CPU time where the rows have it."""
+
+
+def _overhead_table(root: Path, raws: list[str], entry: dict[str, Any]) -> str:
+    """The table of an :data:`OVERHEAD_STYLE` manifest entry."""
+    from equirl.agents import overhead
+
+    files = sorted(f for r in raws for f in (root / r).glob("*.csv"))
+    if not files:
+        raise UsageError(f"An {OVERHEAD_STYLE!r} table needs raw CSVs in {raws}; found none.")
+    summaries = overhead.summarise(overhead.read_raw(files))
+    keys = [k for k in ("measure", "against", "labels") if k in entry]
+    if not keys:
+        return overhead.markdown_report(summaries).rstrip("\n") + "\n"
+    if len(keys) != 3 or not isinstance(entry["labels"], list):
+        raise UsageError(
+            f"An {OVERHEAD_STYLE!r} comparison needs measure, against and labels (a list); got "
+            f"{ {k: entry[k] for k in keys} } in the entry for {entry['md']}."
+        )
+    try:
+        return overhead.comparison_table(summaries, entry["measure"], entry["against"], entry["labels"]) + "\n"
+    except ValueError as err:
+        raise UsageError(f"The entry for {entry['md']}: {err}") from err
+
+
 def _render(root: Path, manifest: str | Path | None) -> list[tuple[dict[str, Any], list[Any], list[Any], str]]:
     """``(entry, rows, curves, table)`` for every table of the manifest."""
     out: list[tuple[dict[str, Any], list[Any], list[Any], str]] = []
@@ -204,6 +234,9 @@ def _render(root: Path, manifest: str | Path | None) -> list[tuple[dict[str, Any
         raws = [r if isinstance(r, str) else r["path"] for r in t["raw"]]
         if t.get("style") in TRANSFER_STYLES:
             out.append((t, [], [], _transfer_table(root, raws, t["style"])))
+            continue
+        if t.get("style") == OVERHEAD_STYLE:
+            out.append((t, [], [], _overhead_table(root, raws, t)))
             continue
         renames = [None if isinstance(r, str) else r.get("rename") for r in t["raw"]]
         rows, curves, table = _aggregate_raw(
