@@ -119,6 +119,11 @@ TASKS: dict[str, dict[str, dict[str, Any]]] = {
         "standard layout (pretraining)": {},
         "mirrored world": {"transform": 1},
     },
+    # a chiral layout (lava beside the start, goal behind it): its mirror image is not a rotation of itself
+    "MiniGrid-DistShift1-v0": {
+        "standard layout (pretraining)": {},
+        "mirrored world": {"transform": 1},
+    },
 }
 SUITE_ENV = {"CartPole-v1/half-track": "CartPole-v1"}
 """The environment of a suite whose name is not an environment id."""
@@ -128,6 +133,7 @@ PRETRAINED = {
     "CartPole-v1/half-track": "cartpole_halftrack_plain",
     "Acrobot-v1": "acrobot_plain",
     "MiniGrid-Empty-5x5-v0": "minigrid_empty5_plain",
+    "MiniGrid-DistShift1-v0": "minigrid_distshift1_plain",
 }
 
 
