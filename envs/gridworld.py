@@ -382,8 +382,6 @@ ROTGRID_IDS: dict[str, dict[str, Any]] = {
     "equirl/RotGrid-Cross-v0": dict(size=7, layout="cross", goal_corners=(0, 1, 2, 3)),
     # an asymmetric layout with one goal; pass layout_rotation=k to make() for its rotations
     "equirl/RotGrid-Maze-v0": dict(size=7, layout="maze", goal_corners=(2,)),
-    # the benchmark's hard task: RotGrid-v0 on a 13x13 grid (goal in any corner, random start, 52 steps)
-    "equirl/RotGrid-Large-v0": dict(size=13, layout="open", goal_corners=(0, 1, 2, 3)),
 }
 
 
