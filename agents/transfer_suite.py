@@ -119,6 +119,11 @@ TASKS: dict[str, dict[str, dict[str, Any]]] = {
         "standard layout (pretraining)": {},
         "mirrored world": {"transform": 1},
     },
+    # a chiral layout (lava beside the start, goal behind it): its mirror image is not a rotation of itself
+    "MiniGrid-DistShift1-v0": {
+        "standard layout (pretraining)": {},
+        "mirrored world": {"transform": 1},
+    },
 }
 SUITE_ENV = {"CartPole-v1/half-track": "CartPole-v1"}
 """The environment of a suite whose name is not an environment id."""
@@ -128,6 +133,7 @@ PRETRAINED = {
     "CartPole-v1/half-track": "cartpole_halftrack_plain",
     "Acrobot-v1": "acrobot_plain",
     "MiniGrid-Empty-5x5-v0": "minigrid_empty5_plain",
+    "MiniGrid-DistShift1-v0": "minigrid_distshift1_plain",
 }
 
 
@@ -309,7 +315,8 @@ def transfer_table(settings: dict[str, Any], runs: list[dict[str, Any]]) -> str:
         f"equitune; {lam}). "
         f"Cells: mean over {len(seeds)} seed{'s' if len(seeds) != 1 else ''} [95% stratified-bootstrap CI, {stats.DEFAULT_REPS:,} resamples]; "
         f"IQM with its CI (with fewer than 4 runs the IQM trims none and equals the mean); P(> plain): probability that a run of the method beats a run of plain at the last K "
-        f"[95% CI]. {settings.get('eval_episodes', '?')} greedy evaluation episodes per point, evaluation seed "
+        f"[95% CI]. {settings.get('eval_episodes', '?')} greedy evaluation episode"
+        f"{'' if settings.get('eval_episodes') == 1 else 's'} per point, evaluation seed "
         f"10000 + seed for every method. 'plain keeps': plain's K = 0 return on the task as a share of its K = 0 "
         f"return on the pretraining task; a task where it keeps {100 * KEEPS_MOST:.0f}% or more does not measure "
         f"transfer. Pretrained agent `{Path(str(settings.get('pretrained', '?'))).name}`; raw results: runs.csv "

@@ -50,6 +50,7 @@ __all__ = [
     "list_state_mappers",
     "register_minigrid",
     "MINIGRID_IDS",
+    "MINIGRID_EGO_ONLY_IDS",
     "catalogue_table",
     "unregister",
     "bitflipping_symmetry",
@@ -425,6 +426,13 @@ def register_minigrid(env_id: str, full_view: bool = True, overwrite: bool = Fal
 
 for _id in MINIGRID_IDS:
     register_minigrid(_id)
+
+MINIGRID_EGO_ONLY_IDS: tuple[str, ...] = ("MiniGrid-DistShift1-v0", "MiniGrid-DistShift2-v0")
+"""MiniGrid tasks on non-square grids: only ``<id>`` (egocentric mirror) and ``<id>/dict``. DistShift's fixed layout
+is chiral (its mirror image is not a rotation of it), so its mirrored world is new to an agent trained on it."""
+
+for _id in MINIGRID_EGO_ONLY_IDS:
+    register_minigrid(_id, full_view=False)
 
 
 # -- RotGrid -------------------------------------------------------------------------------------
