@@ -25,6 +25,7 @@ import os
 import platform
 import shlex
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -33,10 +34,27 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["RESULTS", "META", "code_version", "machine", "check_new", "write_raw", "read_raw", "read_meta"]
+__all__ = [
+    "RESULTS",
+    "META",
+    "NOTE_START",
+    "code_version",
+    "machine",
+    "device_words",
+    "provenance",
+    "check_new",
+    "write_raw",
+    "read_raw",
+    "read_meta",
+    "mean_sd",
+    "spread_words",
+    "note",
+]
 
 RESULTS = "results.csv"
 META = "meta.json"
+NOTE_START = "*Raw results: "
+"""How the note under every table built from a raw results folder begins (:func:`note`)."""
 
 
 def code_version() -> str:
@@ -63,13 +81,40 @@ def machine(device: str = "CPU") -> str:
     return f"{cpu}, {os.cpu_count()} cpus, {platform.system()}; python {platform.python_version()}{torch_version}, {device}"
 
 
-def check_new(folder: str | Path, overwrite: bool = False) -> None:
-    """Raise ``FileExistsError`` if ``folder`` exists and ``overwrite`` is false (call it before a long run)."""
+def device_words(device: str) -> str:
+    """``CPU`` for ``"cpu"``, else the torch device and the accelerator's name, e.g. ``cuda (NVIDIA H200)``."""
+    if device == "cpu":
+        return "CPU"
+    import torch
+
+    return f"{device} ({torch.cuda.get_device_name(device)})" if device.startswith("cuda") else device
+
+
+def provenance(device: str = "CPU", command: Sequence[str] | None = None) -> dict[str, Any]:
+    """``command`` (default ``python`` + ``sys.argv``), ``code_version``, ``machine`` and ``date`` (UTC), taken now.
+
+    Take it when the run starts (the code that runs is the code checked out then) and pass it to :func:`write_raw`.
+    """
+    argv = list(command) if command is not None else ["python", *sys.argv]
+    return {
+        "command": shlex.join(argv),
+        "code_version": code_version(),
+        "machine": machine(device),
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    }
+
+
+def check_new(folder: str | Path, overwrite: bool = False, device: str = "CPU") -> dict[str, Any]:
+    """Raise ``FileExistsError`` if ``folder`` exists and ``overwrite`` is false; else return :func:`provenance`.
+
+    Call it before a long run, so that a run that would be refused at the end is refused at the start.
+    """
     folder = Path(folder)
     if folder.exists() and not overwrite:
         raise FileExistsError(
             f"{folder} already exists; choose another folder for the raw results or pass --overwrite to replace it."
         )
+    return provenance(device)
 
 
 def _csv_text(rows: Sequence[Mapping[str, Any]]) -> str:
@@ -94,8 +139,7 @@ def write_raw(
     settings: Mapping[str, Any],
     *,
     seconds: float | None = None,
-    device: str = "CPU",
-    command: Sequence[str] | None = None,
+    started: Mapping[str, Any] | None = None,
     overwrite: bool = False,
 ) -> Path:
     """Write ``rows`` to ``folder/results.csv`` and the provenance to ``folder/meta.json``; returns ``folder``.
@@ -103,18 +147,13 @@ def write_raw(
     :param rows: dicts with the same keys in the same order, the last one ``value``.
     :param settings: the experiment's settings (JSON-serialisable), stored under ``settings``.
     :param seconds: wall-clock time of the run.
-    :param device: what the numbers were computed on (``CPU``, ``cuda (NVIDIA H200)``, ...).
-    :param command: the command line (default: ``sys.argv`` prefixed with ``python``).
+    :param started: :func:`provenance` (or :func:`check_new`) taken when the run started; default: taken now.
     :param overwrite: replace an existing ``folder`` (otherwise ``FileExistsError``).
     """
     folder = Path(folder)
     check_new(folder, overwrite)
-    argv = list(command) if command is not None else ["python", *sys.argv]
     meta = {
-        "command": shlex.join(argv),
-        "code_version": code_version(),
-        "machine": machine(device),
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        **(dict(started) if started is not None else provenance()),
         "seconds": None if seconds is None else round(seconds, 1),
         "settings": dict(settings),
     }
@@ -154,3 +193,40 @@ def read_raw(folder: str | Path) -> tuple[list[dict[str, str]], dict[str, Any]]:
     with path.open(newline="") as f:
         rows = [dict(r) for r in csv.DictReader(f)]
     return rows, read_meta(folder)
+
+
+# -- rendering helpers shared by the table functions ------------------------------------------------------------
+def mean_sd(values: Sequence[float], digits: int = 2) -> str:
+    """``"mean ± sd"`` with ``digits`` decimals, sd the sample standard deviation (ddof 1); the mean alone for
+    one value and ``-`` for none."""
+    if not values:
+        return "-"
+    m = statistics.fmean(values)
+    if len(values) == 1:
+        return f"{m:.{digits}f}"
+    return f"{m:.{digits}f} ± {statistics.stdev(values):.{digits}f}"
+
+
+def spread_words(n: int, unit: str, ids: Sequence[object] = ()) -> str:
+    """What a cell of :func:`mean_sd` is, e.g. ``n = 3 seeds (0, 1, 2): mean ± sample standard deviation
+    (ddof 1)``, or ``n = 1 seed (0): one value, no spread``."""
+    which = f" ({', '.join(map(str, ids))})" if ids else ""
+    if n == 1:
+        return f"n = 1 {unit}{which}: one value, no spread"
+    return f"n = {n} {unit}s{which}: mean ± sample standard deviation (ddof 1)"
+
+
+def note(folder: str | Path, meta: Mapping[str, Any], what: str, extra: str = "") -> str:
+    """The one-line note under a table built from the raw results ``folder``: what the cells are, then the
+    exact command, code version, machine, date and wall-clock time from ``meta``, and ``extra``."""
+    secs = meta.get("seconds")
+    parts = [
+        f"{NOTE_START}`{folder}` ({what})",
+        f"`{meta['command']}`",
+        f"code {meta['code_version']}",
+        str(meta["machine"]),
+        str(meta["date"]),
+        "" if secs is None else f"{secs:.0f} s wall-clock",
+        extra,
+    ]
+    return "; ".join(p for p in parts if p) + ".*"

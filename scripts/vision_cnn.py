@@ -143,12 +143,15 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--out", default="results/vision")
-    p.add_argument("--raw", default=None, help="also write the raw results (results.csv + meta.json) to this new folder")
+    p.add_argument(
+        "--raw", default=None, help="also write the raw results (results.csv + meta.json) to this new folder"
+    )
     p.add_argument("--overwrite", action="store_true", help="replace an existing --raw folder")
     args = p.parse_args()
+    started = None
     if args.raw:
         try:
-            rawresults.check_new(args.raw, args.overwrite)
+            started = rawresults.check_new(args.raw, args.overwrite, rawresults.device_words(args.device))
         except FileExistsError as err:
             p.error(str(err))
     torch.set_num_threads(args.threads)
@@ -258,8 +261,7 @@ def main() -> None:
         settings = {k: v for k, v in vars(args).items() if k not in ("raw", "overwrite", "out")}
         settings |= {"dataset_name": data.name, "n_pretrain": n_tr, "n_lambda": n_ho, "n_finetune": n_ft}
         settings |= {"n_test": int(x_te.shape[0]), "group_elements": list(sym.group.element_names)}
-        device = "CPU" if dev.type == "cpu" else f"{dev.type} ({torch.cuda.get_device_name(dev)})"
-        rawresults.write_raw(args.raw, raw_rows, settings, seconds=elapsed, device=device, overwrite=args.overwrite)
+        rawresults.write_raw(args.raw, raw_rows, settings, seconds=elapsed, started=started, overwrite=args.overwrite)
         print(f"wrote the raw results to {args.raw}")
 
 
