@@ -392,11 +392,9 @@ def is_done(spec: RunSpec, out_root: str | Path) -> bool:
             what = "records no configuration (written by an older equirl), so it cannot be shown to match"
         else:
             keys = sorted(set(requested) | set(recorded))
-            what = (
-                "was made with other settings than requested (differs in: "
-                + ", ".join(k for k in keys if recorded.get(k) != requested.get(k))
-                + ")"
-            )
+            what = "was made with other settings than requested (differs in: " + ", ".join(
+                k for k in keys if recorded.get(k) != requested.get(k)
+            ) + ")"
         raise SweepConfigError(
             f"{path} {what}. It is not reused and not overwritten: choose another --out, or delete that run's "
             "folder to re-run it."
@@ -587,9 +585,7 @@ def collect(out_root: str | Path) -> tuple[list[dict[str, Any]], list[dict[str, 
         try:
             s = json.loads(summary_file.read_text())
         except (ValueError, UnicodeDecodeError) as err:
-            raise ValueError(
-                f"{summary_file} is damaged ({err}); delete it (the run is then re-run) and retry."
-            ) from err
+            raise ValueError(f"{summary_file} is damaged ({err}); delete it (the run is then re-run) and retry.") from err
         bench = s.get("bench") or {}
         s.setdefault("algo", "dqn")  # summaries written before runs named their algorithm
         runs.append(

@@ -199,9 +199,7 @@ class Group:
         """
         t = np.asarray(table)
         if t.ndim != 2 or t.shape[0] != t.shape[1] or t.shape[0] < 1:
-            raise ValueError(
-                f"Group {name!r}: the Cayley table must be a non-empty square matrix, got shape {t.shape}."
-            )
+            raise ValueError(f"Group {name!r}: the Cayley table must be a non-empty square matrix, got shape {t.shape}.")
         if not np.issubdtype(t.dtype, np.integer):
             raise ValueError(f"Group {name!r}: the Cayley table must hold integers, got {t.dtype}.")
         n = t.shape[0]

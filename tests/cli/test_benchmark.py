@@ -323,9 +323,7 @@ def test_resume_through_cli_skips_finished_runs(
     stamps = [f.stat().st_mtime_ns for f in summaries]
     b = _tiny_bench()
     config = tmp_path / "bench.yml"
-    entry = {
-        k: getattr(b, k) for k in ("timesteps", "eval_freq", "threshold", "baseline", "n_eval_episodes", "overrides")
-    }
+    entry = {k: getattr(b, k) for k in ("timesteps", "eval_freq", "threshold", "baseline", "n_eval_episodes", "overrides")}
     config.write_text(yaml.safe_dump({"environments": {"CartPole-v1": entry}}))
     args = ["run", "--envs", "CartPole-v1", "--methods", "plain", "equitune", "--seeds", "1", "--config", str(config),
             "--workers", "1", "--out", str(tiny_sweep), "--no-progress"]  # fmt: skip

@@ -91,8 +91,7 @@ def test_composed_actions_with_a_gap_and_signs_merge_exactly() -> None:
     """Parts on dims -4 and -2 (dim -3 and -1 untouched), one with signs: the span's tables still match."""
     c2 = E.cyclic(2)
     a = ComposedAction(
-        E.PermutationAction(c2, [[1, 0, 2]], dim=-4, signs=[[-1, -1, 1]]),
-        E.PermutationAction(c2, [[3, 2, 1, 0]], dim=-2),
+        E.PermutationAction(c2, [[1, 0, 2]], dim=-4, signs=[[-1, -1, 1]]), E.PermutationAction(c2, [[3, 2, 1, 0]], dim=-2)
     )
     assert a.merged() is not None and a.merged().dims == (-4, -3, -2)
     x = torch.randn(5, 3, 2, 4, 3)
