@@ -113,4 +113,9 @@ def pretrained_table(folders: Sequence[str | Path], root: str | Path = ".") -> s
             sd = d["eval_std_return"] * math.sqrt(n / (n - 1)) if n > 1 else math.nan
             ret = f"{d['eval_mean_return']:.2f} ± {sd:.2f} ({n})"
             lines.append(f"| `{f.stem}` | {env} | {steps} | {ret} | `{d['command']}` |")
-    return "\n".join(lines) + "\n"
+    where = ", ".join(f"`{folder}/*.json`" for folder in folders)
+    what = (
+        "greedy return: mean ± sample standard deviation (ddof 1, from the recorded population std) over the n "
+        "evaluation episodes in brackets, of the selected model"
+    )
+    return "\n".join(lines) + f"\n\n{rawresults.NOTE_START}{where} ({what}).*\n"

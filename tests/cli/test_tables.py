@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from equirl import rawresults
 from equirl.cli import bench
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,11 +45,17 @@ def test_every_embedded_table_is_regenerable(tables: dict[Path, str]) -> None:
 def test_every_raw_folder_is_documented() -> None:
     manifest = yaml.safe_load((ROOT / bench.MANIFEST).read_text())
     needs = {"transfer": ("runs.csv", "suite.json"), "transfer-views": ("views.csv", "views.json")}
+    needs |= {
+        style: (rawresults.RESULTS, rawresults.META) for style in bench.RAW_STYLES if style != "pretrained-agents"
+    }
     for t in manifest["tables"]:
         for r in t["raw"]:
             folder = ROOT / (r if isinstance(r, str) else r["path"])
             for f in needs.get(t.get("style", ""), ("runs.csv", "curves.csv")):
                 assert (folder / f).exists(), folder / f
+            if t.get("style") in needs and t["style"] in bench.RAW_STYLES:
+                meta = rawresults.read_meta(folder)  # provenance of every committed raw folder
+                assert meta["command"] and meta["code_version"] and meta["machine"], folder
 
 
 def test_sync_markdown_replaces_the_block_after_a_marker() -> None:
