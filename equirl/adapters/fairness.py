@@ -404,7 +404,9 @@ def raw_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         for k, v in r.items():
             if k in RAW_KEYS:
                 continue
-            pairs = [(f"{k}_first", v[0]), (f"{k}_last", v[1])] if k == "lambda_loss_first_last" else [(k, v)]
+            pairs = (
+                [("lambda_loss_first", v[0]), ("lambda_loss_last", v[1])] if k == "lambda_loss_first_last" else [(k, v)]
+            )
             out += [{**{c: r[c] for c in RAW_KEYS}, "metric": m, "value": float(x)} for m, x in pairs]
     return out
 

@@ -71,3 +71,81 @@ def test_vision_cnn_table_from_a_hand_written_folder(tmp_path: Path) -> None:
     assert "`python x.py --raw f`" in table and "abc1234" in table
     one = cnn_table(["v"], root=tmp_path, seeds=[1])
     assert "| plain | 32.00 | 64.00 |" in one and "n = 1 seed (1)" in one
+
+
+def test_fairness_rows_round_trip_to_the_table(tmp_path: Path) -> None:
+    from equirl.adapters.fairness import raw_rows, render_table, table
+
+    rows = [
+        {"axis": "gender", "method": "plain", "space": "-", "|G|": 1, "occ_tv": 0.5, "occ_mass_gap": 0.05,
+         "regard_gap": 0.125, "max_abs_dp": 0.04, "ppl": 50.0, "seconds": 3.0, "ppl_change_pct": 0.0},
+        {"axis": "gender", "method": "lambda", "space": "logprob", "|G|": 2, "lambda_loss_first_last": (5.5, 5.25),
+         "occ_tv": 0.0, "occ_mass_gap": 0.0, "regard_gap": 0.0, "max_abs_dp": 1e-8, "ppl": 49.0, "seconds": 9.0,
+         "ppl_change_pct": -2.0},
+    ]  # fmt: skip
+    long = raw_rows(rows)
+    assert {
+        "axis": "gender",
+        "method": "lambda",
+        "space": "logprob",
+        "metric": "lambda_loss_last",
+        "value": 5.25,
+    } in long
+    settings = {"lambda_steps": 60, "lambda_lr": 0.003, "seed": 0}
+    rawresults.write_raw(tmp_path / "f", long, settings, started=rawresults.provenance(command=["python", "f.py"]))
+    text = table(["f"], root=tmp_path)
+    assert text.startswith(render_table(rows, False))  # the same table as the script printed
+    assert "| gender | lambda | logprob | 0.0000 | 0.00e+00 | 0.0000 | 1.0e-08 | 49.00 | -2.00 |" in text
+    assert "`python f.py`" in text
+
+
+def test_scan_table_from_hand_written_rows(tmp_path: Path) -> None:
+    from equirl.adapters.scan import RESULT_ROWS, TRAIN_ACCURACY, VIEW_RATE, table
+
+    lines = [f"addjump,0,-,{VIEW_RATE},77.0", f"addjump,0,plain,{TRAIN_ACCURACY},96.0"]
+    lines += [f"addjump,{s},{m},{st},{10.0 * (i + 1) + s}" for s in (0, 1) for i, (m, st) in enumerate(RESULT_ROWS)]
+    settings = {"eval_subset": 0, "pretrain_epochs": 3, "lambda_epochs": 1, "finetune_epochs": 1}
+    _write(tmp_path / "s", "split,seed,method,stage,value", lines, settings)
+    text = table(["s"], root=tmp_path)
+    assert "| equitune | zero-shot | 20.5 ± 0.7 (n=2) |" in text  # 20, 21: sample std 0.707
+    assert "| λ-equitune | finetuned | 80.5 ± 0.7 (n=2) |" in text
+    assert "77.0% of test commands" in text and "96.0%" in text and "the full test split" in text
+    with pytest.raises(ValueError, match="repeats the split"):
+        table(["s", "s"], root=tmp_path)
+
+
+def test_train_table_converts_the_population_std() -> None:
+    from equirl.agents.reports import train_table
+
+    rows = [{"method": "plain", "seed": 0, "timesteps": t, "metric": "eval_mean_return", "value": v}
+            for t, v in ((0, 9.0), (50, 100.0), (100, 300.0))]  # fmt: skip
+    final = {"final_mean_return": 300.0, "final_std_return_ddof0": 3.0, "n_eval_episodes": 10.0,
+             "train_seconds": 2.0, "steps_per_second": 50.0, "equivariance_error": 0.0}  # fmt: skip
+    rows += [{"method": "plain", "seed": 0, "timesteps": 100, "metric": k, "value": v} for k, v in final.items()]
+    line = train_table(rows).split("\n")[2]
+    # sd ddof 1 = 3 * sqrt(10/9) = 3.16; second half: the evaluation at 100 only; best 300
+    assert line == "| plain | 0 | 300.0 ± 3.2 | 300.0 | 300.0 | 2.0 | 50 | 0.00e+00 |"
+
+
+def test_pretrained_agents_table_reads_the_shipped_json() -> None:
+    from equirl.agents.reports import pretrained_table
+
+    root = Path(__file__).resolve().parents[2]
+    text = pretrained_table(["agents/pretrained"], root=root)
+    row = next(line for line in text.split("\n") if line.startswith("| `acrobot_plain`"))
+    # recorded: mean -94.5, population std 19.704 over 10 episodes -> sample std 19.704 * sqrt(10/9) = 20.77
+    assert "| -94.50 ± 20.77 (10) |" in row and "`Acrobot-v1`" in row and "--save-pretrained acrobot_plain" in row
+    with pytest.raises(FileNotFoundError):
+        pretrained_table(["docs"], root=root)
+
+
+def test_speed_tables_from_hand_written_rows(tmp_path: Path) -> None:
+    from equirl.envs.speed import table
+
+    lines = ["env,RotGrid,-,steps,1000", "env,RotGrid,-,steps_per_second,12345.6",
+             "verifier,`CartPole-v1`,C2,steps_checked,1500", "verifier,`CartPole-v1`,C2,steps_per_second,800.4"]  # fmt: skip
+    _write(tmp_path / "g", "table,name,group,metric,value", lines, {})
+    assert "| RotGrid | 1,000 | 12,346 |" in table(["g"], "env", root=tmp_path)
+    assert "| `CartPole-v1` | C2 | 1,500 | 800 |" in table(["g"], "verifier", root=tmp_path)
+    with pytest.raises(ValueError, match="part"):
+        table(["g"], "gpu", root=tmp_path)
