@@ -108,7 +108,7 @@ def pretrained_table(folders: Sequence[str | Path], root: str | Path = ".") -> s
             steps = f"{d['timesteps']:,}"
             if d.get("selected"):
                 of = f" of {int(d['final_timesteps']):,}" if d.get("final_timesteps") else ""
-                steps += f"{of} ({d['selected']})"
+                steps += f"{of}; {d['selected']}"
             n = int(d["n_eval_episodes"])
             sd = d["eval_std_return"] * math.sqrt(n / (n - 1)) if n > 1 else math.nan
             ret = f"{d['eval_mean_return']:.2f} ± {sd:.2f} ({n})"
