@@ -102,5 +102,5 @@ def table(folders: Sequence[str | Path], part: str, root: str | Path = ".") -> s
     if len(folders) != 1:
         raise ValueError(f"A speed table is built from one raw folder, got {list(map(str, folders))}.")
     rows, meta = rawresults.read_raw(Path(root) / folders[0])
-    what = "one measurement per row (wall-clock on a shared machine: a lower bound)"
+    what = "one measurement per row, wall-clock on a shared machine: a lower bound"
     return render(rows, part) + "\n" + rawresults.note(folders[0], meta, what) + "\n"

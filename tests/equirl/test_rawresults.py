@@ -149,3 +149,16 @@ def test_speed_tables_from_hand_written_rows(tmp_path: Path) -> None:
     assert "| `CartPole-v1` | C2 | 1,500 | 800 |" in table(["g"], "verifier", root=tmp_path)
     with pytest.raises(ValueError, match="part"):
         table(["g"], "gpu", root=tmp_path)
+
+
+def test_a_script_refuses_an_existing_raw_folder_before_running(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    (tmp_path / "taken").mkdir()
+    res = subprocess.run(
+        [sys.executable, str(root / "scripts" / "gridworld_speed.py"), "--raw", str(tmp_path / "taken")],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert res.returncode == 2 and "--overwrite" in res.stderr and "steps/s" not in res.stdout
