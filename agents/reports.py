@@ -70,19 +70,26 @@ def train_table(rows: Sequence[dict[str, Any]]) -> str:
 
 
 def train_results_table(folders: Sequence[str | Path], root: str | Path = ".") -> str:
-    """:func:`train_table` of one ``scripts/cartpole.py --raw`` folder, with a note (what, n, provenance)."""
-    if len(folders) != 1:
-        raise ValueError(f"A training-run table is built from one raw folder, got {list(map(str, folders))}.")
-    rows, meta = rawresults.read_raw(Path(root) / folders[0])
-    st = meta["settings"]
-    n = int(float(next(r["value"] for r in rows if r["metric"] == "n_eval_episodes")))
-    evals = sorted({int(r["timesteps"]) for r in rows if r["metric"] == "eval_mean_return"})
-    what = (
-        f"{st['env_id']}, greedy return over {n} episodes at each of {len(evals)} evaluations "
-        f"({evals[0]:,} to {evals[-1]:,} steps); one seed per method, so the ± is the spread over episodes of one "
-        f"agent (n = {n}), not over seeds; train time excludes the evaluations"
-    )
-    return train_table(rows) + "\n" + rawresults.note(folders[0], meta, what) + "\n"
+    """:func:`train_table` of ``scripts/cartpole.py --raw`` folders taken together (for example one per method,
+    run side by side), with a note per folder (what, n, provenance)."""
+    if not folders:
+        raise ValueError("A training-run table needs at least one raw folder.")
+    rows: list[dict[str, str]] = []
+    notes = []
+    for folder in folders:
+        r, meta = rawresults.read_raw(Path(root) / folder)
+        rows += r
+        st = meta["settings"]
+        n = int(float(next(x["value"] for x in r if x["metric"] == "n_eval_episodes")))
+        evals = sorted({int(x["timesteps"]) for x in r if x["metric"] == "eval_mean_return"})
+        what = (
+            f"{st['env_id']}, {', '.join(st['methods'])}, seed {st['seed']}, {st['steps']:,} steps; greedy return over "
+            f"{n} episodes at each of {len(evals)} evaluations ({evals[0]:,} to {evals[-1]:,} steps); one seed per "
+            f"method, so the ± is the spread over the n = {n} episodes of one agent, not over seeds; train time "
+            f"excludes the evaluations"
+        )
+        notes.append(rawresults.note(folder, meta, what))
+    return train_table(rows) + "\n" + " ".join(notes) + "\n"
 
 
 def pretrained_table(folders: Sequence[str | Path], root: str | Path = ".") -> str:

@@ -69,6 +69,13 @@ def test_vision_cnn_table_from_a_hand_written_folder(tmp_path: Path) -> None:
     ]
     assert "n = 2 seeds (0, 1)" in table and "sample standard deviation" in table and "90.00" in table
     assert "`python x.py --raw f`" in table and "abc1234" in table
+    _write(tmp_path / "w", "seed,method,stage,value", ["2,plain,zero-shot,34.0"], settings)
+    assert "| plain | 32.00 ± 2.00 | 62.00 ± 2.83 |" in cnn_table(["v", "w"], root=tmp_path)  # 30, 32, 34
+    with pytest.raises(ValueError, match="repeats seed"):
+        cnn_table(["v", "v"], root=tmp_path)
+    _write(tmp_path / "x", "seed,method,stage,value", ["3,plain,zero-shot,34.0"], {**settings, "group": "d4"})
+    with pytest.raises(ValueError, match="different settings"):
+        cnn_table(["v", "x"], root=tmp_path)
     one = cnn_table(["v"], root=tmp_path, seeds=[1])
     assert "| plain | 32.00 | 64.00 |" in one and "n = 1 seed (1)" in one
 

@@ -28,33 +28,49 @@ def _one(folders: Sequence[str | Path], what: str) -> Path:
 
 
 def cnn_table(folders: Sequence[str | Path], root: str | Path = ".", seeds: Sequence[int] | None = None) -> str:
-    """Markdown table of one ``vision_cnn.py --raw`` folder: a row per method, zero-shot and finetuned top-1 (%).
+    """Markdown table of ``vision_cnn.py --raw`` folders taken together: a row per method, zero-shot and finetuned
+    top-1 (%).
 
-    With several seeds each cell is the mean ± sample standard deviation (ddof 1) over the seeds; ``seeds``
-    keeps only those. Methods that were not finetuned show ``-``. A note under the table says n, the
-    plain CNN's upright accuracy and the provenance.
+    With several seeds each cell is the mean ± sample standard deviation (ddof 1) over the seeds; ``seeds`` keeps
+    only those. Methods that were not finetuned show ``-``. A note per folder says what the cells are, n, the
+    plain CNN's upright accuracy and the provenance. ``ValueError`` if two folders hold the same seed or were run
+    with different settings (other than the seeds).
     """
-    folder = _one(folders, "vision-cnn")
-    rows, meta = rawresults.read_raw(Path(root) / folder)
+    if not folders:
+        raise ValueError("A vision-cnn table needs at least one raw folder.")
     keep = None if seeds is None else {str(s) for s in seeds}
-    rows = [r for r in rows if keep is None or r["seed"] in keep or r["stage"] == "upright"]
-    used = sorted({int(r["seed"]) for r in rows if r["stage"] != "upright"})
+    rows: list[dict[str, str]] = []
+    metas = []
+    for folder in folders:
+        r, meta = rawresults.read_raw(Path(root) / folder)
+        r = [x for x in r if x["stage"] == "upright" or keep is None or x["seed"] in keep]
+        clash = {x["seed"] for x in r if x["stage"] != "upright"} & {x["seed"] for x in rows if x["stage"] != "upright"}
+        if clash:
+            raise ValueError(f"{folder} repeats seed(s) {sorted(clash)} of another folder of the same table.")
+        rows += [x for x in r if x["stage"] != "upright"]
+        metas.append((folder, meta, [float(x["value"]) for x in r if x["stage"] == "upright"]))
+    settings = [{k: v for k, v in m["settings"].items() if k != "seeds"} for _, m, _ in metas]
+    if any(st != settings[0] for st in settings):
+        raise ValueError(f"The folders {list(map(str, folders))} were run with different settings.")
+    used = sorted({int(r["seed"]) for r in rows})
     if not used:
-        raise ValueError(f"{folder} holds no results for seeds {seeds}.")
-    methods = list(dict.fromkeys(r["method"] for r in rows if r["stage"] != "upright"))
+        raise ValueError(f"{list(map(str, folders))} hold no results for seeds {seeds}.")
+    methods = list(dict.fromkeys(r["method"] for r in rows))
     lines = ["| method | zero-shot | finetuned |", "|---|---|---|"]
     for m in methods:
         cells = [rawresults.mean_sd([float(r["value"]) for r in rows if (r["method"], r["stage"]) == (m, s)])
                  for s in CNN_STAGES]  # fmt: skip
         lines.append(f"| {m} | " + " | ".join(cells) + " |")
-    upright = [float(r["value"]) for r in rows if r["stage"] == "upright"]
-    st = meta["settings"]
+    st = settings[0]
     what = (
         f"top-1 % on {st['n_test']} {st['dataset_name']} test images, each moved by a random element of "
         f"{st['group']}; " + rawresults.spread_words(len(used), "seed", used)
     )
-    extra = f"plain CNN on the upright test set: {upright[0]:.2f}" if upright else ""
-    return "\n".join(lines) + "\n\n" + rawresults.note(folder, meta, what, extra) + "\n"
+    notes = []
+    for i, (folder, meta, upright) in enumerate(metas):
+        extra = f"plain CNN on the upright test set: {upright[0]:.2f}" if upright else ""
+        notes.append(rawresults.note(folder, meta, what if i == 0 else "the same settings", extra))
+    return "\n".join(lines) + "\n\n" + " ".join(notes) + "\n"
 
 
 def pretrained_table(folders: Sequence[str | Path], model: str, root: str | Path = ".") -> str:
