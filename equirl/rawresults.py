@@ -138,8 +138,8 @@ def write_raw(
     rows: Sequence[Mapping[str, Any]],
     settings: Mapping[str, Any],
     *,
+    started: Mapping[str, Any] | None,
     seconds: float | None = None,
-    started: Mapping[str, Any] | None = None,
     overwrite: bool = False,
 ) -> Path:
     """Write ``rows`` to ``folder/results.csv`` and the provenance to ``folder/meta.json``; returns ``folder``.
@@ -147,7 +147,9 @@ def write_raw(
     :param rows: dicts with the same keys in the same order, the last one ``value``.
     :param settings: the experiment's settings (JSON-serialisable), stored under ``settings``.
     :param seconds: wall-clock time of the run.
-    :param started: :func:`provenance` (or :func:`check_new`) taken when the run started; default: taken now.
+    :param started: :func:`provenance` (or :func:`check_new`) taken when the run started (the code that ran is
+        the code checked out then); ``None`` only where the run did not ask for raw results at its start, and
+        then it is taken now.
     :param overwrite: replace an existing ``folder`` (otherwise ``FileExistsError``).
     """
     folder = Path(folder)

@@ -51,9 +51,10 @@ def main() -> None:
     existing = [name for name in OUTPUTS if (args.out / name).exists()]
     if existing and not args.overwrite:
         ap.error(f"{args.out} already holds {existing}; choose another --out or pass --overwrite.")
+    started = None
     if args.raw is not None:
         try:
-            rawresults.check_new(args.raw, args.overwrite)
+            started = rawresults.check_new(args.raw, args.overwrite)
         except FileExistsError as err:
             ap.error(str(err))
 
@@ -73,7 +74,9 @@ def main() -> None:
         settings = {
             k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k not in ("raw", "overwrite")
         }
-        rawresults.write_raw(args.raw, raw_rows(rows), settings, seconds=time.time() - t0, overwrite=args.overwrite)
+        rawresults.write_raw(
+            args.raw, raw_rows(rows), settings, seconds=time.time() - t0, started=started, overwrite=args.overwrite
+        )
         print(f"wrote the raw results to {args.raw}")
     print(f"total {time.time() - t0:.0f}s; wrote {args.out}/table.md, results.json, samples.txt")
 

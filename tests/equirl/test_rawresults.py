@@ -29,19 +29,19 @@ def test_write_read_round_trip_and_refusal(tmp_path: Path) -> None:
     assert meta["command"] == "python s.py" and meta["settings"] == {"steps": 5} and meta["seconds"] == 1.2
     assert meta["code_version"] and "cpus" in meta["machine"]
     with pytest.raises(FileExistsError, match="--overwrite"):
-        rawresults.write_raw(out, rows, {})
-    rawresults.write_raw(out, rows[:1], {"steps": 6}, overwrite=True)
+        rawresults.write_raw(out, rows, {}, started=None)
+    rawresults.write_raw(out, rows[:1], {"steps": 6}, started=None, overwrite=True)
     assert len(rawresults.read_raw(out)[0]) == 1 and rawresults.read_meta(out)["settings"] == {"steps": 6}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r"]  # no temporary folder left behind
 
 
 def test_write_refuses_bad_rows(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="at least one row"):
-        rawresults.write_raw(tmp_path / "a", [], {})
+        rawresults.write_raw(tmp_path / "a", [], {}, started=None)
     with pytest.raises(ValueError, match="'value'"):
-        rawresults.write_raw(tmp_path / "b", [{"value": 1.0, "seed": 0}], {})
+        rawresults.write_raw(tmp_path / "b", [{"value": 1.0, "seed": 0}], {}, started=None)
     with pytest.raises(ValueError, match="Row 1"):
-        rawresults.write_raw(tmp_path / "c", [{"a": 1, "value": 1.0}, {"b": 1, "value": 1.0}], {})
+        rawresults.write_raw(tmp_path / "c", [{"a": 1, "value": 1.0}, {"b": 1, "value": 1.0}], {}, started=None)
     assert not any(tmp_path.iterdir())
     with pytest.raises(FileNotFoundError, match="not a raw results folder"):
         rawresults.read_raw(tmp_path)
