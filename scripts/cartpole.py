@@ -5,21 +5,25 @@ the policy. Progress bars while training, tensorboard logs under ``--log-dir``, 
 table (greedy return over evaluation episodes, training time, equivariance error of the Q-network).
 
     python scripts/cartpole.py [--steps 50000] [--seed 0] [--methods plain lambda] [--log-dir runs/cartpole]
+    python scripts/cartpole.py --raw docs/results/cartpole_make_run    # also keep the raw results (README's table)
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 
 import gymnasium as gym
-import numpy as np
 import torch
 from equirl.agents import ALL_METHODS, load_hyperparams, train
+from equirl.agents.io import write_atomic
+from equirl.agents.reports import train_rows, train_table
 from equirl.envs import get_symmetry
 
 import equirl
+from equirl import rawresults
 
 ENV_ID = "CartPole-v1"
 
@@ -32,9 +36,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--eval-episodes", type=int, default=20)
     parser.add_argument("--log-dir", default="runs/cartpole", help="tensorboard logs, eval CSVs and models")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest for this small MLP)")
+    parser.add_argument("--raw", default=None, help="also write the raw results (results.csv + meta.json) here")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --raw folder")
     args = parser.parse_args(argv)
     if args.steps is not None and args.steps < 1:
         parser.error(f"--steps must be positive, got {args.steps}")
+    started = None
+    if args.raw:
+        try:
+            started = rawresults.check_new(args.raw, args.overwrite)
+        except FileExistsError as err:
+            parser.error(str(err))
+    t0 = time.time()
     torch.set_num_threads(args.threads)
 
     hp = load_hyperparams(ENV_ID)
@@ -57,28 +70,21 @@ def main(argv: list[str] | None = None) -> int:
             progress_bar=True,
         )
         err = equirl.equivariance_error(result.model.q_net, symmetry, probe)
-        second_half = [r["mean_return"] for r in result.curve if r["timesteps"] > result.timesteps / 2]
-        rows.append(
-            (method, result.mean_return, result.std_return, float(np.mean(second_half)),
-             max(r["mean_return"] for r in result.curve), result.train_seconds, result.steps_per_second, err)
-        )
-
-    header = (
-        "| method | final return (mean ± std) | mean of evals, 2nd half | best eval | train time (s) "
-        "| env steps/s | equivariance error |"
-    )
-    lines = [header, "|---|---|---|---|---|---|---|"]
-    for method, mean, std, half, best, secs, sps, err in rows:
-        lines.append(
-            f"| {method} | {mean:.1f} ± {std:.1f} | {half:.1f} | {best:.1f} | {secs:.1f} | {sps:.0f} | {err:.2e} |"
-        )
-    table = "\n".join(lines)
+        rows += train_rows(result, err, args.eval_episodes)
+    table = train_table(rows)
     print(
         f"\nCartPole-v1, seed {args.seed}: greedy return over {args.eval_episodes} episodes (max 500), "
         f"evaluated every {(args.steps or hp['n_timesteps']) // 10} steps:\n"
     )
     print(table)
-    (log_dir / "results.md").write_text(table + "\n")
+    write_atomic(log_dir / "results.md", table)
+    if args.raw:
+        settings = {k: v for k, v in vars(args).items() if k not in ("raw", "overwrite")}
+        settings |= {"env_id": ENV_ID, "steps": args.steps or hp["n_timesteps"]}
+        rawresults.write_raw(
+            args.raw, rows, settings, seconds=time.time() - t0, started=started, overwrite=args.overwrite
+        )
+        print(f"Raw results: {args.raw}")
     print(f"\nTensorboard: tensorboard --logdir {log_dir / 'tb'}    Table: {log_dir / 'results.md'}")
     return 0
 

@@ -25,7 +25,8 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 import torch  # noqa: E402
 from equirl.agents.io import write_atomic  # noqa: E402
 
-from equirl.adapters.fairness import GROUPS, METHODS, SPACES, render_table, run_fairness  # noqa: E402
+from equirl import rawresults  # noqa: E402
+from equirl.adapters.fairness import GROUPS, METHODS, SPACES, raw_rows, render_table, run_fairness  # noqa: E402
 
 OUTPUTS = ("results.json", "samples.txt", "table.md")
 
@@ -44,11 +45,18 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--quick", action="store_true", help="smoke run: 2 templates, 8 words, 3 λ steps")
     ap.add_argument("--out", type=Path, default=Path("results/fairness"))
-    ap.add_argument("--overwrite", action="store_true", help="replace the results already in --out")
+    ap.add_argument("--raw", type=Path, default=None, help="also write the raw results (results.csv + meta.json) here")
+    ap.add_argument("--overwrite", action="store_true", help="replace the results already in --out (and --raw)")
     args = ap.parse_args()
     existing = [name for name in OUTPUTS if (args.out / name).exists()]
     if existing and not args.overwrite:
         ap.error(f"{args.out} already holds {existing}; choose another --out or pass --overwrite.")
+    started = None
+    if args.raw is not None:
+        try:
+            started = rawresults.check_new(args.raw, args.overwrite)
+        except FileExistsError as err:
+            ap.error(str(err))
 
     torch.set_num_threads(args.threads)
     t0 = time.time()
@@ -62,6 +70,14 @@ def main() -> None:
     write_atomic(args.out / "samples.txt", "\n".join(samples) + "\n")
     write_atomic(args.out / "table.md", table)
     print(table)
+    if args.raw is not None:
+        settings = {
+            k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k not in ("raw", "overwrite")
+        }
+        rawresults.write_raw(
+            args.raw, raw_rows(rows), settings, seconds=time.time() - t0, started=started, overwrite=args.overwrite
+        )
+        print(f"wrote the raw results to {args.raw}")
     print(f"total {time.time() - t0:.0f}s; wrote {args.out}/table.md, results.json, samples.txt")
 
 

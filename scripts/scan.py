@@ -10,10 +10,11 @@ left<->right) and each seed:
    number of epochs on the train set;
 4. exact-match accuracy (greedy decoding) on the full test split.
 
-Prints a table (mean ± std over seeds) and writes ``results/scan/<split>_seed<k>.json`` and
-``results/scan/table.md``. Example::
+Prints a table (mean ± sample std, ddof 1, over seeds) and writes ``results/scan/<split>_seed<k>.json`` and
+``results/scan/table.md``; ``--raw DIR`` also writes the raw results (:mod:`equirl.rawresults`: one row per split,
+seed, method and stage) that ``equirl bench tables`` builds docs/scan.md's table from. Example::
 
-    python scripts/scan.py --splits addjump aroundright --seeds 0 1 2
+    python scripts/scan.py --splits addjump aroundright --seeds 0 1 2 --raw docs/results/scan
     python scripts/scan.py --table-only            # aggregate the JSON files already written
 """
 
@@ -30,7 +31,8 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from equirl.adapters.scan import load_split
+from equirl import rawresults
+from equirl.adapters.scan import TRAIN_ACCURACY, VIEW_RATE, load_split, results_table, split_notes
 from equirl.adapters.seq2seq import (
     PAD,
     SYMMETRIES,
@@ -46,16 +48,6 @@ SPLITS = {
     "addjump": ("addprim_jump_train", "addprim_jump_test", "verb"),
     "aroundright": ("template_around_right_train", "template_around_right_test", "direction"),
 }
-ROWS = [
-    ("plain", "zero-shot"),
-    ("equitune", "zero-shot"),
-    ("equizero", "zero-shot"),
-    ("lambda", "zero-shot"),
-    ("plain", "finetuned"),
-    ("equitune", "finetuned"),
-    ("equizero", "finetuned"),
-    ("lambda", "finetuned"),
-]
 
 
 def parse_args() -> argparse.Namespace:
@@ -77,6 +69,10 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", default="results/scan")
     p.add_argument("--table-only", action="store_true")
+    p.add_argument(
+        "--raw", default=None, help="also write the raw results (results.csv + meta.json) to this new folder"
+    )
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --raw folder")
     return p.parse_args()
 
 
@@ -220,34 +216,28 @@ def run_split(split: str, seed: int, args: argparse.Namespace) -> dict[str, obje
     return res
 
 
-def table(results: list[dict[str, object]]) -> str:
-    """Markdown table: rows (method, stage), one column per split, mean ± sample std (ddof 1) over seeds (in %)."""
-    splits = sorted({str(r["split"]) for r in results})
-    lines = ["| method | stage | " + " | ".join(splits) + " |", "|---|---|" + "---|" * len(splits)]
-    for method, stage in ROWS:
-        cells = []
-        for split in splits:
-            vals = [100 * r["accuracy"][f"{method}/{stage}"] for r in results if r["split"] == split]  # type: ignore[index]
-            sd = f" ± {np.std(vals, ddof=1):.1f}" if len(vals) > 1 else ""  # sample std
-            cells.append(f"{np.mean(vals):.1f}{sd} (n={len(vals)})" if vals else "-")
-        name = "λ-equitune" if method == "lambda" else method
-        lines.append(f"| {name} | {stage} | " + " | ".join(cells) + " |")
-    extra = []
-    for split in splits:
-        rs = [r for r in results if r["split"] == split]
-        extra.append(
-            f"{split}: group {rs[0]['symmetry']}, train {rs[0]['n_train']}, test {rs[0]['n_test']}, "
-            f"test commands with an in-distribution view {100 * float(rs[0]['in_distribution_view_rate']):.1f}%, "  # type: ignore[arg-type]
-            f"pretrained train-set accuracy {100 * np.mean([float(r['pretrained_train_acc']) for r in rs]):.1f}%"  # type: ignore[arg-type]
-        )
-    return "\n".join(lines) + "\n\n" + "\n".join(f"- {e}" for e in extra) + "\n"
+def raw_rows(results: list[dict[str, object]]) -> list[dict[str, object]]:
+    """The results of :func:`run_split` in the long format of :mod:`equirl.rawresults` (values in %)."""
+    rows: list[dict[str, object]] = []
+    for r in results:
+        key = {"split": r["split"], "seed": r["seed"]}
+        rows.append({**key, "method": "-", "stage": VIEW_RATE, "value": 100 * float(r["in_distribution_view_rate"])})  # type: ignore[arg-type]
+        rows.append(
+            {**key, "method": "plain", "stage": TRAIN_ACCURACY, "value": 100 * float(r["pretrained_train_acc"])}
+        )  # type: ignore[arg-type]
+        for name, acc in r["accuracy"].items():  # type: ignore[attr-defined]
+            method, stage = name.split("/")
+            rows.append({**key, "method": method, "stage": stage, "value": 100 * float(acc)})
+    return rows
 
 
 def main() -> None:
     args = parse_args()
+    started = rawresults.check_new(args.raw, args.overwrite, rawresults.device_words(args.device)) if args.raw else None
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(args.threads)
+    t0 = time.time()
     if not args.table_only:
         for split in args.splits:
             for seed in args.seeds:
@@ -256,9 +246,16 @@ def main() -> None:
     results = [json.loads(p.read_text()) for p in sorted(out.glob("*_seed*.json"))]
     results = [r for r in results if r["split"] in args.splits]
     if results:
-        text = table(results)
+        rows = raw_rows(results)
+        text = results_table(rows) + "\n" + split_notes(rows) + "\n"
         (out / "table.md").write_text(text)
         print(text)
+    if args.raw and not args.table_only:
+        settings = {k: v for k, v in vars(args).items() if k not in ("raw", "overwrite", "out", "table_only")}
+        fresh = [r for r in results if (r["split"], r["seed"]) in {(s, k) for s in args.splits for k in args.seeds}]
+        rawresults.write_raw(args.raw, raw_rows(fresh), settings, seconds=time.time() - t0, started=started,
+                             overwrite=args.overwrite)  # fmt: skip
+        print(f"wrote the raw results to {args.raw}")
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
+from equirl import rawresults
 from equirl.adapters.vision import equivariant_classifier, image_symmetry
 from equirl.adapters.vision.data import load_image_dataset, random_group_transform
 
@@ -142,7 +143,17 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--out", default="results/vision")
+    p.add_argument(
+        "--raw", default=None, help="also write the raw results (results.csv + meta.json) to this new folder"
+    )
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --raw folder")
     args = p.parse_args()
+    started = None
+    if args.raw:
+        try:
+            started = rawresults.check_new(args.raw, args.overwrite, rawresults.device_words(args.device))
+        except FileExistsError as err:
+            p.error(str(err))
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     t0 = time.time()
@@ -185,6 +196,7 @@ def main() -> None:
     }
     finetuned = ["plain", "equitune", "equizero (entropy)", "λ-equitune"]
     rows: dict[str, dict[str, list[float]]] = {m: {"zero-shot": [], "finetuned": []} for m in methods}
+    raw_rows: list[dict[str, object]] = [{"seed": 0, "method": "plain", "stage": "upright", "value": upright}]
     for seed in args.seeds:
         torch.manual_seed(seed)
         for name, kw in methods.items():
@@ -196,6 +208,7 @@ def main() -> None:
                 lam = list(model.reducer.parameters())  # type: ignore[union-attr]
                 train(model, lam, x_ho, y_ho, args.lambda_steps, 1e-3, args.batch_size, seed, "fit λ (frozen backbone)")
             rows[name]["zero-shot"].append(accuracy(model, x_te_rot, y_te))
+            raw_rows.append({"seed": seed, "method": name, "stage": "zero-shot", "value": rows[name]["zero-shot"][-1]})
             if name in finetuned:
                 train(
                     model,
@@ -209,6 +222,9 @@ def main() -> None:
                     f"finetune {name}",
                 )
                 rows[name]["finetuned"].append(accuracy(model, x_te_rot, y_te))
+                raw_rows.append(
+                    {"seed": seed, "method": name, "stage": "finetuned", "value": rows[name]["finetuned"][-1]}
+                )
             print(f"  seed {seed} {name:22s} " + "  ".join(f"{k} {v[-1]:.2f}" for k, v in rows[name].items() if v))
 
     def fmt(v: list[float]) -> str:
@@ -241,6 +257,12 @@ def main() -> None:
         out / "cnn.png",
     )
     print(f"wrote {out / 'cnn_table.md'} and {out / 'cnn.png'}")
+    if args.raw:
+        settings = {k: v for k, v in vars(args).items() if k not in ("raw", "overwrite", "out")}
+        settings |= {"dataset_name": data.name, "n_pretrain": n_tr, "n_lambda": n_ho, "n_finetune": n_ft}
+        settings |= {"n_test": int(x_te.shape[0]), "group_elements": list(sym.group.element_names)}
+        rawresults.write_raw(args.raw, raw_rows, settings, seconds=elapsed, started=started, overwrite=args.overwrite)
+        print(f"wrote the raw results to {args.raw}")
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
+from equirl import rawresults  # noqa: E402
 from equirl.adapters.vision import (  # noqa: E402
     equivariant_classifier,
     equivariant_zero_shot,
@@ -104,7 +105,17 @@ def main() -> None:
     p.add_argument("--top-k", type=int, default=10, help="ImageNet classes in ConSE's convex combination")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", default="results/vision")
+    p.add_argument(
+        "--raw", default=None, help="also write the raw results (results.csv + meta.json) to this new folder"
+    )
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --raw folder")
     args = p.parse_args()
+    started = None
+    if args.raw:
+        try:
+            started = rawresults.check_new(args.raw, args.overwrite)
+        except FileExistsError as err:
+            p.error(str(err))
     torch.set_num_threads(args.threads)
     t0 = time.time()
     out = Path(args.out)
@@ -158,6 +169,17 @@ def main() -> None:
     elapsed = time.time() - t0
     print(f"\ntotal time {elapsed:.0f}s")
     (out / f"pretrained_{args.group}.md").write_text(t1 + "\n\n" + t2 + f"\n\n(total time {elapsed:.0f}s)\n")
+    if args.raw:
+        raw_rows = [
+            {"model": model, "method": m, "element": e, "value": v}
+            for model, table_rows in (("efficientnet", rows), ("conse", zrows))
+            for m, values in table_rows.items()
+            for e, v in zip(elements, values, strict=True)
+        ]
+        settings = {k: v for k, v in vars(args).items() if k not in ("raw", "overwrite", "out")}
+        settings |= {"photos": names, "n_efficientnet": int(x.shape[0]), "labels": labels, "n_conse": int(xz.shape[0])}
+        rawresults.write_raw(args.raw, raw_rows, settings, seconds=elapsed, started=started, overwrite=args.overwrite)
+        print(f"wrote the raw results to {args.raw}")
 
     import matplotlib
 

@@ -389,3 +389,43 @@ def render_table(rows: list[dict[str, Any]], with_share: bool) -> str:
             cells.append(f"{r['gen_occ_share_a']:.2f} / {r['gen_occ_share_b']:.2f}" if "gen_occ_share_a" in r else "")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+# -- raw results (equirl.rawresults) and the table rebuilt from them ------------------------------------------
+RAW_KEYS = ("axis", "method", "space")
+"""The columns of a raw row that say which model was measured; then ``metric`` and ``value``."""
+
+
+def raw_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """:func:`run_fairness`'s rows in the long format of :mod:`equirl.rawresults`: ``axis, method, space, metric,
+    value``, one row per number (``lambda_loss_first_last`` becomes ``lambda_loss_first`` and ``lambda_loss_last``)."""
+    out: list[dict[str, Any]] = []
+    for r in rows:
+        for k, v in r.items():
+            if k in RAW_KEYS:
+                continue
+            pairs = (
+                [("lambda_loss_first", v[0]), ("lambda_loss_last", v[1])] if k == "lambda_loss_first_last" else [(k, v)]
+            )
+            out += [{**{c: r[c] for c in RAW_KEYS}, "metric": m, "value": float(x)} for m, x in pairs]
+    return out
+
+
+def table(folders: Sequence[str | Path], root: str | Path = ".") -> str:
+    """The markdown table (:func:`render_table`) of one ``scripts/fairness.py --raw`` folder, with its provenance."""
+    from equirl import rawresults
+
+    if len(folders) != 1:
+        raise ValueError(f"A fairness table is built from one raw folder, got {list(map(str, folders))}.")
+    raw, meta = rawresults.read_raw(Path(root) / folders[0])
+    rows: dict[tuple[str, ...], dict[str, Any]] = {}
+    for r in raw:
+        key = tuple(r[c] for c in RAW_KEYS)
+        rows.setdefault(key, dict(zip(RAW_KEYS, key, strict=True)))[r["metric"]] = float(r["value"])
+    with_share = any("gen_occ_share_a" in r for r in rows.values())
+    st = meta["settings"]
+    what = (
+        f"SmolLM2-135M-Instruct; λ: {st['lambda_steps']} Adam steps at lr {st['lambda_lr']}, backbone frozen; "
+        f"seed {st['seed']}; one run (each number is one deterministic measurement, no spread)"
+    )
+    return render_table(list(rows.values()), with_share) + "\n" + rawresults.note(folders[0], meta, what) + "\n"

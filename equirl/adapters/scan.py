@@ -37,7 +37,9 @@ Everything here is plain Python (no torch): ``load_split(name) -> list[(command,
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
+from pathlib import Path
 
 __all__ = [
     "VERBS",
@@ -48,6 +50,10 @@ __all__ = [
     "interpret",
     "load_split",
     "split_sizes",
+    "RESULT_ROWS",
+    "results_table",
+    "split_notes",
+    "table",
 ]
 
 VERBS = ("walk", "look", "run", "jump")
@@ -177,3 +183,87 @@ def load_split(name: str) -> list[tuple[str, str]]:
 def split_sizes() -> dict[str, int]:
     """Number of lines of every split (``simple`` 20,910; Add-Jump 14,670 / 7,706; Around-Right 15,225 / 4,476)."""
     return {name: len(_select(name)) for name in SPLITS}
+
+
+# -- the experiment's table (scripts/scan.py), from its raw results (equirl.rawresults) -------------------------
+RESULT_ROWS = (
+    ("plain", "zero-shot"),
+    ("equitune", "zero-shot"),
+    ("equizero", "zero-shot"),
+    ("lambda", "zero-shot"),
+    ("plain", "finetuned"),
+    ("equitune", "finetuned"),
+    ("equizero", "finetuned"),
+    ("lambda", "finetuned"),
+)
+"""The table's rows: (method, stage)."""
+TRAIN_ACCURACY = "pretrained-train-subset"
+"""The ``stage`` of the pretrained model's exact match on 2,000 train commands."""
+VIEW_RATE = "in-distribution-view-rate"
+"""The ``stage`` of the share of test commands with a view ``g·x``, ``g ≠ e``, in the train set (method ``-``)."""
+
+
+def results_table(rows: Sequence[Mapping[str, object]]) -> str:
+    """Markdown table of ``scripts/scan.py``'s raw rows (``split, seed, method, stage, value``, value in %).
+
+    A row per (method, stage) of :data:`RESULT_ROWS`, a column per split: the mean over seeds and, with
+    several seeds, ± the sample standard deviation (ddof 1), then ``(n=...)``.
+    """
+    from equirl import rawresults
+
+    splits = list(dict.fromkeys(str(r["split"]) for r in rows))
+    lines = ["| method | stage | " + " | ".join(splits) + " |", "|---|---|" + "---|" * len(splits)]
+
+    def values(split: str, method: str, stage: str) -> list[float]:
+        return [float(str(r["value"])) for r in rows if (r["split"], r["method"], r["stage"]) == (split, method, stage)]
+
+    for method, stage in RESULT_ROWS:
+        cells = []
+        for split in splits:
+            v = values(split, method, stage)
+            cells.append(f"{rawresults.mean_sd(v, digits=1)} (n={len(v)})" if v else "-")
+        name = "λ-equitune" if method == "lambda" else method
+        lines.append(f"| {name} | {stage} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def split_notes(rows: Sequence[Mapping[str, object]]) -> str:
+    """Per split of the raw rows: the share of test commands with an in-distribution view and the pretrained
+    model's exact match on 2,000 train commands (mean over seeds), in one line."""
+    from equirl import rawresults
+
+    def values(split: str, method: str, stage: str) -> list[float]:
+        return [float(str(r["value"])) for r in rows if (r["split"], r["method"], r["stage"]) == (split, method, stage)]
+
+    return "; ".join(
+        f"{split}: {rawresults.mean_sd(values(split, '-', VIEW_RATE)[:1], 1)}% of test commands have an "
+        f"in-distribution view, the pretrained model's exact match on 2,000 train commands is "
+        f"{rawresults.mean_sd(values(split, 'plain', TRAIN_ACCURACY), 1)}%"
+        for split in dict.fromkeys(str(r["split"]) for r in rows)
+    )
+
+
+def table(folders: Sequence[str | Path], root: str | Path = ".") -> str:
+    """The table of the ``scripts/scan.py --raw`` folders taken together (:func:`results_table`), with a note per
+    folder (what was measured, the settings, n, :func:`split_notes` and the provenance); a split measured in two
+    folders is refused."""
+    from equirl import rawresults
+
+    rows: list[dict[str, str]] = []
+    notes = []
+    for folder in folders:
+        r, meta = rawresults.read_raw(Path(root) / folder)
+        clash = {x["split"] for x in r} & {x["split"] for x in rows}
+        if clash:
+            raise ValueError(f"{folder} repeats the split(s) {sorted(clash)} of another folder of the same table.")
+        rows += r
+        st = meta["settings"]
+        seeds = sorted({int(x["seed"]) for x in r if x["stage"] in ("zero-shot", "finetuned")})
+        test = f"{st['eval_subset']} random test commands" if st["eval_subset"] else "the full test split"
+        what = (
+            f"exact match (%) with greedy decoding on {test}; pretrain {st['pretrain_epochs']} epochs, "
+            f"λ {st['lambda_epochs']}, finetune {st['finetune_epochs']}; "
+            + rawresults.spread_words(len(seeds), "seed", seeds)
+        )
+        notes.append(rawresults.note(folder, meta, what, split_notes(r)))
+    return results_table(rows) + "\n" + " ".join(notes) + "\n"

@@ -227,11 +227,39 @@ def _overhead_table(root: Path, raws: list[str], entry: dict[str, Any]) -> str:
         raise UsageError(f"The entry for {entry['md']}: {err}") from err
 
 
+RAW_STYLES: dict[str, str] = {
+    "vision-cnn": "equirl.adapters.vision.results:cnn_table",
+    "vision-pretrained": "equirl.adapters.vision.results:pretrained_table",
+    "fairness": "equirl.adapters.fairness:table",
+    "scan": "equirl.adapters.scan:table",
+    "train-run": "equirl.agents.reports:train_results_table",
+    "pretrained-agents": "equirl.agents.reports:pretrained_table",
+    "env-speed": "equirl.envs.speed:table",
+}
+"""Styles of tables built by an experiment's own table function from its raw folders (:mod:`equirl.rawresults`;
+``pretrained-agents``: the ``.json`` files of ``agents/pretrained/``): ``function(folders, root=..., **options)``
+with the entry's ``options``."""
+
+
+def _raw_style_table(root: Path, raws: list[str], style: str, options: dict[str, Any] | None) -> str:
+    """The table of a manifest entry whose style is one of :data:`RAW_STYLES`."""
+    import importlib
+
+    module, name = RAW_STYLES[style].split(":")
+    try:
+        return str(getattr(importlib.import_module(module), name)(raws, root=root, **(options or {})))
+    except (ValueError, TypeError, FileNotFoundError) as err:
+        raise UsageError(f"Cannot build the {style!r} table from {raws}: {err}") from err
+
+
 def _render(root: Path, manifest: str | Path | None) -> list[tuple[dict[str, Any], list[Any], list[Any], str]]:
     """``(entry, rows, curves, table)`` for every table of the manifest."""
     out: list[tuple[dict[str, Any], list[Any], list[Any], str]] = []
     for t in _load_manifest(root, manifest):
         raws = [r if isinstance(r, str) else r["path"] for r in t["raw"]]
+        if t.get("style") in RAW_STYLES:
+            out.append((t, [], [], _raw_style_table(root, raws, t["style"], t.get("options"))))
+            continue
         if t.get("style") in TRANSFER_STYLES:
             out.append((t, [], [], _transfer_table(root, raws, t["style"])))
             continue
@@ -283,10 +311,12 @@ def sync_markdown(text: str, tables: dict[Path, str]) -> str:
 
 def _note_starts() -> tuple[str, ...]:
     """How the notes under generated tables begin (``sweep.TABLE_NOTE``, ``OVERHEAD_NOTE``, ``ACROSS_NOTE``, the
-    transfer suite's and ``policy_transfer.TRANSFER_NOTE``)."""
+    transfer suite's, ``policy_transfer.TRANSFER_NOTE`` and the raw results note of :mod:`equirl.rawresults`)."""
+    from equirl import rawresults
     from equirl.agents import policy_transfer, sweep, transfer_suite
 
     return (
+        rawresults.NOTE_START,
         sweep.TABLE_NOTE[:30],
         sweep.OVERHEAD_NOTE[:30],
         sweep.ACROSS_NOTE[:30],

@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 import yaml
 
+from equirl import rawresults
 from equirl.cli import bench
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,6 +46,9 @@ def test_every_embedded_table_is_regenerable(tables: dict[Path, str]) -> None:
 def test_every_raw_folder_is_documented() -> None:
     manifest = yaml.safe_load((ROOT / bench.MANIFEST).read_text())
     needs = {"transfer": ("runs.csv", "suite.json"), "transfer-views": ("views.csv", "views.json")}
+    needs |= {
+        style: (rawresults.RESULTS, rawresults.META) for style in bench.RAW_STYLES if style != "pretrained-agents"
+    }
     for t in manifest["tables"]:
         for r in t["raw"]:
             folder = ROOT / (r if isinstance(r, str) else r["path"])
@@ -52,6 +57,9 @@ def test_every_raw_folder_is_documented() -> None:
                 continue
             for f in needs.get(t.get("style", ""), ("runs.csv", "curves.csv")):
                 assert (folder / f).exists(), folder / f
+            if t.get("style") in needs and t["style"] in bench.RAW_STYLES:
+                meta = rawresults.read_meta(folder)  # provenance of every committed raw folder
+                assert meta["command"] and meta["code_version"] and meta["machine"], folder
 
 
 def test_sync_markdown_replaces_the_block_after_a_marker() -> None:
@@ -67,3 +75,39 @@ def test_sync_markdown_replaces_the_block_after_a_marker() -> None:
     assert bench.sync_markdown(old, {Path("t.md"): new}) == (
         "<!-- table: t.md -->\n" + new.rstrip("\n") + "\n\nafter\n<!-- table: other.md -->\n| x |\n"
     )
+
+
+def test_a_tampered_cell_or_raw_value_is_caught(tmp_path: Path) -> None:
+    """A raw-style table (one hand-written vision-cnn folder) built into its file and a README copy: changing a
+    cell of either copy, or a raw value, makes them differ from what `make tables` builds."""
+    raw = tmp_path / "docs" / "results" / "toy"
+    raw.mkdir(parents=True)
+    (raw / rawresults.RESULTS).write_text(
+        "seed,method,stage,value\n0,plain,upright,90.0\n0,plain,zero-shot,30.0\n0,plain,finetuned,60.0\n"
+    )
+    meta = {"command": "python scripts/vision_cnn.py --raw docs/results/toy", "code_version": "abc", "machine": "m",
+            "date": "d", "seconds": 1.0, "settings": {"n_test": 10, "dataset_name": "toy", "group": "c4"}}  # fmt: skip
+    (raw / rawresults.META).write_text(json.dumps(meta))
+    (tmp_path / "m.yml").write_text(
+        "tables:\n  - raw: [docs/results/toy]\n    md: docs/results/toy/table.md\n    style: vision-cnn\n"
+    )
+    (tmp_path / "README.md").write_text("# x\n\n<!-- table: docs/results/toy/table.md -->\n| old |\n\nafter\n")
+    changed = bench.write_tables(tmp_path, "m.yml", plots=False)
+    assert set(changed) == {Path("docs/results/toy/table.md"), Path("README.md")}
+    built = bench.render_tables(tmp_path, "m.yml")
+    readme = (tmp_path / "README.md").read_text()
+    assert "| plain | 30.00 | 60.00 |" in readme and readme.endswith("\n\nafter\n")
+    assert bench.sync_markdown(readme, built) == readme and bench.write_tables(tmp_path, "m.yml", plots=False) == []
+    tampered = readme.replace("| plain | 30.00 |", "| plain | 31.00 |")
+    assert bench.sync_markdown(tampered, built) != tampered  # the drift test's check catches the edited copy
+    (raw / rawresults.RESULTS).write_text((raw / rawresults.RESULTS).read_text().replace("30.0", "33.0"))
+    assert (
+        bench.render_tables(tmp_path, "m.yml")[Path("docs/results/toy/table.md")]
+        != built[Path("docs/results/toy/table.md")]
+    )
+
+
+def test_an_unknown_raw_folder_is_a_usage_error(tmp_path: Path) -> None:
+    (tmp_path / "m.yml").write_text("tables:\n  - raw: [nowhere]\n    md: t.md\n    style: scan\n")
+    with pytest.raises(bench.UsageError, match="nowhere"):
+        bench.render_tables(tmp_path, "m.yml")

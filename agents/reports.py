@@ -1,0 +1,128 @@
+"""Tables of single training runs and of the shipped pretrained agents, built from committed files.
+
+- :func:`train_table`: ``scripts/cartpole.py --raw DIR`` (``make run``) writes one row per method, evaluation and
+  metric (:func:`train_rows`; the folder format is :mod:`equirl.rawresults`); the table is rebuilt from it.
+- :func:`pretrained_table`: the ``.json`` written next to each agent in ``agents/pretrained/`` by
+  ``equirl train --save-pretrained`` (command, steps, seed, evaluation return).
+
+``equirl bench tables`` calls both (styles ``train-run`` and ``pretrained-agents`` of ``docs/benchmark/tables.yml``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from equirl import rawresults
+
+__all__ = ["train_rows", "train_results_table", "train_table", "pretrained_table"]
+
+FINAL = ("final_mean_return", "final_std_return_ddof0", "n_eval_episodes", "train_seconds", "steps_per_second",
+         "equivariance_error")  # fmt: skip
+"""The per-run metrics of :func:`train_rows` (at the run's last step); the curve adds ``eval_mean_return``."""
+
+
+def train_rows(result: Any, equivariance_error: float, n_eval_episodes: int) -> list[dict[str, Any]]:
+    """The raw rows of one :class:`~equirl.agents.TrainResult`: ``method, seed, timesteps, metric, value``.
+
+    Every periodic evaluation gives ``eval_mean_return`` (greedy return over ``n_eval_episodes``); the run's
+    last step gives the metrics of :data:`FINAL` (``final_std_return_ddof0`` is SB3's population std over the
+    final evaluation's episodes).
+    """
+    key = {"method": result.method, "seed": result.seed}
+    rows = [{**key, "timesteps": int(r["timesteps"]), "metric": "eval_mean_return", "value": float(r["mean_return"])}
+            for r in result.curve]  # fmt: skip
+    final = (result.mean_return, result.std_return, n_eval_episodes, result.train_seconds, result.steps_per_second,
+             equivariance_error)  # fmt: skip
+    rows += [{**key, "timesteps": int(result.timesteps), "metric": m, "value": float(v)}
+             for m, v in zip(FINAL, final, strict=True)]  # fmt: skip
+    return rows
+
+
+def train_table(rows: Sequence[dict[str, Any]]) -> str:
+    """Markdown table of :func:`train_rows` rows (values may be text, as read back): a row per method and seed.
+
+    ``final return``: mean ± sample std (ddof 1) over the final evaluation's episodes; ``mean of evals, 2nd half``:
+    the mean of the periodic evaluations after half the budget; ``best eval``: the best periodic evaluation.
+    """
+    lines = [
+        "| method | seed | final return (mean ± sample std) | mean of evals, 2nd half | best eval | train time (s) "
+        "| env steps/s | equivariance error |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for method, seed in dict.fromkeys((str(r["method"]), str(r["seed"])) for r in rows):
+        mine = [r for r in rows if (str(r["method"]), str(r["seed"])) == (method, seed)]
+        get = {str(r["metric"]): float(r["value"]) for r in mine if r["metric"] != "eval_mean_return"}
+        curve = [(int(r["timesteps"]), float(r["value"])) for r in mine if r["metric"] == "eval_mean_return"]
+        total = max(t for t, _ in curve)
+        half = [v for t, v in curve if t > total / 2]
+        n = get["n_eval_episodes"]
+        sd = get["final_std_return_ddof0"] * math.sqrt(n / (n - 1)) if n > 1 else math.nan
+        lines.append(
+            f"| {method} | {seed} | {get['final_mean_return']:.1f} ± {sd:.1f} | {sum(half) / len(half):.1f} "
+            f"| {max(v for _, v in curve):.1f} | {get['train_seconds']:.1f} | {get['steps_per_second']:.0f} "
+            f"| {get['equivariance_error']:.2e} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def train_results_table(folders: Sequence[str | Path], root: str | Path = ".") -> str:
+    """:func:`train_table` of ``scripts/cartpole.py --raw`` folders taken together (for example one per method,
+    run side by side), with a note per folder (what, n, provenance)."""
+    if not folders:
+        raise ValueError("A training-run table needs at least one raw folder.")
+    rows: list[dict[str, str]] = []
+    notes = []
+    for folder in folders:
+        r, meta = rawresults.read_raw(Path(root) / folder)
+        rows += r
+        st = meta["settings"]
+        n = int(float(next(x["value"] for x in r if x["metric"] == "n_eval_episodes")))
+        evals = sorted({int(x["timesteps"]) for x in r if x["metric"] == "eval_mean_return"})
+        what = (
+            f"{st['env_id']}, {', '.join(st['methods'])}, seed {st['seed']}, {st['steps']:,} steps; greedy return over "
+            f"{n} episodes at each of {len(evals)} evaluations ({evals[0]:,} to {evals[-1]:,} steps); one seed per "
+            f"method, so the ± is the spread over the n = {n} episodes of one agent, not over seeds; train time "
+            f"excludes the evaluations"
+        )
+        notes.append(rawresults.note(folder, meta, what))
+    return train_table(rows) + "\n" + " ".join(notes) + "\n"
+
+
+def pretrained_table(folders: Sequence[str | Path], root: str | Path = ".") -> str:
+    """Markdown table of the pretrained agents in ``folders`` (each ``<name>.json`` next to ``<name>.zip``).
+
+    Columns: the agent, its environment (with ``env_kwargs`` and the task wrapper), the steps of the selected
+    model (``of N`` and the selection when the best periodic evaluation was kept), the greedy return as mean ±
+    sample std (ddof 1, from the recorded population std) over the recorded episodes, and the command.
+    """
+    lines = ["| agent | env (task) | steps (selected) | greedy return (episodes) | command |",
+             "|---|---|---|---|---|"]  # fmt: skip
+    for folder in folders:
+        files = sorted((Path(root) / folder).glob("*.json"))
+        if not files:
+            raise FileNotFoundError(f"{Path(root) / folder} holds no pretrained agent's .json.")
+        for f in files:
+            d = json.loads(f.read_text())
+            env = f"`{d['env_id']}`"
+            if d.get("env_kwargs"):
+                env += ", " + ", ".join(f"`{k}={v}`" for k, v in d["env_kwargs"].items())
+            if d.get("task"):
+                env += f", task `{json.dumps(d['task'])}`"
+            steps = f"{d['timesteps']:,}"
+            if d.get("selected"):
+                of = f" of {int(d['final_timesteps']):,}" if d.get("final_timesteps") else ""
+                steps += f"{of}; {d['selected']}"
+            n = int(d["n_eval_episodes"])
+            sd = d["eval_std_return"] * math.sqrt(n / (n - 1)) if n > 1 else math.nan
+            ret = f"{d['eval_mean_return']:.2f} ± {sd:.2f} ({n})"
+            lines.append(f"| `{f.stem}` | {env} | {steps} | {ret} | `{d['command']}` |")
+    where = ", ".join(f"`{folder}/*.json`" for folder in folders)
+    what = (
+        "greedy return: mean ± sample standard deviation (ddof 1, from the recorded population std) over the n "
+        "evaluation episodes in brackets, of the selected model"
+    )
+    return "\n".join(lines) + f"\n\n{rawresults.NOTE_START}{where} ({what}).*\n"
