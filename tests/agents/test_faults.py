@@ -157,7 +157,7 @@ def test_transfer_suite_keeps_results_and_tables_recorded_settings(tmp_path: Pat
         run_suite("CartPole-v1", **{**kw, "pretrained": broken})  # type: ignore[arg-type]
     assert (out / "runs.jsonl").read_bytes() == before
     table = run_suite("CartPole-v1", out=out, summarise_only=True, command="second")  # CLI defaults: 5 seeds, 20 eps
-    assert "mean over 1 seed " in table and "1 greedy evaluation episodes" in table
+    assert "mean over 1 seed " in table and "1 greedy evaluation episode per point" in table
     assert json.loads((out / "suite.json").read_text())["command"] == "first"  # the record is not rewritten
 
 

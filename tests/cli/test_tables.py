@@ -55,6 +55,9 @@ def test_every_raw_folder_is_documented() -> None:
             if t.get("style") == bench.OVERHEAD_STYLE:  # the overhead benchmark's raw CSVs, any names
                 assert any(folder.glob("*.csv")), folder
                 continue
+            if t.get("style") == "pretrained-agents":  # the agents' own .json records
+                assert any(folder.glob("*.json")), folder
+                continue
             for f in needs.get(t.get("style", ""), ("runs.csv", "curves.csv")):
                 assert (folder / f).exists(), folder / f
             if t.get("style") in needs and t["style"] in bench.RAW_STYLES:
