@@ -29,7 +29,6 @@ import os
 import platform
 import random
 import statistics
-import subprocess
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
@@ -137,16 +136,9 @@ entry, MiniGrid full view 8x8 on the ``MiniGrid-Empty-5x5`` entry)."""
 # -- helpers -----------------------------------------------------------------------------------------
 def _commit() -> str:
     """The git commit measured (``EQUIRL_BENCH_COMMIT`` when set, for a copy of the package outside git)."""
-    if os.environ.get("EQUIRL_BENCH_COMMIT"):
-        return os.environ["EQUIRL_BENCH_COMMIT"]
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True,
-            cwd=Path(__file__).resolve().parent,
-        )  # fmt: skip
-        return out.stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
+    from equirl.rawresults import code_version
+
+    return os.environ.get("EQUIRL_BENCH_COMMIT") or code_version()
 
 
 def _load1() -> float:

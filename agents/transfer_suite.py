@@ -33,8 +33,6 @@ import csv
 import io
 import json
 import os
-import platform
-import subprocess
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
@@ -50,6 +48,7 @@ from equirl.envs.wrappers import make_task_env, transformed_tasks
 from stable_baselines3 import DQN
 
 from equirl.extras import require
+from equirl.rawresults import code_version, machine
 
 SUITE_FILE = "suite.json"
 """The settings of the suite's last run, next to its ``runs.csv`` / ``runs.jsonl``."""
@@ -364,26 +363,6 @@ def render_folder(folder: str | Path) -> str:
     """The transfer table (:func:`transfer_table`) of the raw results in ``folder``."""
     settings, runs = read_folder(folder)
     return transfer_table(settings, runs)
-
-
-def code_version() -> str:
-    """``git describe`` of the package's checkout (``--dirty`` marks uncommitted changes), or ``unknown``."""
-    try:
-        out = subprocess.run(
-            ["git", "describe", "--always", "--dirty"], capture_output=True, text=True, check=True,
-            cwd=Path(__file__).resolve().parent,
-        )  # fmt: skip
-        return out.stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
-def machine() -> str:
-    import torch
-
-    cpu = " ".join(x for x in (platform.machine(), platform.processor()) if x)
-    return (f"{cpu}, {os.cpu_count()} cpus, {platform.system()}; python {platform.python_version()}, "
-            f"torch {torch.__version__}, CPU")  # fmt: skip
 
 
 def run_suite(
