@@ -5,7 +5,10 @@
 - :func:`pretrained_table`: the ``.json`` written next to each agent in ``agents/pretrained/`` by
   ``equirl train --save-pretrained`` (command, steps, seed, evaluation return).
 
-``equirl bench tables`` calls both (styles ``train-run`` and ``pretrained-agents`` of ``docs/benchmark/tables.yml``).
+- :func:`agents_gif`: a GIF of committed agents playing a task, side by side (``scripts/rotgrid_gif.py``).
+
+``equirl bench tables`` calls them (styles ``train-run``, ``pretrained-agents`` and the figure style ``agent-gif`` of
+``docs/benchmark/tables.yml``).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from typing import Any
 
 from equirl import rawresults
 
-__all__ = ["train_rows", "train_results_table", "train_table", "pretrained_table"]
+__all__ = ["train_rows", "train_results_table", "train_table", "pretrained_table", "agents_gif"]
 
 FINAL = ("final_mean_return", "final_std_return_ddof0", "n_eval_episodes", "train_seconds", "steps_per_second",
          "equivariance_error")  # fmt: skip
@@ -126,3 +129,41 @@ def pretrained_table(folders: Sequence[str | Path], root: str | Path = ".") -> s
         "evaluation episodes in brackets, of the selected model"
     )
     return "\n".join(lines) + f"\n\n{rawresults.NOTE_START}{where} ({what}).*\n"
+
+
+def agents_gif(
+    folders: Sequence[str | Path],
+    path: str | Path,
+    root: str | Path = ".",
+    *,
+    agent: str,
+    env_id: str,
+    methods: Sequence[str] = ("plain", "equitune"),
+    env_kwargs: dict[str, Any] | None = None,
+    episodes: int = 3,
+    seed: int = 0,
+    fps: int = 5,
+    tile_size: int = 16,
+) -> list[list[float]]:
+    """A GIF at ``path`` of the agent ``<folders[0]>/<agent>`` (a saved agent folder) playing ``env_id``, once per
+    method in ``methods``, side by side left to right (``plain``: the agent itself; otherwise symmetrised over the
+    catalogue symmetry of ``env_id`` with no training, :func:`~equirl.agents.equivariant_from_pretrained`).
+
+    Every panel plays the same ``episodes`` (reset seeds ``seed``, ``seed + 1``, ...) greedily on
+    ``make_env(env_id, render_mode="rgb_array", tile_size=tile_size, **env_kwargs)``. Deterministic: the same
+    files give the same bytes. Returns each method's episode returns (a list per method).
+    """
+    from equirl.agents.transfer import equivariant_from_pretrained
+    from equirl.envs import get_symmetry, make_env, record_gif
+
+    if len(folders) != 1:
+        raise ValueError(f"an agent GIF is drawn from one folder of agents, got {list(folders)}.")
+    source = Path(root) / folders[0] / agent
+    if not (source / "config.json").is_file():
+        raise FileNotFoundError(f"{source} is not a saved agent folder (no config.json); expected one in {folders[0]}.")
+    models = [equivariant_from_pretrained(source, None if m == "plain" else get_symmetry(env_id), m) for m in methods]
+    env = make_env(env_id, render_mode="rgb_array", tile_size=tile_size, **(env_kwargs or {}))
+    returns: list[list[float]] = []
+    record_gif(models, env, path, episodes, seed, fps, overwrite=True, episode_returns=returns)
+    env.close()
+    return returns

@@ -44,6 +44,7 @@ from equirl.agents.io import write_atomic
 from equirl.agents.training import ALL_METHODS
 
 from equirl.extras import progress_bar, require
+from equirl.figures import save_png
 
 __all__ = [
     "DEFAULT_CONFIG",
@@ -392,9 +393,11 @@ def is_done(spec: RunSpec, out_root: str | Path) -> bool:
             what = "records no configuration (written by an older equirl), so it cannot be shown to match"
         else:
             keys = sorted(set(requested) | set(recorded))
-            what = "was made with other settings than requested (differs in: " + ", ".join(
-                k for k in keys if recorded.get(k) != requested.get(k)
-            ) + ")"
+            what = (
+                "was made with other settings than requested (differs in: "
+                + ", ".join(k for k in keys if recorded.get(k) != requested.get(k))
+                + ")"
+            )
         raise SweepConfigError(
             f"{path} {what}. It is not reused and not overwritten: choose another --out, or delete that run's "
             "folder to re-run it."
@@ -585,7 +588,9 @@ def collect(out_root: str | Path) -> tuple[list[dict[str, Any]], list[dict[str, 
         try:
             s = json.loads(summary_file.read_text())
         except (ValueError, UnicodeDecodeError) as err:
-            raise ValueError(f"{summary_file} is damaged ({err}); delete it (the run is then re-run) and retry.") from err
+            raise ValueError(
+                f"{summary_file} is damaged ({err}); delete it (the run is then re-run) and retry."
+            ) from err
         bench = s.get("bench") or {}
         s.setdefault("algo", "dqn")  # summaries written before runs named their algorithm
         runs.append(
@@ -977,14 +982,10 @@ def plot_curves(curves: list[dict[str, Any]], env_id: str, path: str | Path, thr
 
 def _save_figure(fig: Any, ax: Any, path: str | Path) -> None:
     """Grid, legend and tight layout on ``ax``; ``fig`` saved to ``path`` (folders made) and closed."""
-    import matplotlib.pyplot as plt
-
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
+    save_png(fig, path)
 
 
 def plot_profile(curves: list[dict[str, Any]], env_id: str, path: str | Path) -> None:

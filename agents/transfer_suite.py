@@ -48,6 +48,7 @@ from equirl.envs.wrappers import make_task_env, transformed_tasks
 from stable_baselines3 import DQN
 
 from equirl.extras import require
+from equirl.figures import save_png
 from equirl.rawresults import code_version, machine
 
 SUITE_FILE = "suite.json"
@@ -352,11 +353,7 @@ def plot_budgets(settings: dict[str, Any], runs: list[dict[str, Any]], path: str
     axes[0][-1].legend(fontsize=7)
     fig.suptitle(title or f"{settings.get('env_id', '')}: return after K task steps", fontsize=10)
     fig.tight_layout()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    buf = io.BytesIO()
-    fig.savefig(buf, dpi=100, format="png", metadata={"Software": None})
-    plt.close(fig)
-    write_atomic(Path(path), buf.getvalue())
+    save_png(fig, path)
 
 
 def render_folder(folder: str | Path) -> str:

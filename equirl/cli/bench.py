@@ -37,7 +37,16 @@ from typing import Any
 
 from equirl.cli import UsageError
 
-__all__ = ["add_parser", "run", "aggregate_dir", "render_tables", "sync_markdown", "write_tables", "MANIFEST"]
+__all__ = [
+    "add_parser",
+    "run",
+    "aggregate_dir",
+    "render_tables",
+    "render_figures",
+    "sync_markdown",
+    "write_tables",
+    "MANIFEST",
+]
 
 MANIFEST = Path("docs/benchmark/tables.yml")
 """The committed tables: which raw folders each is built from, where it and its plots go."""
@@ -172,9 +181,10 @@ def _load_manifest(root: Path, manifest: str | Path | None) -> list[dict[str, An
     if not isinstance(tables, list) or not tables:
         raise UsageError(f"{file}: expected a 'tables:' list of entries with raw (list of folders) and md.")
     for t in tables:
-        if not isinstance(t, dict) or not t.get("raw") or not t.get("md"):
+        if not isinstance(t, dict) or not t.get("raw") or not (t.get("md") or t.get("plot")):
             raise UsageError(
-                f"{file}: every table needs 'raw' (a list of folders) and 'md' (the table file); got {t!r}."
+                f"{file}: every entry needs 'raw' (a list of folders) and 'md' (the table file) or, for a figure "
+                f"alone, 'plot' (the figure file); got {t!r}."
             )
     return tables
 
@@ -257,6 +267,9 @@ def _render(root: Path, manifest: str | Path | None) -> list[tuple[dict[str, Any
     out: list[tuple[dict[str, Any], list[Any], list[Any], str]] = []
     for t in _load_manifest(root, manifest):
         raws = [r if isinstance(r, str) else r["path"] for r in t["raw"]]
+        if not t.get("md"):  # a figure alone (drawn by _figures)
+            out.append((t, [], [], ""))
+            continue
         if t.get("style") in RAW_STYLES:
             out.append((t, [], [], _raw_style_table(root, raws, t["style"], t.get("options"))))
             continue
@@ -279,7 +292,7 @@ def render_tables(root: str | Path = ".", manifest: str | Path | None = None) ->
 
     Paths are relative to ``root`` (the repository). Nothing is written; no training.
     """
-    return {Path(t["md"]): table for t, _, _, table in _render(Path(root), manifest)}
+    return {Path(t["md"]): table for t, _, _, table in _render(Path(root), manifest) if t.get("md")}
 
 
 def sync_markdown(text: str, tables: dict[Path, str]) -> str:
@@ -332,28 +345,78 @@ def markdown_files(root: str | Path = ".") -> list[Path]:
     return [f for f in files if (root / f).exists() and MARKER in (root / f).read_text()]
 
 
+PLOT_STYLES: dict[str, str] = {
+    "vision-pretrained": "equirl.adapters.vision.results:pretrained_plot",
+    "agent-gif": "equirl.agents.reports:agents_gif",
+}
+"""Styles whose manifest entries may name a figure with ``plot: PATH``, drawn from the entry's raw folders by
+``function(folders, path, root=..., **plot_options)`` (with the entry's ``plot_options``), byte for byte the
+same from the same files. An entry of a style that builds no table (``agent-gif``: a GIF of committed agents)
+has ``plot`` and no ``md``."""
+
+
+def _figures(root: Path, rendered: list[tuple[dict[str, Any], list[Any], list[Any], str]], out: Path) -> list[Path]:
+    """Draw every figure of the manifest entries ``rendered`` under ``out``; their paths relative to ``out``."""
+    import importlib
+
+    written: list[Path] = []
+    for t, rows, curves, _ in rendered:
+        style = t.get("style", "full")
+        if t.get("plot"):
+            if style not in PLOT_STYLES:
+                raise UsageError(
+                    f"The entry for {t.get('md') or t['plot']} names plot: {t['plot']}, but style {style!r} draws no figure; "
+                    f"styles with figures: {sorted(PLOT_STYLES)} (and img_dir for the learning-curve styles)."
+                )
+            module, name = PLOT_STYLES[style].split(":")
+            raws = [r if isinstance(r, str) else r["path"] for r in t["raw"]]
+            getattr(importlib.import_module(module), name)(
+                raws, out / t["plot"], root=root, **(t.get("plot_options") or {})
+            )
+            written.append(Path(t["plot"]))
+        if not t.get("img_dir"):
+            continue
+        img = Path(t["img_dir"])
+        if style == "transfer":
+            from equirl.agents import transfer_suite
+
+            folder = root / t["raw"][0]
+            settings, runs = transfer_suite.read_folder(folder)
+            transfer_suite.plot_budgets(settings, runs, out / img / f"{folder.name}.png")
+            written.append(img / f"{folder.name}.png")
+        elif style not in RAW_STYLES and style not in TRANSFER_STYLES and style != OVERHEAD_STYLE:
+            _plot(rows, curves, out / img)
+            for env_id in dict.fromkeys(r["env_id"] for r in rows):
+                written += [img / _img_name(env_id), img / _img_name(env_id).replace("benchmark_", "profile_")]
+    return written
+
+
+def render_figures(root: str | Path = ".", out: str | Path = ".", manifest: str | Path | None = None) -> list[Path]:
+    """Draw every figure that ``make tables`` rebuilds (learning curves, profiles, transfer and ``plot:`` figures)
+    from the committed raw results of ``root`` into the folder ``out`` (same relative paths); returns those paths.
+    """
+    root = Path(root)
+    return _figures(root, _render(root, manifest), Path(out))
+
+
 def write_tables(root: str | Path = ".", manifest: str | Path | None = None, plots: bool = True) -> list[Path]:
-    """Rebuild every table of the manifest (and its plots), then its copies in README.md and docs/.
+    """Rebuild every table of the manifest (and its figures), then its copies in README.md and docs/.
 
     An entry with one raw folder and the full style also rewrites that folder's ``summary.csv``.
-    Returns the files whose text changed (plots are rewritten without being listed).
+    Returns the files whose text changed (figures are rewritten without being listed).
     """
     from equirl.agents import sweep
 
     root = Path(root)
     rendered = _render(root, manifest)
-    tables = {Path(t["md"]): table for t, _, _, table in rendered}
+    tables = {Path(t["md"]): table for t, _, _, table in rendered if t.get("md")}
     changed: list[Path] = []
-    for t, rows, curves, table in rendered:
+    if plots:
+        _figures(root, rendered, root)
+    for t, rows, _, table in rendered:
+        if not t.get("md"):
+            continue
         md = Path(t["md"])
-        if plots and t.get("img_dir") and t.get("style") == "transfer":
-            from equirl.agents import transfer_suite
-
-            folder = root / t["raw"][0]
-            settings, runs = transfer_suite.read_folder(folder)
-            transfer_suite.plot_budgets(settings, runs, root / t["img_dir"] / f"{folder.name}.png")
-        elif plots and t.get("img_dir"):
-            _plot(rows, curves, root / t["img_dir"])
         if len(t["raw"]) == 1 and isinstance(t["raw"][0], str) and t.get("style", "full") == "full":
             sweep.write_summary(rows, root / t["raw"][0] / "summary.csv")
         if not (root / md).exists() or (root / md).read_text() != table:

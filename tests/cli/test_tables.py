@@ -1,9 +1,10 @@
-"""Drift test: every committed benchmark table, and every copy of it in README.md and docs/, is what
-`make tables` (`equirl bench tables`) builds from the committed raw results."""
+"""Drift test: every committed benchmark table and figure, and every copy of a table in README.md and docs/, is
+what `make tables` (`equirl bench tables`) builds from the committed raw results."""
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,36 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="module")
 def tables() -> dict[Path, str]:
     return bench.render_tables(ROOT)
+
+
+@pytest.fixture(scope="module")
+def figures(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Path]]:
+    out = tmp_path_factory.mktemp("figures")
+    return out, bench.render_figures(ROOT, out)
+
+
+def test_committed_figures_match_their_raw_results(figures: tuple[Path, list[Path]]) -> None:
+    out, written = figures
+    assert written and len(set(written)) == len(written), "a figure is drawn twice, or none is"
+    for rel in written:
+        assert (ROOT / rel).exists(), f"{rel} is drawn by `make tables` but not committed"
+        assert (out / rel).read_bytes() == (ROOT / rel).read_bytes(), (
+            f"{rel} differs from what `make tables` draws: run `make tables` and commit."
+        )
+
+
+IMAGE = re.compile(r"!\[[^\]]*\]\(([^)\s]+\.(?:png|gif|svg|jpg))\)")
+
+
+def test_every_figure_in_the_docs_is_rebuilt(figures: tuple[Path, list[Path]]) -> None:
+    _, written = figures
+    shown = set()
+    for md in [ROOT / "README.md", *(ROOT / "docs").rglob("*.md")]:
+        for link in IMAGE.findall(md.read_text()):
+            shown.add((md.parent / link).resolve().relative_to(ROOT))
+    assert shown, "no figure found in README.md and docs/"
+    missing = sorted(str(p) for p in shown - set(written))
+    assert not missing, f"figures shown in the docs that `make tables` does not draw: {missing}"
 
 
 def test_committed_tables_match_their_raw_results(tables: dict[Path, str]) -> None:
@@ -54,6 +85,9 @@ def test_every_raw_folder_is_documented() -> None:
             folder = ROOT / (r if isinstance(r, str) else r["path"])
             if t.get("style") == bench.OVERHEAD_STYLE:  # the overhead benchmark's raw CSVs, any names
                 assert any(folder.glob("*.csv")), folder
+                continue
+            if t.get("style") == "agent-gif":  # saved agent folders
+                assert any(folder.glob("*/config.json")), folder
                 continue
             if t.get("style") == "pretrained-agents":  # the agents' own .json records
                 assert any(folder.glob("*.json")), folder

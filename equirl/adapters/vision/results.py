@@ -6,7 +6,7 @@
   test image moved by the group element; ``model`` is ``efficientnet`` or ``conse``).
 
 ``equirl bench tables`` calls :func:`cnn_table` and :func:`pretrained_table` (styles ``vision-cnn`` and
-``vision-pretrained`` of ``docs/benchmark/tables.yml``).
+``vision-pretrained`` of ``docs/benchmark/tables.yml``), and :func:`pretrained_plot` for the figure.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 
 from equirl import rawresults
 
-__all__ = ["cnn_table", "pretrained_table"]
+__all__ = ["cnn_table", "pretrained_table", "pretrained_plot"]
 
 CNN_STAGES = ("zero-shot", "finetuned")
 
@@ -91,3 +91,41 @@ def pretrained_table(folders: Sequence[str | Path], model: str, root: str | Path
     st = meta["settings"]
     what = f"top-1 % on {st[f'n_{model}']} crops moved by each element of {st['group']}; one deterministic run"
     return "\n".join(lines) + "\n\n" + rawresults.note(folder, meta, what) + "\n"
+
+
+PRETRAINED_PANELS = (("efficientnet", "EfficientNet-Lite0, ImageNet top-1"), ("conse", "ConSE zero-shot, free text"))
+"""The panels of :func:`pretrained_plot`: ``(model in the raw rows, title)``."""
+
+
+def pretrained_plot(folders: Sequence[str | Path], path: str | Path, root: str | Path = ".") -> Path:
+    """Bar chart of one ``vision_pretrained.py --raw`` folder as a PNG at ``path``: a panel per model, a group of
+    bars per group element (top-1 % with every test image moved by it), a bar per method. Returns ``path``."""
+    from equirl.extras import require
+    from equirl.figures import save_png
+
+    matplotlib = require("matplotlib", "plots", "Plotting the pretrained-vision results")
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    folder = _one(folders, "vision-pretrained")
+    rows, meta = rawresults.read_raw(Path(root) / folder)
+    group = meta["settings"]["group"]
+    fig, axes = plt.subplots(1, len(PRETRAINED_PANELS), figsize=(11, 3.6), sharey=True, squeeze=False)
+    for ax, (model, title) in zip(axes[0], PRETRAINED_PANELS, strict=True):
+        mine = [r for r in rows if r["model"] == model]
+        if not mine:
+            raise ValueError(f"{folder} holds no results for model {model!r}; expected 'efficientnet' and 'conse'.")
+        elements = list(dict.fromkeys(r["element"] for r in mine))
+        methods = list(dict.fromkeys(r["method"] for r in mine))
+        width = 0.8 / len(methods)
+        for j, m in enumerate(methods):
+            values = [float(next(r["value"] for r in mine if (r["method"], r["element"]) == (m, e))) for e in elements]
+            ax.bar([i + (j - (len(methods) - 1) / 2) * width for i in range(len(elements))], values, width, label=m)
+        ax.set_xticks(range(len(elements)), elements)
+        ax.set_xlabel(f"group element applied to the test images ({group})")
+        ax.set_title(title, fontsize=9)
+        ax.set_ylim(0, 105)
+    axes[0][0].set_ylabel("top-1 (%)")
+    axes[0][-1].legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    return save_png(fig, path, dpi=130)
