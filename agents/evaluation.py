@@ -111,8 +111,6 @@ def evaluate(
     return float(np.mean(returns)), float(np.std(returns))
 
 
-
-
 class EvalCSVCallback(EvalCallback):
     """SB3's ``EvalCallback`` on our schedule, with a CSV, the best model and resumable state.
 

@@ -26,7 +26,9 @@ class SmallKernelCNN(BaseFeaturesExtractor):
     ) -> None:
         super().__init__(observation_space, features_dim)
         if len(observation_space.shape) != 3:
-            raise ValueError(f"SmallKernelCNN expects channel-first images (C, H, W), got shape {observation_space.shape}.")
+            raise ValueError(
+                f"SmallKernelCNN expects channel-first images (C, H, W), got shape {observation_space.shape}."
+            )
         c, h, w = observation_space.shape
         if min(h, w) < len(channels) + 1:
             raise ValueError(

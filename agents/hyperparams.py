@@ -381,7 +381,11 @@ def list_pretrained() -> list[str]:
     An agent ships as a safe folder ``pretrained/<name>/`` (``config.json`` + ``model.safetensors``,
     see :func:`equirl.agents.save_agent`) and, for SB3 users, as ``pretrained/<name>.zip``.
     """
-    folders = {p.name for p in PRETRAINED_DIR.iterdir() if (p / "config.json").is_file()} if PRETRAINED_DIR.is_dir() else set()
+    folders = (
+        {p.name for p in PRETRAINED_DIR.iterdir() if (p / "config.json").is_file()}
+        if PRETRAINED_DIR.is_dir()
+        else set()
+    )
     return sorted(folders | {p.stem for p in PRETRAINED_DIR.glob("*.zip")})
 
 

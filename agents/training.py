@@ -442,7 +442,9 @@ def load_checkpoint(
         target = getattr(rb, key)
         src = tensors[f"replay.{key}"].numpy()
         if src.shape[1:] != target.shape[1:] or src.shape[0] != n or n > target.shape[0]:
-            raise AgentFormatError(f"{path / CHECKPOINT_TENSORS}: replay.{key} has shape {src.shape}, expected {n} rows of {target.shape[1:]}.")
+            raise AgentFormatError(
+                f"{path / CHECKPOINT_TENSORS}: replay.{key} has shape {src.shape}, expected {n} rows of {target.shape[1:]}."
+            )
         target[:n] = src
     rb.pos, rb.full = int(replay["pos"]), bool(replay["full"])
     _set_rng_state(model, state["rng"], tensors)
@@ -505,8 +507,6 @@ def read_metadata(zip_path: str | Path) -> dict[str, Any]:
     return read_json(p, "metadata file")  # type: ignore[no-any-return]
 
 
-
-
 RUN_FILE = "run.json"
 """What :func:`train` records about a run in its folder (method, seed, budget, hyperparameters, ...)."""
 RUN_ARTIFACTS = ("eval.csv", "model.zip", "best_model.zip", "model.json", RUN_FILE, "checkpoints")
@@ -564,7 +564,8 @@ def _prepare_run_folder(out: Path, settings: dict[str, Any], resume: bool, overw
             diff = _differences(recorded, settings)
             if diff:
                 raise RunFolderError(
-                    f"--resume: the arguments differ from the run recorded in {run_file}: " + "; ".join(diff)
+                    f"--resume: the arguments differ from the run recorded in {run_file}: "
+                    + "; ".join(diff)
                     + ". Resume with the recorded arguments, or start a new run in another folder."
                 )
         return

@@ -70,9 +70,7 @@ class EquivarianceConfig:
         """A configuration from keyword arguments; unknown names are an error that lists the known ones."""
         unknown = sorted(set(kwargs) - set(cls.field_names()))
         if unknown:
-            raise TypeError(
-                f"Unknown equivariance argument(s) {unknown}; expected some of {list(cls.field_names())}."
-            )
+            raise TypeError(f"Unknown equivariance argument(s) {unknown}; expected some of {list(cls.field_names())}.")
         return cls(**kwargs)
 
     def replace(self, **changes: Any) -> EquivarianceConfig:

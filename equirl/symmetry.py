@@ -52,7 +52,9 @@ class Symmetry:
         try:
             self.input_action.validate(tuple(input_shape))
         except ValueError as err:
-            raise ValueError(f"Symmetry {self.name!r} does not fit inputs of shape {tuple(input_shape)}: {err}") from err
+            raise ValueError(
+                f"Symmetry {self.name!r} does not fit inputs of shape {tuple(input_shape)}: {err}"
+            ) from err
         try:
             self.output_action.validate(tuple(output_shape))
         except ValueError as err:

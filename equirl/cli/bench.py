@@ -10,8 +10,9 @@ Examples::
 
     # the whole benchmark on this machine (a process pool with one worker per CPU)
     equirl bench run --out results/benchmark
-    # two environments, three seeds, two workers
+    # two environments, three seeds (0, 1, 2), two workers; then seed 4 alone
     equirl bench run --envs CartPole-v1 Acrobot-v1 --seeds 3 --workers 2
+    equirl bench run --envs CartPole-v1 Acrobot-v1 --seed-list 4 --workers 2
     # PPO or QR-DQN instead of DQN: the shipped configs benchmark_ppo.yml / benchmark_qrdqn.yml
     equirl bench run --config ppo --out results/benchmark_ppo
     # the same runs as Ray tasks on a cluster (pip install 'ray>=2.9')
@@ -20,6 +21,8 @@ Examples::
     equirl bench aggregate --raw docs/benchmark --md docs/benchmark/table.md --img-dir docs/img
     # rebuild every committed table (docs/benchmark/tables.yml) and the copies in README.md and docs/
     equirl bench tables
+    # a uniformly random policy's return (the configs' baseline), kept for make tables
+    equirl bench baseline equirl/RotGrid-Cross-v0 --episodes 2000 --raw docs/results/baselines
 
 ``run`` writes per run ``<out>/<env>/<method>/seed<k>/{curve.csv,summary.json}``, then (unless
 ``--no-aggregate``) ``<out>/runs.csv``, ``curves.csv`` (raw), ``summary.csv``, ``table.md`` and
@@ -245,6 +248,7 @@ RAW_STYLES: dict[str, str] = {
     "train-run": "equirl.agents.reports:train_results_table",
     "pretrained-agents": "equirl.agents.reports:pretrained_table",
     "env-speed": "equirl.envs.speed:table",
+    "random-baseline": "equirl.agents.baselines:baselines_table",
 }
 """Styles of tables built by an experiment's own table function from its raw folders (:mod:`equirl.rawresults`;
 ``pretrained-agents``: the ``.json`` files of ``agents/pretrained/``): ``function(folders, root=..., **options)``
@@ -455,12 +459,21 @@ def add_parser(parent: Any) -> argparse.ArgumentParser:
     )
     r.add_argument("--envs", nargs="+", default=None, help="environment ids (default: all in the config)")
     r.add_argument("--methods", nargs="+", default=methods, choices=methods)
-    r.add_argument(
+    seeds = r.add_mutually_exclusive_group()
+    seeds.add_argument(
         "--seeds",
         type=int,
         nargs="+",
         default=None,
-        help="one number N (seeds 0..N-1) or an explicit list (default: config defaults.seeds)",
+        help="one number N (seeds 0..N-1) or an explicit list of two or more (default: config defaults.seeds)",
+    )
+    seeds.add_argument(
+        "--seed-list",
+        type=int,
+        nargs="+",
+        default=None,
+        metavar="SEED",
+        help="exactly these seeds, one or more (--seed-list 4 runs seed 4 alone)",
     )
     r.add_argument("--timesteps", type=int, default=None, help="override every environment's budget (smoke tests)")
     r.add_argument("--eval-freq", type=int, default=None, help="override every environment's eval_freq")
@@ -490,6 +503,20 @@ def add_parser(parent: Any) -> argparse.ArgumentParser:
     a.add_argument("--config", default=None, help="take thresholds from this config instead of the runs")
     a.add_argument("--no-plots", action="store_true", help="write the table only")
 
+    b = sub.add_parser(
+        "baseline",
+        help="a uniformly random policy's return per environment (the configs' baseline), with --raw kept",
+        description="Play --episodes episodes per environment with uniformly random actions on the environment the "
+        "benchmark trains on, print the table (mean return with a 95%% bootstrap CI, share terminated, median "
+        "length, the baseline the configs declare) and, with --raw, keep the per-episode results for make tables.",
+    )
+    b.add_argument("envs", nargs="*", help="environment ids (default: every environment of benchmark.yml)")
+    b.add_argument("--episodes", type=int, default=1000)
+    b.add_argument("--seed", type=int, default=0, help="episode k is reset with seed + k")
+    b.add_argument("--raw", default=None, help="write the raw results (results.csv + meta.json) to this new folder")
+    b.add_argument("--overwrite", action="store_true", help="replace an existing --raw folder")
+    b.add_argument("--no-progress", action="store_true")
+
     t = sub.add_parser("tables", help="rebuild every committed table and plot from committed raw results (no training)")
     t.add_argument("--root", default=".", help="the repository (default: the current folder)")
     t.add_argument("--manifest", default=None, help=f"the list of tables (default: {MANIFEST})")
@@ -517,13 +544,49 @@ def _select(args: argparse.Namespace) -> list[Any]:
         if args.n_eval_episodes is not None:
             b.n_eval_episodes = args.n_eval_episodes
         chosen.append(b)
-    if args.seeds is None:
+    if args.seed_list is not None:
+        seeds = list(dict.fromkeys(args.seed_list))
+    elif args.seeds is None:
         seeds = list(range(sweep.default_seeds(args.config)))
     elif len(args.seeds) == 1:
         seeds = list(range(args.seeds[0]))
     else:
         seeds = list(args.seeds)
     return sweep.make_specs(chosen, args.methods, seeds, args.order)
+
+
+def _baseline(args: argparse.Namespace) -> int:
+    """``equirl bench baseline``: random-policy returns, printed, and kept with ``--raw``."""
+    import tempfile
+
+    from equirl import rawresults
+    from equirl.agents import baselines, sweep
+
+    if args.episodes < 1:
+        raise UsageError(f"--episodes must be at least 1, got {args.episodes}.")
+    env_ids = args.envs or list(sweep.load_config())
+    started = None
+    if args.raw:
+        try:
+            started = rawresults.check_new(args.raw, args.overwrite)
+        except FileExistsError as err:
+            raise UsageError(str(err)) from err
+    t0 = time.perf_counter()
+    rows = [
+        r
+        for e in env_ids
+        for r in baselines.random_policy_rows(e, args.episodes, args.seed, progress=not args.no_progress)
+    ]
+    settings = {"envs": env_ids, "episodes": args.episodes, "seed": args.seed}
+    seconds = time.perf_counter() - t0
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(args.raw) if args.raw else Path(tmp) / "baseline"
+        rawresults.write_raw(folder, rows, settings, started=started, seconds=seconds, overwrite=args.overwrite)
+        table = baselines.baselines_table([folder])
+        print(table if args.raw else table.split("\n\n")[0])  # the note names the folder, a temporary one here
+    if args.raw:
+        print(f"wrote the raw results to {args.raw}")
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:
@@ -534,6 +597,8 @@ def run(args: argparse.Namespace) -> int:
         changed = write_tables(args.root, args.manifest, plots=not args.no_plots)
         print(f"{len(changed)} file(s) changed" + "".join(f"\n  {c}" for c in changed))
         return 0
+    if args.bench_command == "baseline":
+        return _baseline(args)
     if args.bench_command == "aggregate":
         if args.out is None and args.raw is None:
             raise UsageError("aggregate needs --out (a sweep folder) or --raw (runs.csv + curves.csv).")

@@ -18,7 +18,9 @@ from stable_baselines3 import A2C, PPO
 from equirl import METHODS, PermutationAction, SignedPermutationAction, Symmetry, cyclic, equivariance_error
 
 
-def _policy(obs_space: spaces.Space, action_space: spaces.Space, symmetry: Symmetry, method: str, **kw: object) -> EquiActorCriticPolicy:
+def _policy(
+    obs_space: spaces.Space, action_space: spaces.Space, symmetry: Symmetry, method: str, **kw: object
+) -> EquiActorCriticPolicy:
     policy = EquiActorCriticPolicy(
         obs_space, action_space, lambda _: 3e-4, symmetry=symmetry, method=method, net_arch=[16, 16], **kw
     )
@@ -227,7 +229,9 @@ def test_other_algorithms_building_the_new_policies_get_a_clear_error() -> None:
     from stable_baselines3 import DQN
 
     kw = dict(policy_kwargs=dict(symmetry="CartPole-v1"))
-    with pytest.raises(TypeError, match="EquiActorCriticPolicy is a policy for OnPolicyAlgorithm, but DQN .*EquiDQNPolicy"):
+    with pytest.raises(
+        TypeError, match="EquiActorCriticPolicy is a policy for OnPolicyAlgorithm, but DQN .*EquiDQNPolicy"
+    ):
         DQN(EquiActorCriticPolicy, "CartPole-v1", **kw)
     with pytest.raises(TypeError, match="but QRDQN is building it; use equirl.agents.EquiQRDQNPolicy"):
         QRDQN(EquiActorCriticPolicy, "CartPole-v1", **kw)

@@ -28,7 +28,9 @@ from tests.agents.image_env import RandomImageEnv
 from tests.conftest import d4_image_symmetry
 
 METHODS = ["equitune", "equizero", "lambda"]
-FAST = dict(learning_starts=30, train_freq=8, gradient_steps=2, batch_size=16, buffer_size=500, target_update_interval=20)
+FAST = dict(
+    learning_starts=30, train_freq=8, gradient_steps=2, batch_size=16, buffer_size=500, target_update_interval=20
+)
 
 
 def _cartpole(method: str, **equi: object) -> DQN:
@@ -279,8 +281,10 @@ def test_unreadable_fields_name_the_argument(tmp_path: Path) -> None:
     with pytest.raises(TransferError, match="pass env="):
         load_pretrained(bad, symmetry=get_symmetry("CartPole-v1"), policy_kwargs={"activation_fn": torch.nn.ReLU})
     model = load_pretrained(
-        bad, symmetry=get_symmetry("CartPole-v1"), policy_kwargs={"activation_fn": torch.nn.ReLU}, env=DQN(
-            "MlpPolicy", "CartPole-v1", device="cpu").get_env()
+        bad,
+        symmetry=get_symmetry("CartPole-v1"),
+        policy_kwargs={"activation_fn": torch.nn.ReLU},
+        env=DQN("MlpPolicy", "CartPole-v1", device="cpu").get_env(),
     )
     assert model.observation_space.shape == (4,)
 

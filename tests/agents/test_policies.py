@@ -19,7 +19,9 @@ from tests.agents.image_env import RandomImageEnv
 from tests.conftest import c4_image_symmetry
 
 METHODS = ["equitune", "equizero", "lambda"]
-FAST = dict(learning_starts=50, train_freq=8, gradient_steps=4, batch_size=16, buffer_size=1000, target_update_interval=20)
+FAST = dict(
+    learning_starts=50, train_freq=8, gradient_steps=4, batch_size=16, buffer_size=1000, target_update_interval=20
+)
 
 
 def cartpole_dqn(method: str, **kw) -> DQN:
@@ -137,9 +139,17 @@ def test_save_load_in_a_fresh_process(method: str, tmp_path: Path) -> None:
     (tmp_path / "states.json").write_text(json.dumps(states.tolist()))
     (tmp_path / "load.py").write_text(SAVE_LOAD_SCRIPT)
     result = subprocess.run(
-        [sys.executable, str(tmp_path / "load.py"), str(tmp_path / "model.zip"), str(tmp_path / "states.json"),
-         str(tmp_path / "policy.pt")],
-        capture_output=True, text=True, check=True, cwd=Path(__file__).resolve().parents[2],
+        [
+            sys.executable,
+            str(tmp_path / "load.py"),
+            str(tmp_path / "model.zip"),
+            str(tmp_path / "states.json"),
+            str(tmp_path / "policy.pt"),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[2],
     )
     loaded = json.loads(result.stdout.strip().splitlines()[-1])
     with torch.no_grad():

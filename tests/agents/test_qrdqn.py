@@ -21,7 +21,9 @@ KW = dict(n_quantiles=5, net_arch=[16, 16])
 
 
 def _model(method: str, env: str = "Acrobot-v1", **kw: object) -> QRDQN:
-    model = QRDQN(EquiQRDQNPolicy, env, policy_kwargs=dict(symmetry=get_symmetry(env), method=method, **KW), seed=0, **kw)
+    model = QRDQN(
+        EquiQRDQNPolicy, env, policy_kwargs=dict(symmetry=get_symmetry(env), method=method, **KW), seed=0, **kw
+    )
     for net in (model.policy.quantile_net, model.policy.quantile_net_target):
         if net.method == "lambda":  # a λ-net that is not uniform (it starts at zero = equitune)
             th.nn.init.normal_(net.reducer.lambda_net[-1].weight, std=1.0)

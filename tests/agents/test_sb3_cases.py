@@ -131,7 +131,11 @@ def test_identity_discrete_learns(method: str) -> None:
 def test_identity_multi_action_spaces_are_refused(env_class: type) -> None:
     """As SB3's DQN (which needs a Discrete action space), a clear error for MultiDiscrete / MultiBinary actions."""
     with pytest.raises(AssertionError, match="only supports .*Discrete.* as action spaces"):
-        DQN(EquiDQNPolicy, env_class(10), policy_kwargs=dict(symmetry=trivial_symmetry(spaces.Discrete(10), spaces.Discrete(2))))
+        DQN(
+            EquiDQNPolicy,
+            env_class(10),
+            policy_kwargs=dict(symmetry=trivial_symmetry(spaces.Discrete(10), spaces.Discrete(2))),
+        )
 
 
 # -- test_predict: single and batched observations, deterministic and not --------------------------------
@@ -164,8 +168,12 @@ def test_save_load(method: str, tmp_path: Path) -> None:
     model.save(tmp_path / "m.zip")
     loaded = DQN.load(tmp_path / "m.zip", env=env)
     with th.no_grad():
-        assert th.equal(model.q_net(obs), loaded.q_net(obs)) and th.equal(model.q_net_target(obs), loaded.q_net_target(obs))
-    assert np.array_equal(model.predict(obs.numpy(), deterministic=True)[0], loaded.predict(obs.numpy(), deterministic=True)[0])
+        assert th.equal(model.q_net(obs), loaded.q_net(obs)) and th.equal(
+            model.q_net_target(obs), loaded.q_net_target(obs)
+        )
+    assert np.array_equal(
+        model.predict(obs.numpy(), deterministic=True)[0], loaded.predict(obs.numpy(), deterministic=True)[0]
+    )
     loaded.learn(50)  # continues training
 
 
@@ -192,9 +200,7 @@ def discrete_bitflipping_symmetry(n: int) -> Symmetry:
     return Symmetry(g, obs, bitflipping_symmetry(n).output_action, name=f"BitFlipping C{n} (discrete)")
 
 
-@pytest.mark.parametrize(
-    "kind", ["multibinary", "discrete", "image"]
-)
+@pytest.mark.parametrize("kind", ["multibinary", "discrete", "image"])
 @pytest.mark.parametrize("method", METHODS)
 def test_her(kind: str, method: str) -> None:
     n = 4

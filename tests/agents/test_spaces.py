@@ -114,7 +114,11 @@ class DictGrid(GridXY):
     )
 
     def _obs(self) -> dict[str, Any]:
-        return {"pos": self.pos.copy(), "xy": self.pos.astype(np.float32) - 2.0, "flag": int(self.pos[0] == self.pos[1])}
+        return {
+            "pos": self.pos.copy(),
+            "xy": self.pos.astype(np.float32) - 2.0,
+            "flag": int(self.pos[0] == self.pos[1]),
+        }
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict]:
         super().reset(seed=seed)
@@ -227,7 +231,9 @@ def test_lifted_actions_match_raw_actions_after_preprocessing() -> None:
 
 
 def test_dict_orbit_is_one_batched_forward() -> None:
-    model = DQN(EquiDQNPolicy, DictGrid(), buffer_size=100, policy_kwargs=dict(symmetry=dict_symmetry(), method="equitune"))
+    model = DQN(
+        EquiDQNPolicy, DictGrid(), buffer_size=100, policy_kwargs=dict(symmetry=dict_symmetry(), method="equitune")
+    )
     seen: list[int] = []
     extractor = model.q_net.features_extractor
     handle = extractor.register_forward_hook(lambda m, i, o: seen.append(o.shape[0]))
@@ -385,7 +391,9 @@ def test_lambda_net_gets_no_gradient_when_inputs_are_invariant() -> None:
     whatever λ is, and λ's gradient is zero up to rounding (the Q-network's own parameters do get gradients)."""
     g = cyclic(2)
     sym = Symmetry(g, DictAction(g, {}), PermutationAction(g, [[1, 0, 3, 2]]), name="actions only")
-    policy = EquiDQNPolicy(DictGrid.observation_space, spaces.Discrete(4), lambda _: 1e-3, symmetry=sym, method="lambda")
+    policy = EquiDQNPolicy(
+        DictGrid.observation_space, spaces.Discrete(4), lambda _: 1e-3, symmetry=sym, method="lambda"
+    )
     th.nn.init.normal_(policy.q_net.reducer.lambda_net[-1].weight)  # away from the zero start
     policy.q_net(sample_batch(DictGrid.observation_space, 8)).pow(2).sum().backward()
     assert all(p.grad is not None and p.grad.abs().max() < 1e-6 for p in policy.q_net.reducer.lambda_net.parameters())

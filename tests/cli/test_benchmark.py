@@ -323,7 +323,9 @@ def test_resume_through_cli_skips_finished_runs(
     stamps = [f.stat().st_mtime_ns for f in summaries]
     b = _tiny_bench()
     config = tmp_path / "bench.yml"
-    entry = {k: getattr(b, k) for k in ("timesteps", "eval_freq", "threshold", "baseline", "n_eval_episodes", "overrides")}
+    entry = {
+        k: getattr(b, k) for k in ("timesteps", "eval_freq", "threshold", "baseline", "n_eval_episodes", "overrides")
+    }
     config.write_text(yaml.safe_dump({"environments": {"CartPole-v1": entry}}))
     args = ["run", "--envs", "CartPole-v1", "--methods", "plain", "equitune", "--seeds", "1", "--config", str(config),
             "--workers", "1", "--out", str(tiny_sweep), "--no-progress"]  # fmt: skip
@@ -411,3 +413,23 @@ def test_tiny_sweep_ray_backend(tmp_path: Path, tiny_sweep: Path) -> None:
     assert not ray.is_initialized()
     assert not [r for r in results if "error" in r], results
     assert _table_shape(_check_sweep_output(tmp_path / "ray", 2)) == _table_shape(_check_sweep_output(tiny_sweep, 2))
+
+
+def test_seed_selection(capsys: pytest.CaptureFixture) -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    benchmark.add_parser(parser.add_subparsers())
+
+    def seeds(*flags: str) -> list[int]:
+        args = parser.parse_args(["bench", "run", "--envs", "CartPole-v1", "--methods", "plain", *flags])
+        return [s.seed for s in benchmark._select(args)]
+
+    assert seeds("--seeds", "3") == [0, 1, 2]
+    assert seeds("--seeds", "4", "7") == [4, 7]
+    assert seeds("--seed-list", "4") == [4]  # one seed alone
+    assert seeds("--seed-list", "5", "2", "5") == [5, 2]
+    assert seeds() == list(range(sweep.default_seeds()))
+    with pytest.raises(SystemExit):  # not both
+        seeds("--seeds", "3", "--seed-list", "4")
+    assert "not allowed with argument" in capsys.readouterr().err

@@ -62,7 +62,16 @@ def test_declared_floors() -> None:
     reqs = requires("equirl") or []
     core = {r.split(">")[0].split("<")[0].split("=")[0]: r for r in reqs if "extra ==" not in r}
     # safetensors: the safe agent format; scipy: the statistical verifier and symmetry discovery
-    assert set(core) == {"torch", "numpy", "gymnasium", "stable-baselines3", "minigrid", "pyyaml", "safetensors", "scipy"}
+    assert set(core) == {
+        "torch",
+        "numpy",
+        "gymnasium",
+        "stable-baselines3",
+        "minigrid",
+        "pyyaml",
+        "safetensors",
+        "scipy",
+    }
     assert ">=2.4" in core["stable-baselines3"] and ">=1.0" in core["gymnasium"]
     extras = [r for r in reqs if "extra ==" in r]
     for pkg, extra in [("tensorboard", "train"), ("tqdm", "train"), ("rich", "train"), ("matplotlib", "plots"),

@@ -155,7 +155,9 @@ def test_dict_mirror_maps_the_direction_as_the_world_flip() -> None:
         twin.reset(seed=1)
         set_minigrid_state(twin, transform_minigrid_state(state, "flip0"))
         want = twin.observation(twin.unwrapped.gen_obs())
-        got = sym.input_action.apply(1, {k: torch.as_tensor(np.asarray(v))[None] for k, v in env.observation(obs).items()})
+        got = sym.input_action.apply(
+            1, {k: torch.as_tensor(np.asarray(v))[None] for k, v in env.observation(obs).items()}
+        )
         np.testing.assert_array_equal(got["image"][0].numpy(), want["image"])
         assert int(got["direction"][0]) == want["direction"]
         seen.add(int(state["agent_dir"]))

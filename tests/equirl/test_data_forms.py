@@ -90,7 +90,11 @@ def test_group_from_table_checks_the_axioms() -> None:
 # -- actions and symmetries ------------------------------------------------------------------------
 def _same_action(a: Action, b: Action, sample: tuple[int, ...], dtype: torch.dtype = torch.float32) -> None:
     G = a.group.order
-    x = torch.randn(3, *sample) if dtype.is_floating_point else torch.randint(0, sample[-1] if sample else 2, (3, *sample))
+    x = (
+        torch.randn(3, *sample)
+        if dtype.is_floating_point
+        else torch.randint(0, sample[-1] if sample else 2, (3, *sample))
+    )
     assert torch.equal(a.orbit(x), b.orbit(x))
     y = torch.randn(G, 3, *sample)
     assert torch.equal(a.apply_each(y), b.apply_each(y)) and torch.equal(a.inverse_each(y), b.inverse_each(y))
@@ -102,7 +106,12 @@ def test_actions_with_signs_round_trip() -> None:
     for action, sample in [
         (signed, (2,)),
         (E.SpatialAction(d4, ["rot90", "flip0"], dims=(-3, -2)), (5, 5, 2)),
-        (E.ComposedAction(E.SpatialAction(d4, ["rot90", "flip1"]), E.PermutationAction(d4, [[1, 2, 3, 0], [0, 3, 2, 1]], dim=-3)), (4, 3, 3)),
+        (
+            E.ComposedAction(
+                E.SpatialAction(d4, ["rot90", "flip1"]), E.PermutationAction(d4, [[1, 2, 3, 0], [0, 3, 2, 1]], dim=-3)
+            ),
+            (4, 3, 3),
+        ),
         (E.SignFlipAction(E.cyclic(2), [[1, -1, -1]]), (3,)),
         (E.TrivialAction(d4), (2,)),
     ]:
@@ -159,8 +168,14 @@ def test_custom_action_without_data_form_is_a_clear_error() -> None:
 
         ACTION_KINDS.pop("test_negate", None)
     with pytest.raises(ValueError, match="Unknown action kind 'test_negate'"):
-        E.Symmetry.from_dict(_json({**E.Symmetry(c2, E.TrivialAction(c2), E.TrivialAction(c2)).to_dict(),
-                                     "input_action": {"kind": "test_negate"}}))
+        E.Symmetry.from_dict(
+            _json(
+                {
+                    **E.Symmetry(c2, E.TrivialAction(c2), E.TrivialAction(c2)).to_dict(),
+                    "input_action": {"kind": "test_negate"},
+                }
+            )
+        )
 
 
 def test_symmetry_from_dict_rejects_other_formats() -> None:

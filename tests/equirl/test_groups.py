@@ -8,8 +8,15 @@ import equirl as E
 
 @pytest.mark.parametrize(
     "group,order",
-    [(E.cyclic(1), 1), (E.cyclic(2), 2), (E.cyclic(4), 4), (E.dihedral(2), 4), (E.dihedral(4), 8),
-     (E.direct_product(E.cyclic(2), E.cyclic(3)), 6), (E.permutation_group([[1, 0, 2], [1, 2, 0]]), 6)],
+    [
+        (E.cyclic(1), 1),
+        (E.cyclic(2), 2),
+        (E.cyclic(4), 4),
+        (E.dihedral(2), 4),
+        (E.dihedral(4), 8),
+        (E.direct_product(E.cyclic(2), E.cyclic(3)), 6),
+        (E.permutation_group([[1, 0, 2], [1, 2, 0]]), 6),
+    ],
 )
 def test_group_axioms(group: E.Group, order: int) -> None:
     assert group.order == order
