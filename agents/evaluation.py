@@ -116,8 +116,9 @@ class EvalCSVCallback(EvalCallback):
 
     Evaluates the greedy policy for ``n_episodes`` episodes on a fresh environment from ``env_factory``
     seeded with ``seed`` (the same starts every time): once when training starts (unless an evaluation
-    at that step is already recorded), whenever ``eval_freq`` environment steps have passed since the
-    last one, and when training ends. Each evaluation
+    at that step is already recorded), whenever the step count reaches the next multiple of ``eval_freq``
+    (a fixed grid: an evaluation in between, such as at the end of an earlier ``learn`` call, does not
+    shift it), and when training ends. Each evaluation
 
     - records ``eval/mean_reward``, ``eval/std_reward``, ``eval/mean_ep_length`` and dumps the logger at
       the current step (SB3's ``EvalCallback`` does the same), so every point reaches tensorboard;
@@ -245,7 +246,9 @@ class EvalCSVCallback(EvalCallback):
             self._evaluate_now()
 
     def _on_step(self) -> bool:
-        if self.num_timesteps - self._last >= self.eval_freq:
+        # a fixed grid of multiples of eval_freq: an extra evaluation (the end of an earlier learn() call, such as
+        # λ-equitune's fit inside a transfer budget) does not shift the later ones, so runs share their budgets K
+        if self.num_timesteps // self.eval_freq > self._last // self.eval_freq:
             self._evaluate_now()
         return True
 

@@ -56,6 +56,22 @@ def test_callback_is_sb3_eval_callback() -> None:
         EvalCSVCallback(cartpole, eval_freq=0)
 
 
+def test_evaluations_stay_on_the_grid_after_an_extra_one() -> None:
+    """Two learn() calls (as λ-equitune's fit, then finetuning): the end of the first is evaluated, and the later
+    evaluations stay on the multiples of eval_freq, so runs with and without the split share their budgets."""
+    from stable_baselines3 import DQN
+
+    model = DQN(env=cartpole(), seed=0, device="cpu", **TINY)
+    cb = EvalCSVCallback(cartpole, eval_freq=200, n_episodes=1)
+    model.learn(300, callback=cb)
+    model.learn(700, callback=cb, reset_num_timesteps=False)
+    assert [int(r["timesteps"]) for r in cb.rows] == [0, 200, 300, 400, 600, 800, 1000]
+    plain = DQN(env=cartpole(), seed=0, device="cpu", **TINY)
+    one = EvalCSVCallback(cartpole, eval_freq=200, n_episodes=1)
+    plain.learn(1000, callback=one)
+    assert [int(r["timesteps"]) for r in one.rows] == [0, 200, 400, 600, 800, 1000]
+
+
 def test_every_evaluation_reaches_tensorboard_at_its_step(tmp_path: Path) -> None:
     """13 evaluations (start, every 100 steps, end), most between two episode ends: all 13 are logged."""
     res = train(
