@@ -57,6 +57,9 @@ __all__ = [
     "markdown_report",
     "comparison_table",
     "plot_report",
+    "report_markdown",
+    "benchmark_plot",
+    "raw_files",
     "orbit_forward_variants",
     "run_forward_modes",
     "write_text",
@@ -756,15 +759,49 @@ def comparison_table(summaries: list[Summary], measure: str, against: str, label
     return "\n".join(lines)
 
 
-def plot_report(summaries: list[Summary], path: str | Path, measure: str = "step") -> None:
+COMPARISONS: tuple[tuple[str, str], ...] = (
+    ("step", "reference"),
+    ("step", "own-reference"),
+    ("step", "plain"),
+    ("predict1", "plain"),
+    ("predict1", "reference"),
+    ("predictB", "reference"),
+    ("learn", "plain"),
+)
+"""The ``(measure, against)`` pairs of the compact tables at the top of a ``report --compare`` file."""
+
+
+def report_markdown(summaries: list[Summary], compare: Sequence[str] | None = None) -> str:
+    """The markdown file that ``scripts/benchmark_overhead.py report --md`` writes (and ``make tables`` rebuilds):
+    the full :func:`markdown_report`, preceded, with ``compare = (label1, label2)``, by one compact
+    :func:`comparison_table` per :data:`COMPARISONS` pair (``"step, ratio against reference:"`` and its table...)."""
+    text = markdown_report(summaries)
+    if compare:
+        if len(compare) != 2:
+            raise ValueError(f"compare takes two labels (e.g. before after), got {list(compare)}.")
+        compact: list[str] = []
+        for measure, against in COMPARISONS:
+            compact += [f"{measure}, ratio against {against}:", "", comparison_table(summaries, measure, against,
+                        compare), ""]  # fmt: skip
+        text = "\n".join(compact) + "\n" + text
+    return text + "\n"
+
+
+def plot_report(summaries: list[Summary], path: str | Path, measure: str = "step", dpi: int = 110) -> Path:
     """Bar chart of each method's ratio against its own same-arithmetic reference (:data:`OWN_REFERENCE`), per case
-    and label, with the range over rounds."""
+    and label (one panel per label, in sorted order), with the range over rounds; written by
+    :func:`equirl.figures.save_png` (the same bytes from the same summaries). Returns ``path``."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from equirl.figures import save_png
+
     rows = [s for s in summaries if s.measure == measure and s.method != "plain" and s.n_envs == 1]
+    if not rows:
+        raise ValueError(f"No {measure!r} rows with n_envs = 1 to plot; the summaries have measures "
+                         f"{sorted({s.measure for s in summaries})}.")  # fmt: skip
     labels = sorted({s.label for s in rows})
     cases = [c for c in CASES if any(s.case == c for s in rows)]
     methods = [m for m in METHODS_TIMED if m != "plain"]
@@ -789,8 +826,19 @@ def plot_report(summaries: list[Summary], path: str | Path, measure: str = "step
     axes[0][0].set_ylabel("time ratio")
     axes[0][0].legend(fontsize=7)
     fig.tight_layout()
-    path = Path(path)
-    tmp = path.with_name(path.stem + ".tmp" + path.suffix)
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    os.replace(tmp, path)
+    return save_png(fig, path, dpi=dpi)
+
+
+def raw_files(folders: Sequence[str | Path], root: str | Path = ".") -> list[Path]:
+    """The benchmark's raw CSVs in ``folders`` (relative to ``root``; only the folders' own ``*.csv``, sorted)."""
+    files = sorted(f for d in folders for f in (Path(root) / d).glob("*.csv"))
+    if not files:
+        raise FileNotFoundError(f"No raw CSVs of the overhead benchmark in {[str(d) for d in folders]} (under {root}).")
+    return files
+
+
+def benchmark_plot(folders: Sequence[str | Path], path: str | Path, root: str | Path = ".", measure: str = "step",
+                   dpi: int = 110) -> Path:  # fmt: skip
+    """:func:`plot_report` of the raw CSVs in ``folders`` (process CPU time where the rows have it), written to
+    ``path``: the figure of a ``make tables`` entry of style ``overhead-benchmark`` with ``plot: PATH``."""
+    return plot_report(summarise(read_raw(raw_files(folders, root))), path, measure, dpi)

@@ -74,28 +74,10 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.cmd == "report":
         summaries = overhead.summarise(overhead.read_raw(args.raw), clock=args.clock)
-        text = overhead.markdown_report(summaries)
-        if args.compare:
-            compact = []
-            for measure, against in (
-                ("step", "reference"),
-                ("step", "own-reference"),
-                ("step", "plain"),
-                ("predict1", "plain"),
-                ("predict1", "reference"),
-                ("predictB", "reference"),
-                ("learn", "plain"),
-            ):
-                compact += [
-                    f"{measure}, ratio against {against}:",
-                    "",
-                    overhead.comparison_table(summaries, measure, against, args.compare),
-                    "",
-                ]
-            text = "\n".join(compact) + "\n" + text
-        print(text)
+        text = overhead.report_markdown(summaries, args.compare)
+        print(text, end="")
         if args.md:
-            overhead.write_text(args.md, text + "\n")
+            overhead.write_text(args.md, text)
         if args.plot:
             overhead.plot_report(summaries, args.plot)
         return 0
