@@ -52,6 +52,7 @@ __all__ = [
     "Case",
     "CASES",
     "run_benchmark",
+    "prepared_models",
     "read_raw",
     "summarise",
     "markdown_report",
@@ -272,30 +273,43 @@ def _interleave(
 
 
 # -- the measures ------------------------------------------------------------------------------------
-def _micro_variants(case: Case, device: str, batch: int | None, predict_batch: int) -> list[_Variant]:
-    """Gradient step and predict variants for every method plus the same-arithmetic references."""
+def prepared_models(
+    case: Case, device: str = "cpu", batch: int | None = None, n_obs: int = 1
+) -> tuple[dict[str, DQN], int, int, np.ndarray]:
+    """``(models, B, |G|, observations)`` for the step / predict measures of ``case``: one model per method of
+    :data:`METHODS_TIMED` plus λ-equitune's own reference (:data:`LAMBDA_REFERENCE`, :func:`with_lambda_net`), all
+    sharing one replay buffer filled by the random policy (``learning_starts`` is never reached). ``B`` is ``batch``
+    or the entry's batch size; the same-arithmetic :data:`REFERENCE` is the plain model at ``|G|·B``.
+    ``observations``: ``[max(|G|·n_obs, |G|), *obs_shape]`` from the buffer."""
     G = case.make_symmetry().order
     models = {m: _build(case, m, device, learning_starts=10**9) for m in METHODS_TIMED}
-    lambda_ref = with_lambda_net(_build(case, "plain", device, learning_starts=10**9), _lambda_hidden(case))
+    models[LAMBDA_REFERENCE] = with_lambda_net(
+        _build(case, "plain", device, learning_starts=10**9), _lambda_hidden(case)
+    )
     plain = models["plain"]
     B = int(batch or plain.batch_size)
-    # one replay buffer for all, filled with the random policy (learning_starts is never reached)
-    plain.learn(max(G * B, G * predict_batch) + 50)
+    plain.learn(max(G * B, G * n_obs) + 50)
     buffer = plain.replay_buffer
     assert buffer is not None
     n = buffer.size()
-    obs_batch = np.asarray(buffer.observations[: max(G * predict_batch, G), 0])
+    if n < G * B:
+        raise RuntimeError(f"{case.name}: replay buffer holds {n} < |G|·B = {G * B} transitions.")
+    for model in models.values():
+        model.replay_buffer = buffer
+    return models, B, G, np.asarray(buffer.observations[: max(G * n_obs, G), 0])
+
+
+def _micro_variants(case: Case, device: str, batch: int | None, predict_batch: int) -> list[_Variant]:
+    """Gradient step and predict variants for every method plus the same-arithmetic references."""
+    models, B, G, obs_batch = prepared_models(case, device, batch, predict_batch)
     obs1 = obs_batch[:1][0]
     variants: list[_Variant] = []
-    for m, model in models.items():
-        model.replay_buffer = buffer
-        if n < G * B:
-            raise RuntimeError(f"{case.name}: replay buffer holds {n} < |G|·B = {G * B} transitions.")
+    for m in METHODS_TIMED:
+        model = models[m]
         variants.append(_Variant("step", m, B, _train_fn(model, B)))
         variants.append(_Variant("predict1", m, 1, _predict_fn(model, obs1)))
         variants.append(_Variant("predictB", m, predict_batch, _predict_fn(model, obs_batch[:predict_batch])))
-    lambda_ref.replay_buffer = buffer
-    for name, ref in ((REFERENCE, plain), (LAMBDA_REFERENCE, lambda_ref)):
+    for name, ref in ((REFERENCE, models["plain"]), (LAMBDA_REFERENCE, models[LAMBDA_REFERENCE])):
         variants += [
             _Variant("step", name, G * B, _train_fn(ref, G * B)),
             _Variant("predict1", name, G, _predict_fn(ref, obs_batch[:G])),

@@ -259,6 +259,9 @@ RAW_STYLES: dict[str, str] = {
     "train-run": "equirl.agents.reports:train_results_table",
     "pretrained-agents": "equirl.agents.reports:pretrained_table",
     "env-speed": "equirl.envs.speed:table",
+    "overhead-ops": "equirl.agents.overhead_profile:ops_table",
+    "overhead-op-names": "equirl.agents.overhead_profile:op_names_table",
+    "overhead-predict-profile": "equirl.agents.overhead_profile:predict_profile_table",
 }
 """Styles of tables built by an experiment's own table function from its raw folders (:mod:`equirl.rawresults`;
 ``pretrained-agents``: the ``.json`` files of ``agents/pretrained/``): ``function(folders, root=..., **options)``
