@@ -192,9 +192,8 @@ def _check_measure(measure: str) -> None:
         raise ValueError(f"measure must be 'train' or 'predict', got {measure!r}.")
 
 
-def render_ops(rows: Sequence[dict[str, Any]], measure: str = "train") -> str:
-    """Markdown table of the ``ops`` rows: total operations of one ``measure`` (``train`` / ``predict``) per case
-    (rows, in :data:`~equirl.agents.overhead.CASES` order) and variant (columns, :data:`VARIANTS`)."""
+def _op_totals(rows: Sequence[dict[str, Any]], measure: str) -> tuple[Counter[tuple[str, str]], dict[str, str]]:
+    """``({(case, variant): total operations}, {case: |G|})`` of the ``ops`` rows of one ``measure``."""
     _check_measure(measure)
     total: Counter[tuple[str, str]] = Counter()
     G: dict[str, str] = {}
@@ -204,11 +203,24 @@ def render_ops(rows: Sequence[dict[str, Any]], measure: str = "train") -> str:
             G[str(r["case"])] = str(r["G"])
     if not total:
         raise ValueError(f"No 'ops' rows for measure {measure!r}.")
+    return total, G
+
+
+def render_ops(rows: Sequence[dict[str, Any]], measure: str = "train", before: Sequence[dict[str, Any]] = ()) -> str:
+    """Markdown table of the ``ops`` rows: total operations of one ``measure`` (``train`` / ``predict``) per case
+    (rows, in :data:`~equirl.agents.overhead.CASES` order) and variant (columns, :data:`VARIANTS`). With the rows of
+    an older commit as ``before``, a cell whose count changed reads ``before → after``."""
+    total, G = _op_totals(rows, measure)
+    old = _op_totals(before, measure)[0] if before else Counter()
     cases = sorted(G, key=lambda c: list(overhead.CASES).index(c) if c in overhead.CASES else 99)
     head = "| case | \\|G\\| | " + " | ".join(_COLUMN.get(v, v) for v in VARIANTS) + " |"
     lines = [head, "|---|---|" + "---|" * len(VARIANTS)]
     for c in cases:
-        cells = [str(total[(c, v)]) if (c, v) in total else "" for v in VARIANTS]
+        cells = []
+        for v in VARIANTS:
+            now = str(total[(c, v)]) if (c, v) in total else ""
+            was = str(old[(c, v)]) if (c, v) in old else now
+            cells.append(now if was == now else f"{was} → {now}")
         lines.append(f"| {c} | {G[c]} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -266,14 +278,22 @@ def render_predict_profile(rows: Sequence[dict[str, Any]], case: str = "cartpole
 
 
 def ops_table(folders: Sequence[str | Path], measure: str = "train", root: str | Path = ".") -> str:
-    """:func:`render_ops` of one ``profile_overhead.py --raw`` folder, with its provenance note."""
-    rows, meta, folder = _read(folders, root)
+    """:func:`render_ops` of one ``profile_overhead.py --raw`` folder, or of two (an older commit's first: cells
+    ``before → after`` where the count changed), with the provenance note."""
+    if len(folders) not in (1, 2):
+        raise ValueError(f"An operations table is built from one raw folder (or two: before, after), got {folders}.")
+    rows, meta, folder = _read(folders[-1:], root)
     what = (
         "ATen operations dispatched by one `model.train(1, B)`, references at |G|·B"
         if measure == "train"
         else "ATen operations dispatched by one `model.predict` on one observation, references on |G| observations"
     )
-    return render_ops(rows, measure) + "\n" + rawresults.note(folder, meta, what + "; deterministic counts") + "\n"
+    extra, before = "", list[dict[str, str]]()
+    if len(folders) == 2:
+        before, old, _ = _read(folders[:1], root)
+        extra = f"before: `{folders[0]}`, code {old['code_version']}, `{old['command']}`"
+    table = render_ops(rows, measure, before)
+    return table + "\n" + rawresults.note(folder, meta, what + "; deterministic counts", extra) + "\n"
 
 
 def op_names_table(folders: Sequence[str | Path], case: str, measure: str = "predict", root: str | Path = ".") -> str:

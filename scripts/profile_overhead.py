@@ -1,7 +1,10 @@
 """Where the symmetrisation's time goes: tensor-operation counts and a one-observation ``predict`` profile.
 
     # the committed measurement of docs/overhead.md (one torch thread)
-    python scripts/profile_overhead.py --raw docs/overhead/raw/profile
+    python scripts/profile_overhead.py --raw docs/overhead/raw/profile/after
+    # an older commit exported as docs/overhead.md's Reproduce section shows (EQUIRL_BENCH_COMMIT names it)
+    PYTHONPATH=/tmp/before EQUIRL_BENCH_COMMIT=5a7070b python scripts/profile_overhead.py --time-cases \\
+        --raw docs/overhead/raw/profile/before-5a7070b
     # fewer cases, a quick look
     python scripts/profile_overhead.py --cases cartpole-C2 --time-cases cartpole-C2 --rounds 5
 
@@ -17,10 +20,12 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from pathlib import Path
 
 import torch
 from equirl.agents import overhead, overhead_profile
 
+import equirl
 from equirl import rawresults
 
 
@@ -62,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{case}, one-observation predict ({words}):\n{table}")
     if args.raw:
         settings = {"cases": args.cases, "time_cases": args.time_cases, "rounds": args.rounds, "calls": args.calls,
-                    "seed": args.seed, "threads": args.threads}  # fmt: skip
+                    "seed": args.seed, "threads": args.threads,
+                    "package": str(Path(equirl.__file__).resolve().parent)}  # fmt: skip
         rawresults.write_raw(
             args.raw, rows, settings, seconds=time.time() - t0, started=started, overwrite=args.overwrite
         )

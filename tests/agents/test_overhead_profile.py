@@ -107,7 +107,7 @@ def test_tables_from_a_raw_folder_carry_its_provenance(tmp_path: Path) -> None:
     assert "| `gather` |  | 1 |  |  |" in overhead_profile.op_names_table(["raw"], "cartpole-C2", root=tmp_path)
     assert "| 10.0 (10.0-10.0) |" in overhead_profile.predict_profile_table(["raw"], "cartpole-C2", root=tmp_path)
     with pytest.raises(ValueError, match="one raw folder"):
-        overhead_profile.ops_table(["raw", "raw"], root=tmp_path)
+        overhead_profile.op_names_table(["raw", "raw"], "cartpole-C2", root=tmp_path)
 
 
 def test_measurements_cover_every_variant_and_section() -> None:
@@ -128,3 +128,20 @@ def test_measurements_cover_every_variant_and_section() -> None:
     assert all(r["kind"] == "time" and r["value"] >= 0 for r in timed)
     with pytest.raises(ValueError, match="Unknown case"):
         overhead_profile.measure_ops(["pong"])
+
+
+def test_ops_table_of_two_folders_shows_before_and_after(tmp_path: Path) -> None:
+    before = [_ops("cartpole-C2", 2, "plain", "train", "aten.addmm", 100), _ops("cartpole-C2", 2, "equitune", "train",
+              "aten.addmm", 130)]  # fmt: skip
+    after = [_ops("cartpole-C2", 2, "plain", "train", "aten.addmm", 100), _ops("cartpole-C2", 2, "equitune", "train",
+             "aten.addmm", 120)]  # fmt: skip
+    for name, rows, code in (("old", before, "5a7070b"), ("new", after, "abc1234")):
+        started = {"command": f"python scripts/profile_overhead.py --raw {name}", "code_version": code,
+                   "machine": "toy", "date": "2026-01-01 00:00 UTC"}  # fmt: skip
+        rawresults.write_raw(tmp_path / name, rows, {}, started=started)
+    table = overhead_profile.ops_table(["old", "new"], "train", root=tmp_path)
+    assert table.splitlines()[2] == "| cartpole-C2 | 2 | 100 |  | 130 → 120 |  |  |  |"
+    note = table.splitlines()[-1]
+    assert "code abc1234" in note and "before: `old`, code 5a7070b" in note and note.count("\n") == 0
+    with pytest.raises(ValueError, match="one raw folder"):
+        overhead_profile.ops_table(["old", "new", "new"], root=tmp_path)
