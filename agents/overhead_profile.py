@@ -291,7 +291,9 @@ def ops_table(folders: Sequence[str | Path], measure: str = "train", root: str |
     extra, before = "", list[dict[str, str]]()
     if len(folders) == 2:
         before, old, _ = _read(folders[:1], root)
-        extra = f"before: `{folders[0]}`, code {old['code_version']}, `{old['command']}`"
+        package = old.get("settings", {}).get("package")
+        imported = f" imported from `{package}`" if package else ""
+        extra = f"before: `{folders[0]}`, code {old['code_version']}{imported}, `{old['command']}`"
     table = render_ops(rows, measure, before)
     return table + "\n" + rawresults.note(folder, meta, what + "; deterministic counts", extra) + "\n"
 
@@ -299,7 +301,9 @@ def ops_table(folders: Sequence[str | Path], measure: str = "train", root: str |
 def op_names_table(folders: Sequence[str | Path], case: str, measure: str = "predict", root: str | Path = ".") -> str:
     """:func:`render_op_names` of one ``profile_overhead.py --raw`` folder, with its provenance note."""
     rows, meta, folder = _read(folders, root)
-    what = f"ATen operations of one {'`model.train(1, B)`' if measure == 'train' else 'one-observation `predict`'}"
+    what = "ATen operations of " + (
+        "one `model.train(1, B)`" if measure == "train" else "one `model.predict` on one observation"
+    )
     return render_op_names(rows, case, measure) + "\n" + rawresults.note(folder, meta, f"{case}: {what}") + "\n"
 
 
