@@ -2,9 +2,10 @@
 
     # measure (one torch thread), raw rows into a CSV; refuses to overwrite without --overwrite
     python scripts/benchmark_overhead.py run --label after --out docs/overhead/raw/after-1.csv
-    # the tables and the plot from committed raw CSVs (no timing; process CPU time where the rows have it)
-    python scripts/benchmark_overhead.py report docs/overhead/raw/*.csv --md docs/overhead/tables.md \
-        --plot docs/overhead/step.png
+    # the tables and the plot from raw CSVs (no timing; process CPU time where the rows have it); with --compare,
+    # compact before -> after tables first. The committed ones (docs/overhead/) are rebuilt by `make tables`.
+    python scripts/benchmark_overhead.py report docs/overhead/raw/*.csv --compare before after \
+        --md /tmp/tables.md --plot /tmp/step.png
     # the inference forward in eager / torch.compile / CUDA-graph modes (see benchmark_overhead_gpu.sh)
     python scripts/benchmark_overhead.py forward --device cuda --out $OUT/forward.csv
 
