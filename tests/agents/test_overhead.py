@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
+from typing import Any
 
 import pytest
 from equirl.agents import overhead
@@ -188,6 +189,33 @@ def test_overhead_entries_of_make_tables_rebuild_the_report_and_the_plot(tmp_pat
     first = overhead.benchmark_plot(["raw"], tmp_path / "img" / "step.png", root=tmp_path)
     second = overhead.benchmark_plot(["raw"], tmp_path / "step2.png", root=tmp_path)
     assert first.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and first.read_bytes() == second.read_bytes()
+    _write_csv(raw / "a.csv", _labelled("after", 2.4))  # another ratio: another figure
+    assert overhead.benchmark_plot(["raw"], tmp_path / "step3.png", root=tmp_path).read_bytes() != first.read_bytes()
     assert "overhead-benchmark" in bench.PLOT_STYLES
     with pytest.raises(ValueError, match="No 'predict1' rows"):
         overhead.benchmark_plot(["raw"], tmp_path / "p.png", root=tmp_path, measure="predict1")
+
+
+def test_the_plot_shows_each_labels_ratio_against_the_own_reference(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import equirl.figures
+
+    figs = []
+    monkeypatch.setattr(equirl.figures, "save_png", lambda fig, path, dpi=100: figs.append(fig) or Path(path))
+    rows = _labelled("before", 1.8) + _labelled("after", 1.65)
+    rows.append(_row("lambda", 64, "0", 2.2, label="after", cpu_seconds=2.2))
+    rows.append(_row("reference-lambda", 128, "0", 2.0, label="after", cpu_seconds=2.0))
+    overhead.plot_report(overhead.summarise(rows), tmp_path / "p.png")
+    (fig,) = figs
+    after, before = fig.axes  # one panel per label, sorted
+    assert after.get_title().startswith("after:") and before.get_title().startswith("before:")
+    from matplotlib.container import BarContainer
+
+    def bars(ax: Any) -> list[list[float]]:
+        return [[b.get_height() for b in c] for c in ax.containers if isinstance(c, BarContainer)]
+
+    heights = bars(after)
+    # equitune / reference 1.65 / 1.5; equizero not measured; λ against its own reference 2.2 / 2.0
+    assert heights[0] == pytest.approx([1.1]) and heights[1][0] != heights[1][0] and heights[2] == pytest.approx([1.1])
+    assert bars(before)[0] == pytest.approx([1.2])

@@ -27,6 +27,9 @@ def test_op_counter_counts_a_tiny_model_exactly() -> None:
         y = lin(x)
     assert torch.equal(y, torch.nn.functional.linear(x, lin.weight, lin.bias))  # the counted ops still run
     assert overhead_profile.count_ops(lambda: None) == {}
+    # backward runs inside the counter too: the weight's gradient is one mm, the seed gradient one ones_like
+    backward = overhead_profile.count_ops(lambda: lin(x).sum().backward())
+    assert backward["aten.mm"] == 1 and backward["aten.ones_like"] == 1 and backward["aten.addmm"] == 1
 
 
 def _ops(case: str, G: int, method: str, measure: str, op: str, n: int) -> dict[str, Any]:
