@@ -52,11 +52,15 @@ __all__ = [
     "Case",
     "CASES",
     "run_benchmark",
+    "prepared_models",
     "read_raw",
     "summarise",
     "markdown_report",
     "comparison_table",
     "plot_report",
+    "report_markdown",
+    "benchmark_plot",
+    "raw_files",
     "orbit_forward_variants",
     "run_forward_modes",
     "write_text",
@@ -269,30 +273,43 @@ def _interleave(
 
 
 # -- the measures ------------------------------------------------------------------------------------
-def _micro_variants(case: Case, device: str, batch: int | None, predict_batch: int) -> list[_Variant]:
-    """Gradient step and predict variants for every method plus the same-arithmetic references."""
+def prepared_models(
+    case: Case, device: str = "cpu", batch: int | None = None, n_obs: int = 1
+) -> tuple[dict[str, DQN], int, int, np.ndarray]:
+    """``(models, B, |G|, observations)`` for the step / predict measures of ``case``: one model per method of
+    :data:`METHODS_TIMED` plus λ-equitune's own reference (:data:`LAMBDA_REFERENCE`, :func:`with_lambda_net`), all
+    sharing one replay buffer filled by the random policy (``learning_starts`` is never reached). ``B`` is ``batch``
+    or the entry's batch size; the same-arithmetic :data:`REFERENCE` is the plain model at ``|G|·B``.
+    ``observations``: ``[max(|G|·n_obs, |G|), *obs_shape]`` from the buffer."""
     G = case.make_symmetry().order
     models = {m: _build(case, m, device, learning_starts=10**9) for m in METHODS_TIMED}
-    lambda_ref = with_lambda_net(_build(case, "plain", device, learning_starts=10**9), _lambda_hidden(case))
+    models[LAMBDA_REFERENCE] = with_lambda_net(
+        _build(case, "plain", device, learning_starts=10**9), _lambda_hidden(case)
+    )
     plain = models["plain"]
     B = int(batch or plain.batch_size)
-    # one replay buffer for all, filled with the random policy (learning_starts is never reached)
-    plain.learn(max(G * B, G * predict_batch) + 50)
+    plain.learn(max(G * B, G * n_obs) + 50)
     buffer = plain.replay_buffer
     assert buffer is not None
     n = buffer.size()
-    obs_batch = np.asarray(buffer.observations[: max(G * predict_batch, G), 0])
+    if n < G * B:
+        raise RuntimeError(f"{case.name}: replay buffer holds {n} < |G|·B = {G * B} transitions.")
+    for model in models.values():
+        model.replay_buffer = buffer
+    return models, B, G, np.asarray(buffer.observations[: max(G * n_obs, G), 0])
+
+
+def _micro_variants(case: Case, device: str, batch: int | None, predict_batch: int) -> list[_Variant]:
+    """Gradient step and predict variants for every method plus the same-arithmetic references."""
+    models, B, G, obs_batch = prepared_models(case, device, batch, predict_batch)
     obs1 = obs_batch[:1][0]
     variants: list[_Variant] = []
-    for m, model in models.items():
-        model.replay_buffer = buffer
-        if n < G * B:
-            raise RuntimeError(f"{case.name}: replay buffer holds {n} < |G|·B = {G * B} transitions.")
+    for m in METHODS_TIMED:
+        model = models[m]
         variants.append(_Variant("step", m, B, _train_fn(model, B)))
         variants.append(_Variant("predict1", m, 1, _predict_fn(model, obs1)))
         variants.append(_Variant("predictB", m, predict_batch, _predict_fn(model, obs_batch[:predict_batch])))
-    lambda_ref.replay_buffer = buffer
-    for name, ref in ((REFERENCE, plain), (LAMBDA_REFERENCE, lambda_ref)):
+    for name, ref in ((REFERENCE, models["plain"]), (LAMBDA_REFERENCE, models[LAMBDA_REFERENCE])):
         variants += [
             _Variant("step", name, G * B, _train_fn(ref, G * B)),
             _Variant("predict1", name, G, _predict_fn(ref, obs_batch[:G])),
@@ -756,15 +773,49 @@ def comparison_table(summaries: list[Summary], measure: str, against: str, label
     return "\n".join(lines)
 
 
-def plot_report(summaries: list[Summary], path: str | Path, measure: str = "step") -> None:
+COMPARISONS: tuple[tuple[str, str], ...] = (
+    ("step", "reference"),
+    ("step", "own-reference"),
+    ("step", "plain"),
+    ("predict1", "plain"),
+    ("predict1", "reference"),
+    ("predictB", "reference"),
+    ("learn", "plain"),
+)
+"""The ``(measure, against)`` pairs of the compact tables at the top of a ``report --compare`` file."""
+
+
+def report_markdown(summaries: list[Summary], compare: Sequence[str] | None = None) -> str:
+    """The markdown file that ``scripts/benchmark_overhead.py report --md`` writes (and ``make tables`` rebuilds):
+    the full :func:`markdown_report`, preceded, with ``compare = (label1, label2)``, by one compact
+    :func:`comparison_table` per :data:`COMPARISONS` pair (``"step, ratio against reference:"`` and its table...)."""
+    text = markdown_report(summaries)
+    if compare:
+        if len(compare) != 2:
+            raise ValueError(f"compare takes two labels (e.g. before after), got {list(compare)}.")
+        compact: list[str] = []
+        for measure, against in COMPARISONS:
+            compact += [f"{measure}, ratio against {against}:", "", comparison_table(summaries, measure, against,
+                        compare), ""]  # fmt: skip
+        text = "\n".join(compact) + "\n" + text
+    return text + "\n"
+
+
+def plot_report(summaries: list[Summary], path: str | Path, measure: str = "step", dpi: int = 110) -> Path:
     """Bar chart of each method's ratio against its own same-arithmetic reference (:data:`OWN_REFERENCE`), per case
-    and label, with the range over rounds."""
+    and label (one panel per label, in sorted order), with the range over rounds; written by
+    :func:`equirl.figures.save_png` (the same bytes from the same summaries). Returns ``path``."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from equirl.figures import save_png
+
     rows = [s for s in summaries if s.measure == measure and s.method != "plain" and s.n_envs == 1]
+    if not rows:
+        raise ValueError(f"No {measure!r} rows with n_envs = 1 to plot; the summaries have measures "
+                         f"{sorted({s.measure for s in summaries})}.")  # fmt: skip
     labels = sorted({s.label for s in rows})
     cases = [c for c in CASES if any(s.case == c for s in rows)]
     methods = [m for m in METHODS_TIMED if m != "plain"]
@@ -789,8 +840,19 @@ def plot_report(summaries: list[Summary], path: str | Path, measure: str = "step
     axes[0][0].set_ylabel("time ratio")
     axes[0][0].legend(fontsize=7)
     fig.tight_layout()
-    path = Path(path)
-    tmp = path.with_name(path.stem + ".tmp" + path.suffix)
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    os.replace(tmp, path)
+    return save_png(fig, path, dpi=dpi)
+
+
+def raw_files(folders: Sequence[str | Path], root: str | Path = ".") -> list[Path]:
+    """The benchmark's raw CSVs in ``folders`` (relative to ``root``; only the folders' own ``*.csv``, sorted)."""
+    files = sorted(f for d in folders for f in (Path(root) / d).glob("*.csv"))
+    if not files:
+        raise FileNotFoundError(f"No raw CSVs of the overhead benchmark in {[str(d) for d in folders]} (under {root}).")
+    return files
+
+
+def benchmark_plot(folders: Sequence[str | Path], path: str | Path, root: str | Path = ".", measure: str = "step",
+                   dpi: int = 110) -> Path:  # fmt: skip
+    """:func:`plot_report` of the raw CSVs in ``folders`` (process CPU time where the rows have it), written to
+    ``path``: the figure of a ``make tables`` entry of style ``overhead-benchmark`` with ``plot: PATH``."""
+    return plot_report(summarise(read_raw(raw_files(folders, root))), path, measure, dpi)

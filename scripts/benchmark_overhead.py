@@ -2,9 +2,10 @@
 
     # measure (one torch thread), raw rows into a CSV; refuses to overwrite without --overwrite
     python scripts/benchmark_overhead.py run --label after --out docs/overhead/raw/after-1.csv
-    # the tables and the plot from committed raw CSVs (no timing; process CPU time where the rows have it)
-    python scripts/benchmark_overhead.py report docs/overhead/raw/*.csv --md docs/overhead/tables.md \
-        --plot docs/overhead/step.png
+    # the tables and the plot from raw CSVs (no timing; process CPU time where the rows have it); with --compare,
+    # compact before -> after tables first. The committed ones (docs/overhead/) are rebuilt by `make tables`.
+    python scripts/benchmark_overhead.py report docs/overhead/raw/*.csv --compare before after \
+        --md /tmp/tables.md --plot /tmp/step.png
     # the inference forward in eager / torch.compile / CUDA-graph modes (see benchmark_overhead_gpu.sh)
     python scripts/benchmark_overhead.py forward --device cuda --out $OUT/forward.csv
 
@@ -74,28 +75,10 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.cmd == "report":
         summaries = overhead.summarise(overhead.read_raw(args.raw), clock=args.clock)
-        text = overhead.markdown_report(summaries)
-        if args.compare:
-            compact = []
-            for measure, against in (
-                ("step", "reference"),
-                ("step", "own-reference"),
-                ("step", "plain"),
-                ("predict1", "plain"),
-                ("predict1", "reference"),
-                ("predictB", "reference"),
-                ("learn", "plain"),
-            ):
-                compact += [
-                    f"{measure}, ratio against {against}:",
-                    "",
-                    overhead.comparison_table(summaries, measure, against, args.compare),
-                    "",
-                ]
-            text = "\n".join(compact) + "\n" + text
-        print(text)
+        text = overhead.report_markdown(summaries, args.compare)
+        print(text, end="")
         if args.md:
-            overhead.write_text(args.md, text + "\n")
+            overhead.write_text(args.md, text)
         if args.plot:
             overhead.plot_report(summaries, args.plot)
         return 0

@@ -214,19 +214,33 @@ OVERHEAD_STYLE = "overhead-benchmark"
 """The style of a table built from the symmetrisation-overhead benchmark's raw CSVs (``scripts/benchmark_overhead.py
 run``, :mod:`equirl.agents.overhead`): the raw folders' ``*.csv`` taken together. With ``measure``, ``against``
 (``plain``, ``reference`` or ``own-reference``) and ``labels`` (e.g. ``[before, after]``): one compact table of
-``labels[0] → labels[1]`` ratios (:func:`~equirl.agents.overhead.comparison_table`); without them, the full report
-(:func:`~equirl.agents.overhead.markdown_report`). Times: the process's CPU time where the rows have it."""
+``labels[0] → labels[1]`` ratios (:func:`~equirl.agents.overhead.comparison_table`); with ``compare: [label1,
+label2]``: the file ``scripts/benchmark_overhead.py report --compare label1 label2 --md`` writes (compact tables, then
+the full report: :func:`~equirl.agents.overhead.report_markdown`); with neither, the full report
+(:func:`~equirl.agents.overhead.markdown_report`). ``plot: PATH`` draws the gradient-step figure
+(:func:`~equirl.agents.overhead.benchmark_plot`). Times: the process's CPU time where the rows have it."""
 
 
 def _overhead_table(root: Path, raws: list[str], entry: dict[str, Any]) -> str:
     """The table of an :data:`OVERHEAD_STYLE` manifest entry."""
     from equirl.agents import overhead
 
-    files = sorted(f for r in raws for f in (root / r).glob("*.csv"))
-    if not files:
-        raise UsageError(f"An {OVERHEAD_STYLE!r} table needs raw CSVs in {raws}; found none.")
+    try:
+        files = overhead.raw_files(raws, root)
+    except FileNotFoundError as err:
+        raise UsageError(f"An {OVERHEAD_STYLE!r} table needs raw CSVs: {err}") from err
     summaries = overhead.summarise(overhead.read_raw(files))
     keys = [k for k in ("measure", "against", "labels") if k in entry]
+    if "compare" in entry:
+        if keys or not isinstance(entry["compare"], list):
+            raise UsageError(
+                f"An {OVERHEAD_STYLE!r} entry takes either compare (a list of two labels) or measure, against and "
+                f"labels; got {entry['compare']!r} and {keys} in the entry for {entry['md']}."
+            )
+        try:
+            return overhead.report_markdown(summaries, entry["compare"])
+        except ValueError as err:
+            raise UsageError(f"The entry for {entry['md']}: {err}") from err
     if not keys:
         return overhead.markdown_report(summaries).rstrip("\n") + "\n"
     if len(keys) != 3 or not isinstance(entry["labels"], list):
@@ -249,6 +263,9 @@ RAW_STYLES: dict[str, str] = {
     "pretrained-agents": "equirl.agents.reports:pretrained_table",
     "env-speed": "equirl.envs.speed:table",
     "random-baseline": "equirl.agents.baselines:baselines_table",
+    "overhead-ops": "equirl.agents.overhead_profile:ops_table",
+    "overhead-op-names": "equirl.agents.overhead_profile:op_names_table",
+    "overhead-predict-profile": "equirl.agents.overhead_profile:predict_profile_table",
 }
 """Styles of tables built by an experiment's own table function from its raw folders (:mod:`equirl.rawresults`;
 ``pretrained-agents``: the ``.json`` files of ``agents/pretrained/``): ``function(folders, root=..., **options)``
@@ -352,6 +369,7 @@ def markdown_files(root: str | Path = ".") -> list[Path]:
 PLOT_STYLES: dict[str, str] = {
     "vision-pretrained": "equirl.adapters.vision.results:pretrained_plot",
     "agent-gif": "equirl.agents.reports:agents_gif",
+    "overhead-benchmark": "equirl.agents.overhead:benchmark_plot",
 }
 """Styles whose manifest entries may name a figure with ``plot: PATH``, drawn from the entry's raw folders by
 ``function(folders, path, root=..., **plot_options)`` (with the entry's ``plot_options``), byte for byte the

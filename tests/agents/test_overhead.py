@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
+from typing import Any
 
 import pytest
 from equirl.agents import overhead
@@ -121,3 +122,100 @@ def test_lambda_is_also_compared_with_its_own_reference() -> None:
     assert "lambda / own ref" in overhead.markdown_report(list(by.values()))
     table = overhead.comparison_table(list(by.values()), "step", "own-reference", ["x"])
     assert "1.10 (1.10-1.10)" in table
+
+
+def _labelled(label: str, equitune: float) -> list[dict[str, str]]:
+    return [_row("plain", 64, "0", 1.0, label=label, cpu_seconds=1.0),
+            _row("reference", 128, "0", 1.5, label=label, cpu_seconds=1.5),
+            _row("equitune", 64, "0", equitune, label=label, cpu_seconds=equitune)]  # fmt: skip
+
+
+def test_report_with_compare_puts_the_compact_tables_first() -> None:
+    summaries = overhead.summarise(_labelled("before", 1.8) + _labelled("after", 1.65))
+    text = overhead.report_markdown(summaries, ["before", "after"])
+    assert text == (
+        "step, ratio against reference:\n\n"
+        + overhead.comparison_table(summaries, "step", "reference", ["before", "after"])
+        + "\n\nstep, ratio against own-reference:\n\n"
+        + overhead.comparison_table(summaries, "step", "own-reference", ["before", "after"])
+        + "\n\nstep, ratio against plain:\n\n"
+        + overhead.comparison_table(summaries, "step", "plain", ["before", "after"])
+        + "\n\npredict1, ratio against plain:\n\n"
+        + overhead.comparison_table(summaries, "predict1", "plain", ["before", "after"])
+        + "\n\npredict1, ratio against reference:\n\n"
+        + overhead.comparison_table(summaries, "predict1", "reference", ["before", "after"])
+        + "\n\npredictB, ratio against reference:\n\n"
+        + overhead.comparison_table(summaries, "predictB", "reference", ["before", "after"])
+        + "\n\nlearn, ratio against plain:\n\n"
+        + overhead.comparison_table(summaries, "learn", "plain", ["before", "after"])
+        + "\n\n"
+        + overhead.markdown_report(summaries)
+        + "\n"
+    )
+    # before -> after in that order: equitune / reference 1.8 / 1.5 = 1.20, then 1.65 / 1.5 = 1.10
+    assert "| cartpole-C2 | 2 | 1 | 1.20 → 1.10 (1.10-1.10) | 1.5 |" in text
+    assert overhead.report_markdown(summaries) == overhead.markdown_report(summaries) + "\n"
+    with pytest.raises(ValueError, match="two labels"):
+        overhead.report_markdown(summaries, ["before"])
+
+
+def _write_csv(path: Path, rows: list[dict[str, str]]) -> None:
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def test_overhead_entries_of_make_tables_rebuild_the_report_and_the_plot(tmp_path: Path) -> None:
+    """The manifest's overhead-benchmark entries: the compare form is the script's --md file, the plot is drawn the
+    same, byte for byte, from the same CSVs; bad entries are refused with the entry named."""
+    from equirl.cli import UsageError, bench
+
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    _write_csv(raw / "b.csv", _labelled("before", 1.8))
+    _write_csv(raw / "a.csv", _labelled("after", 1.65))
+    (raw / "sub").mkdir()  # only the folder's own CSVs are read
+    _write_csv(raw / "sub" / "x.csv", _labelled("elsewhere", 9.0))
+    entry = {"raw": ["raw"], "md": "t.md", "style": "overhead-benchmark", "compare": ["before", "after"]}
+    summaries = overhead.summarise(overhead.read_raw([raw / "a.csv", raw / "b.csv"]))
+    assert bench._overhead_table(tmp_path, ["raw"], entry) == overhead.report_markdown(summaries, ["before", "after"])
+    with pytest.raises(UsageError, match="either compare"):
+        bench._overhead_table(tmp_path, ["raw"], {**entry, "measure": "step"})
+    with pytest.raises(UsageError, match="two labels"):
+        bench._overhead_table(tmp_path, ["raw"], {**entry, "compare": ["before"]})
+    with pytest.raises(UsageError, match="needs raw CSVs"):
+        bench._overhead_table(tmp_path, ["raw/sub/none"], entry)
+    first = overhead.benchmark_plot(["raw"], tmp_path / "img" / "step.png", root=tmp_path)
+    second = overhead.benchmark_plot(["raw"], tmp_path / "step2.png", root=tmp_path)
+    assert first.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and first.read_bytes() == second.read_bytes()
+    _write_csv(raw / "a.csv", _labelled("after", 2.4))  # another ratio: another figure
+    assert overhead.benchmark_plot(["raw"], tmp_path / "step3.png", root=tmp_path).read_bytes() != first.read_bytes()
+    assert "overhead-benchmark" in bench.PLOT_STYLES
+    with pytest.raises(ValueError, match="No 'predict1' rows"):
+        overhead.benchmark_plot(["raw"], tmp_path / "p.png", root=tmp_path, measure="predict1")
+
+
+def test_the_plot_shows_each_labels_ratio_against_the_own_reference(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import equirl.figures
+
+    figs = []
+    monkeypatch.setattr(equirl.figures, "save_png", lambda fig, path, dpi=100: figs.append(fig) or Path(path))
+    rows = _labelled("before", 1.8) + _labelled("after", 1.65)
+    rows.append(_row("lambda", 64, "0", 2.2, label="after", cpu_seconds=2.2))
+    rows.append(_row("reference-lambda", 128, "0", 2.0, label="after", cpu_seconds=2.0))
+    overhead.plot_report(overhead.summarise(rows), tmp_path / "p.png")
+    (fig,) = figs
+    after, before = fig.axes  # one panel per label, sorted
+    assert after.get_title().startswith("after:") and before.get_title().startswith("before:")
+    from matplotlib.container import BarContainer
+
+    def bars(ax: Any) -> list[list[float]]:
+        return [[b.get_height() for b in c] for c in ax.containers if isinstance(c, BarContainer)]
+
+    heights = bars(after)
+    # equitune / reference 1.65 / 1.5; equizero not measured; λ against its own reference 2.2 / 2.0
+    assert heights[0] == pytest.approx([1.1]) and heights[1][0] != heights[1][0] and heights[2] == pytest.approx([1.1])
+    assert bars(before)[0] == pytest.approx([1.2])
