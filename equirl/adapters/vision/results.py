@@ -19,6 +19,8 @@ from equirl import rawresults
 __all__ = ["cnn_table", "pretrained_table", "pretrained_plot"]
 
 CNN_STAGES = ("zero-shot", "finetuned")
+LAMBDA_METHOD = "λ-equitune"
+"""The method name ``vision_cnn.py`` gives λ-equitune, whose first stage is fitted on labelled moved images."""
 
 
 def _one(folders: Sequence[str | Path], what: str) -> Path:
@@ -56,16 +58,23 @@ def cnn_table(folders: Sequence[str | Path], root: str | Path = ".", seeds: Sequ
     if not used:
         raise ValueError(f"{list(map(str, folders))} hold no results for seeds {seeds}.")
     methods = list(dict.fromkeys(r["method"] for r in rows))
+    st = settings[0]
     lines = ["| method | zero-shot | finetuned |", "|---|---|---|"]
     for m in methods:
         cells = [rawresults.mean_sd([float(r["value"]) for r in rows if (r["method"], r["stage"]) == (m, s)])
                  for s in CNN_STAGES]  # fmt: skip
-        lines.append(f"| {m} | " + " | ".join(cells) + " |")
-    st = settings[0]
+        label = f"{m} (λ-net fitted on {st['n_lambda']:,} moved images)" if m == LAMBDA_METHOD else m
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
     what = (
         f"top-1 % on {st['n_test']} {st['dataset_name']} test images, each moved by a random element of "
         f"{st['group']}; " + rawresults.spread_words(len(used), "seed", used)
     )
+    if LAMBDA_METHOD in methods:
+        what += (
+            f"; {LAMBDA_METHOD}'s zero-shot column is after fitting its λ-net for {st['lambda_steps']} steps on "
+            f"{st['n_lambda']:,} labelled moved images (backbone frozen), so it is not zero-shot: the other methods "
+            "see no moved image before finetuning"
+        )
     notes = []
     for i, (folder, meta, upright) in enumerate(metas):
         extra = f"plain CNN on the upright test set: {upright[0]:.2f}" if upright else ""
