@@ -35,7 +35,9 @@ __all__ = [
     "TwoCartPoles",
     "two_cartpoles",
     "TWO_CARTPOLES_CODEC",
+    "discovery_metrics",
     "measure_discovery",
+    "render_discovery",
     "discovery_table",
     "CALIBRATION_CONFIGS",
     "WIND_CONFIGS",
@@ -43,6 +45,7 @@ __all__ = [
     "calibration_candidates",
     "measure_calibration",
     "measure_wind",
+    "render_calibration",
     "calibration_table",
 ]
 
@@ -118,6 +121,20 @@ TWO_CARTPOLES_CODEC = _codec()
 """How discovery reads and sets the state of :class:`TwoCartPoles` (the state is the observation)."""
 
 
+def discovery_metrics(report: Any) -> list[tuple[str, float]]:
+    """``(metric, value)`` pairs of a :class:`~equirl.envs.DiscoveryReport`: ``seconds``, ``pruned: <reason>`` per
+    pruning reason, ``stepped``, ``failed one-step``, ``verified`` (alone or already in the group) and
+    ``group order``."""
+    out: list[tuple[str, float]] = [("seconds", report.seconds)]
+    out += [(f"pruned: {k}", v) for k, v in report.pruned.items()]
+    return out + [
+        ("stepped", len(report.candidates)),
+        ("failed one-step", sum(c.verdict == "failed one-step" for c in report.candidates)),
+        ("verified", sum(c.verdict in ("verified", "in the group") for c in report.candidates)),
+        ("group order", report.symmetry.order),
+    ]
+
+
 def measure_discovery(
     names: Sequence[str], verify_steps: int = 200, eight_dim: bool = True, log: Callable[[str], None] = print
 ) -> list[dict[str, Any]]:
@@ -126,9 +143,8 @@ def measure_discovery(
 
     Rows ``env, found, catalogue, dynamics, whole_group, metric, value``: ``found`` the group, ``catalogue`` the
     catalogue's group for that name (``—`` when none), ``dynamics`` ``lockstep`` or ``statistical``,
-    ``whole_group`` the final verification (``OK``, ``FAILED`` or ``—`` when there was none); metrics
-    ``seconds``, ``pruned: <reason>`` per pruning reason, ``stepped``, ``failed one-step`` and ``verified``
-    (candidates verified alone or already in the group).
+    ``whole_group`` the final verification (``OK``, ``FAILED`` or ``—`` when there was none); metrics those of
+    :func:`discovery_metrics`.
     """
     from equirl import envs
 
@@ -145,14 +161,7 @@ def measure_discovery(
             "dynamics": "statistical" if r.stochastic else "lockstep",
             "whole_group": "—" if r.verification is None else ("OK" if r.verification.ok else "FAILED"),
         }
-        measured: list[tuple[str, float]] = [("seconds", r.seconds)]
-        measured += [(f"pruned: {k}", v) for k, v in r.pruned.items()]
-        measured += [
-            ("stepped", len(r.candidates)),
-            ("failed one-step", sum(c.verdict == "failed one-step" for c in r.candidates)),
-            ("verified", sum(c.verdict in ("verified", "in the group") for c in r.candidates)),
-        ]
-        rows += [{**head, "metric": m, "value": v} for m, v in measured]
+        rows += [{**head, "metric": m, "value": v} for m, v in discovery_metrics(r)]
         log(f"{name}: {r.group} in {r.seconds:.1f} s")
     return rows
 
@@ -336,7 +345,7 @@ def calibration_table(folders: Sequence[str | Path], part: str, root: str | Path
     per_cell = len(seeds)
     alpha = meta["settings"]["alpha"]
     what = (
-        f"fraction of n = {per_cell} runs per cell that FAILED (one seed per run, seeds {seeds[0]}-{seeds[-1]}; "
+        f"fraction of n = {per_cell} run{'s' if per_cell != 1 else ''} per cell that FAILED (one seed per run, seeds {seeds[0]}-{seeds[-1]}; "
         f"alpha = {alpha:g}, Holm correction; no ±: the binomial standard error of a fraction p is "
         f"sqrt(p(1-p)/{per_cell}), at most {0.5 / per_cell**0.5:.2f})"
     )
