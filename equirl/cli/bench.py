@@ -235,6 +235,10 @@ RAW_STYLES: dict[str, str] = {
     "train-run": "equirl.agents.reports:train_results_table",
     "pretrained-agents": "equirl.agents.reports:pretrained_table",
     "env-speed": "equirl.envs.speed:table",
+    "discover-timing": "equirl.envs.symmetry_reports:discovery_table",
+    "verify-calibration": "equirl.envs.symmetry_reports:calibration_table",
+    "worked-example": "equirl.agents.worked_example:table",
+    "threads-speed": "equirl.agents.threads:table",
 }
 """Styles of tables built by an experiment's own table function from its raw folders (:mod:`equirl.rawresults`;
 ``pretrained-agents``: the ``.json`` files of ``agents/pretrained/``): ``function(folders, root=..., **options)``
