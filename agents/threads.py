@@ -80,9 +80,16 @@ def measure(
     return rows
 
 
+def _cell(values: Sequence[float]) -> str:
+    """``mean ± sd (run 1, run 2, ...)``, or the one value."""
+    runs = f" ({', '.join(f'{v:.0f}' for v in values)})" if len(values) > 1 else ""
+    return rawresults.mean_sd(values, 0) + runs
+
+
 def render(rows: Sequence[dict[str, Any]]) -> str:
     """The markdown table of :func:`measure`'s rows (values may be text, as read back): per setting the steps per
-    second of each method (mean ± sample sd over the runs when more than one) and the load averages seen."""
+    second of each method (mean ± sample sd over the runs, then each run's value, when more than one) and the load
+    averages around each run."""
     settings = list(dict.fromkeys(str(r["setting"]) for r in rows))
     if not settings:
         raise ValueError("No rows: expected the rows of equirl.agents.threads.measure.")
@@ -98,8 +105,7 @@ def render(rows: Sequence[dict[str, Any]]) -> str:
         label = f"{'/'.join(threads)} (torch's default here)" if s == "default" else "/".join(threads)
         loads = zip(vals(s, "-", "load before"), vals(s, "-", "load after"), strict=True)
         lines.append(
-            f"| {label} | {rawresults.mean_sd(vals(s, 'plain', 'steps per second'), 0)} | "
-            f"{rawresults.mean_sd(vals(s, 'lambda', 'steps per second'), 0)} | "
+            f"| {label} | {_cell(vals(s, 'plain', 'steps per second'))} | {_cell(vals(s, 'lambda', 'steps per second'))} | "
             + ", ".join(f"{b:.2f} → {a:.2f}" for b, a in loads)
             + " |"
         )
@@ -117,6 +123,7 @@ def table(folders: Sequence[str | Path], root: str | Path = ".") -> str:
     what = (
         f"CartPole-v1, the quick start's DQN (`net_arch=[256, 256]`, SB3's other defaults, seed 0), "
         f"{st['steps']:,} environment steps per method and run, each run a fresh process, settings interleaved; "
-        f"{spread}; load average: the 1-minute load average before and after each run"
+        f"{spread}, then each run's value in brackets, in order; load average: the machine's 1-minute load average "
+        f"before and after each run"
     )
     return render(rows) + "\n" + rawresults.note(folders[0], meta, what) + "\n"

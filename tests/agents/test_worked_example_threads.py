@@ -90,8 +90,8 @@ def test_threads_table_from_hand_written_rows(tmp_path: Path) -> None:
     _write(tmp_path / "t", "setting,rep,torch_threads,method,metric,value", lines, {"steps": 3000})
     text = threads.table(["t"], root=tmp_path)
     assert text.split("\n")[2:4] == [
-        "| 2 (torch's default here) | 50 ± 14 | 40 ± 14 | 1.50 → 2.25, 2.50 → 3.25 |",
-        "| 1 | 1100 ± 141 | 620 ± 28 | 1.50 → 2.25, 2.50 → 3.25 |",
+        "| 2 (torch's default here) | 50 ± 14 (40, 60) | 40 ± 14 (30, 50) | 1.50 → 2.25, 2.50 → 3.25 |",
+        "| 1 | 1100 ± 141 (1000, 1200) | 620 ± 28 (600, 640) | 1.50 → 2.25, 2.50 → 3.25 |",
     ]
     assert "n = 2 runs" in text and "3,000 environment steps" in text
 
