@@ -21,13 +21,16 @@ import statistics
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 import numpy as np
 from gymnasium.envs.classic_control.cartpole import CartPoleEnv
 
 from equirl import PermutationAction, SignFlipAction, Symmetry, TrivialAction, cyclic, rawresults
+
+if TYPE_CHECKING:
+    from equirl.envs.discover import DiscoveryReport
 
 __all__ = [
     "DISCOVER_ENVS",
@@ -121,7 +124,7 @@ TWO_CARTPOLES_CODEC = _codec()
 """How discovery reads and sets the state of :class:`TwoCartPoles` (the state is the observation)."""
 
 
-def discovery_metrics(report: Any) -> list[tuple[str, float]]:
+def discovery_metrics(report: DiscoveryReport) -> list[tuple[str, float]]:
     """``(metric, value)`` pairs of a :class:`~equirl.envs.DiscoveryReport`: ``seconds``, ``pruned: <reason>`` per
     pruning reason, ``stepped``, ``failed one-step``, ``verified`` (alone or already in the group) and
     ``group order``."""
@@ -174,6 +177,8 @@ def _one(folders: Sequence[str | Path], kind: str) -> str | Path:
 
 def render_discovery(rows: Sequence[dict[str, Any]]) -> str:
     """The markdown table of :func:`measure_discovery`'s rows (values may be text, as read back)."""
+    if not rows:
+        raise ValueError("No rows: expected the rows of equirl.envs.symmetry_reports.measure_discovery.")
     lines = [
         "| environment | found | catalogue | seconds | pruned before stepping | stepped | failed one-step | verified "
         "| whole group |",
