@@ -105,3 +105,11 @@ def test_verify_calibration_script_writes_its_raw_folder(tmp_path: Path) -> None
     assert rawresults.read_meta(tmp_path / "v")["settings"]["winds"] == [2.0]
     with pytest.raises(ValueError, match="'calibration'"):
         sr.calibration_table(["v"], "calibration", root=tmp_path)
+
+
+def test_scripts_refuse_an_existing_raw_folder_before_running(tmp_path: Path) -> None:
+    (tmp_path / "taken").mkdir()
+    for script in ("discover_timing.py", "verify_calibration.py"):
+        res = subprocess.run([sys.executable, str(ROOT / "scripts" / script), "--raw", str(tmp_path / "taken")],
+                             capture_output=True, text=True, timeout=120)  # fmt: skip
+        assert res.returncode == 2 and "--overwrite" in res.stderr and "|" not in res.stdout, script
