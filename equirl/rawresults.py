@@ -1,7 +1,8 @@
 """Raw results of an experiment, committed so that its tables can be rebuilt without rerunning it.
 
 One folder per experiment run (``--raw DIR`` of ``scripts/vision_cnn.py``, ``vision_pretrained.py``,
-``fairness.py``, ``scan.py``, ``cartpole.py``, ``gridworld_speed.py``) holding two files:
+``fairness.py``, ``scan.py``, ``cartpole.py``, ``gridworld_speed.py``, ``discover_timing.py``,
+``verify_calibration.py``, ``symmetry_worked_example.py``, ``threads_speed.py``) holding two files:
 
 - ``results.csv``: long format, one row per measured number. The columns name what was measured
   (for example ``seed, method, stage, metric``) and end with ``value``; every row has every column.

@@ -1,61 +1,52 @@
 """Training speed of the README quick start with torch's default thread count against one thread.
 
-    python scripts/threads_speed.py --steps 3000 --threads default,1
+    python scripts/threads_speed.py --steps 3000 --threads default,1 [--reps 2] [--raw docs/results/threads_speed]
 
-Each setting runs in a fresh process (torch's thread count is fixed once work has started), training
-the quick start's λ-equitune DQN (CartPole-v1, ``net_arch=[256, 256]``, SB3's other defaults) and a
-plain SB3 DQN for ``--steps`` environment steps. Prints a markdown table of environment steps per second.
+Each setting runs in a fresh process (torch's thread count is fixed once work has started), training the quick
+start's λ-equitune DQN (CartPole-v1, ``net_arch=[256, 256]``, SB3's other defaults) and a plain SB3 DQN for
+``--steps`` environment steps (:func:`equirl.agents.threads.measure`). Prints a markdown table of environment steps
+per second; ``--raw DIR`` also writes the raw results (:mod:`equirl.rawresults`) that docs/ecosystem.md's table is
+rebuilt from (``equirl bench tables``). Leave ``OMP_NUM_THREADS`` as it is: the runs drop it.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import subprocess
-import sys
+import time
 
-_CHILD = """
-import json, sys, time
-import torch
-threads = sys.argv[1]
-if threads != "default":
-    torch.set_num_threads(int(threads))
-from stable_baselines3 import DQN
-from equirl.agents import EquiDQNPolicy
-from equirl.envs import get_symmetry
-out = {"torch_threads": torch.get_num_threads()}
-for method in ("plain", "lambda"):
-    if method == "plain":
-        model = DQN("MlpPolicy", "CartPole-v1", policy_kwargs=dict(net_arch=[256, 256]), seed=0)
-    else:
-        kw = dict(symmetry=get_symmetry("CartPole-v1"), method="lambda", net_arch=[256, 256])
-        model = DQN(EquiDQNPolicy, "CartPole-v1", policy_kwargs=kw, seed=0)
-    t = time.perf_counter()
-    model.learn(int(sys.argv[2]))
-    out[method] = int(sys.argv[2]) / (time.perf_counter() - t)
-print(json.dumps(out))
-"""
+from equirl.agents import threads
+
+from equirl import rawresults
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--steps", type=int, default=3000, help="environment steps per run")
     p.add_argument("--threads", default="default,1", help="comma-separated thread settings ('default' = torch's)")
+    p.add_argument("--reps", type=int, default=1, help="runs per setting (interleaved)")
+    p.add_argument(
+        "--raw", default=None, help="also write the raw results (results.csv + meta.json) to this new folder"
+    )
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --raw folder")
     args = p.parse_args()
-    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
-    print(f"CPU cores: {os.cpu_count()}; load average before: {os.getloadavg()[0]:.2f}; {args.steps} steps per run\n")
-    print("| torch threads | plain DQN steps/s | λ-equitune DQN steps/s | load average after |")
-    print("|---|---|---|---|")
-    for setting in args.threads.split(","):
-        res = subprocess.run(
-            [sys.executable, "-c", _CHILD, setting, str(args.steps)], env=env, capture_output=True, text=True
-        )
-        if res.returncode != 0:
-            raise SystemExit(res.stderr)
-        r = json.loads(res.stdout.strip().splitlines()[-1])
-        label = f"{r['torch_threads']} ({setting})"
-        print(f"| {label} | {r['plain']:.0f} | {r['lambda']:.0f} | {os.getloadavg()[0]:.2f} |", flush=True)
+    settings = args.threads.split(",")
+    if args.reps < 1 or any(s != "default" and not (s.isdigit() and int(s) > 0) for s in settings):
+        p.error(f"--threads takes 'default' or positive numbers and --reps >= 1; got {args.threads!r}, {args.reps}.")
+    started = None
+    if args.raw:
+        try:
+            started = rawresults.check_new(args.raw, args.overwrite)
+        except FileExistsError as err:
+            p.error(str(err))
+    print(f"CPU cores: {os.cpu_count()}; {args.steps} steps per run\n")
+    t0 = time.time()
+    rows = threads.measure(args.steps, settings, args.reps)
+    print(threads.render(rows))
+    if args.raw:
+        st = {"steps": args.steps, "threads": settings, "reps": args.reps, "cpu_count": os.cpu_count()}
+        rawresults.write_raw(args.raw, rows, st, seconds=time.time() - t0, started=started, overwrite=args.overwrite)
+        print(f"wrote the raw results to {args.raw}")
 
 
 if __name__ == "__main__":

@@ -1,120 +1,62 @@
 """Measure the statistical verifier's false-alarm rate and power on ``equirl/NoisyCartPole-v0``.
 
-For each configuration (test, states, rollouts, with or without a state mapper) the true mirror and three
-near-miss maps are verified ``--reps`` times with independent seeds; the table gives the fraction of runs
-that FAILED (for the true symmetry: the false-alarm rate, to compare with ``alpha``; for a near miss: the
-power) and the mean seconds per run. Prints a markdown table; ``--out FILE`` also writes it (atomically).
+    python scripts/verify_calibration.py --reps 100 --alpha 0.05 [--raw docs/results/verify_calibration]
 
-    python scripts/verify_calibration.py --reps 100 --alpha 0.05
+``calibration``: for each configuration (test, states, rollouts, with or without a state mapper) the true mirror
+and three near-miss maps are verified ``--reps`` times with independent seeds; the table gives the fraction of runs
+that FAILED (for the true symmetry: the false-alarm rate, to compare with ``alpha``; for a near miss: the power)
+and the mean seconds per run. ``wind``: the true mirror against a steady wind (a real asymmetry), the fraction of
+runs that FAILED (the power). The measurements are :func:`equirl.envs.symmetry_reports.measure_calibration` and
+``measure_wind``. ``--raw DIR`` also writes one row per run (:mod:`equirl.rawresults`) that docs/symmetry.md's two
+tables are rebuilt from (``equirl bench tables``).
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import os
 import time
-from pathlib import Path
 
-import gymnasium as gym
 import torch
+from equirl.envs.symmetry_reports import WINDS, measure_calibration, measure_wind, render_calibration
 
-from equirl import PermutationAction, SignFlipAction, Symmetry, TrivialAction, cyclic, envs
-
-
-def candidates() -> dict[str, Symmetry]:
-    """The true mirror and three near misses of NoisyCartPole."""
-    c2 = cyclic(2)
-    true = envs.get_symmetry("CartPole-v1")
-    return {
-        "true mirror": true,
-        "wrong sign on θ̇": Symmetry(c2, SignFlipAction(c2, [[-1.0, -1.0, -1.0, 1.0]]), PermutationAction(c2, [[1, 0]])),
-        "actions not swapped": dataclasses.replace(true, output_action=TrivialAction(c2)),
-        "x and θ swapped": Symmetry(
-            c2, PermutationAction(c2, [[2, 1, 0, 3]], signs=[[-1.0] * 4]), PermutationAction(c2, [[1, 0]])
-        ),
-    }
+from equirl import rawresults
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--reps", type=int, default=100)
+    p.add_argument("--reps", type=int, default=100, help="runs (seeds 0..reps-1) per configuration and case")
     p.add_argument("--alpha", type=float, default=0.05)
-    p.add_argument("--out", default=None)
-    p.add_argument("--only-wind", action="store_true", help="skip the near-miss table")
+    p.add_argument("--parts", nargs="+", choices=["calibration", "wind"], default=["calibration", "wind"])
+    p.add_argument("--winds", type=float, nargs="+", default=list(WINDS), help="steady winds (N) of the wind part")
+    p.add_argument(
+        "--raw", default=None, help="also write the raw results (results.csv + meta.json) to this new folder"
+    )
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --raw folder")
     args = p.parse_args()
+    if args.reps < 1:
+        p.error(f"--reps must be at least 1, got {args.reps}.")
+    started = None
+    if args.raw:
+        try:
+            started = rawresults.check_new(args.raw, args.overwrite)
+        except FileExistsError as err:
+            p.error(str(err))
     torch.set_num_threads(1)
-    configs = [
-        ("ks", 8, 32, True),
-        ("mmd", 8, 32, True),
-        ("ks", 4, 8, True),
-        ("mmd", 4, 8, True),
-        ("ks", 8, 64, False),
-    ]
-    cands = candidates()
-    rows = [
-        f"Statistical verifier on {envs.NOISY_CARTPOLE_ID}: fraction of {args.reps} runs that FAILED "
-        f"(alpha = {args.alpha:g}, Holm correction, one seed per run, seeds 0..{args.reps - 1}).",
-        "",
-        "| test | mapper | states × rollouts | " + " | ".join(cands) + " | s/run |",
-        "|---|---|---|" + "---|" * len(cands) + "---|",
-    ]
-    for test, states, rollouts, with_mapper in [] if args.only_wind else configs:
-        cells, seconds = [], []
-        for sym in cands.values():
-            fails = 0
-            for rep in range(args.reps):
-                t0 = time.perf_counter()
-                if with_mapper:
-                    r = envs.verify_symmetry(
-                        envs.NOISY_CARTPOLE_ID, sym, mode="statistical", state_mapper=envs.mappers.cartpole_mapper(),
-                        seeds=(rep,), steps=200, states=states, rollouts=rollouts, test=test, alpha=args.alpha,
-                    )  # fmt: skip
-                else:
-                    r = envs.verify_symmetry(
-                        lambda: envs.make_env(envs.NOISY_CARTPOLE_ID), sym, mode="statistical", seeds=(rep,),
-                        states=states, rollouts=rollouts, test=test, alpha=args.alpha,
-                    )  # fmt: skip
-                seconds.append(time.perf_counter() - t0)
-                fails += not r.ok
-            cells.append(f"{fails / args.reps:.2f}")
-        per_side = f"{states} × {rollouts}" if with_mapper else f"{states * rollouts} episodes per side"
-        rows.append(
-            f"| {test} | {'yes' if with_mapper else 'no'} | {per_side} | "
-            + " | ".join(cells)
-            + f" | {sum(seconds) / len(seconds):.2f} |"
+    t0 = time.time()
+    rows = []
+    if "calibration" in args.parts:
+        rows += measure_calibration(args.reps, args.alpha)
+        print(render_calibration(rows, "calibration"), flush=True)
+    if "wind" in args.parts:
+        rows += measure_wind(args.reps, args.alpha, args.winds)
+        print(render_calibration(rows, "wind"), flush=True)
+    if args.raw:
+        settings = {"reps": args.reps, "alpha": args.alpha, "parts": args.parts, "winds": args.winds,
+                    "correction": "holm", "env": "equirl/NoisyCartPole-v0", "torch_threads": 1}  # fmt: skip
+        rawresults.write_raw(
+            args.raw, rows, settings, seconds=time.time() - t0, started=started, overwrite=args.overwrite
         )
-        print(rows[-1], flush=True)
-    # power against a real asymmetry of the environment: a steady wind (the gust's mean), true mirror map
-    winds = [0.25, 0.5, 1.0, 2.0]
-    rows += [
-        "",
-        f"Power against a steady wind of w newtons (gust N(w, 3²); the mirror is then not a symmetry), {args.reps} runs:",
-        "",
-        "| test | states × rollouts | " + " | ".join(f"w = {w:g}" for w in winds) + " |",
-        "|---|---|" + "---|" * len(winds),
-    ]
-    for test, states, rollouts in [("ks", 8, 32), ("mmd", 8, 32), ("ks", 16, 64)]:
-        cells = []
-        for w in winds:
-            fails = 0
-            for rep in range(args.reps):
-                r = envs.verify_symmetry(
-                    lambda w=w: gym.make(envs.NOISY_CARTPOLE_ID, wind=w), cands["true mirror"], mode="statistical",
-                    state_mapper=envs.mappers.cartpole_mapper(), seeds=(rep,), steps=200, states=states,
-                    rollouts=rollouts, test=test, alpha=args.alpha,
-                )  # fmt: skip
-                fails += not r.ok
-            cells.append(f"{fails / args.reps:.2f}")
-        rows.append(f"| {test} | {states} × {rollouts} | " + " | ".join(cells) + " |")
-        print(rows[-1], flush=True)
-    text = "\n".join(rows)
-    print(text)
-    if args.out:
-        out = Path(args.out)
-        tmp = out.with_name(out.name + f".tmp{os.getpid()}")
-        tmp.write_text(text + "\n")
-        tmp.replace(out)
+        print(f"wrote the raw results to {args.raw}")
 
 
 if __name__ == "__main__":

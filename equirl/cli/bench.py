@@ -266,6 +266,10 @@ RAW_STYLES: dict[str, str] = {
     "overhead-ops": "equirl.agents.overhead_profile:ops_table",
     "overhead-op-names": "equirl.agents.overhead_profile:op_names_table",
     "overhead-predict-profile": "equirl.agents.overhead_profile:predict_profile_table",
+    "discover-timing": "equirl.envs.symmetry_reports:discovery_table",
+    "verify-calibration": "equirl.envs.symmetry_reports:calibration_table",
+    "worked-example": "equirl.agents.worked_example:table",
+    "threads-speed": "equirl.agents.threads:table",
 }
 """Styles of tables built by an experiment's own table function from its raw folders (:mod:`equirl.rawresults`;
 ``pretrained-agents``: the ``.json`` files of ``agents/pretrained/``): ``function(folders, root=..., **options)``
