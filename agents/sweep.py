@@ -103,7 +103,8 @@ class EnvBenchmark:
     :param timesteps: environment steps per run (the same for every method and seed).
     :param eval_freq: evaluate the greedy policy every this many steps.
     :param threshold: the solve threshold on the mean evaluation return.
-    :param baseline: the return of a random policy (the floor used to call a drop a collapse).
+    :param baseline: the floor used to call a drop a collapse: a random policy's return, or the return of never
+        reaching the goal where that is lower (measured random returns: ``equirl bench baseline``).
     :param n_eval_episodes: episodes per evaluation.
     :param keep_schedule: keep the entry's exploration schedule in absolute steps when ``timesteps`` is
         shorter than the entry's ``n_timesteps`` (the run is then the first ``timesteps`` of the full one).
