@@ -6,9 +6,11 @@
   ``equirl train --save-pretrained`` (command, steps, seed, evaluation return).
 
 - :func:`agents_gif`: a GIF of committed agents playing a task, side by side (``scripts/rotgrid_gif.py``).
+- :func:`substitution_table`: the outcomes of SB3's own DQN tests with each method substituted
+  (``scripts/sb3_substitution.py --raw DIR``: rows ``run, outcome, value`` parsed from pytest's summary line).
 
-``equirl bench tables`` calls them (styles ``train-run``, ``pretrained-agents`` and the figure style ``agent-gif`` of
-``docs/benchmark/tables.yml``).
+``equirl bench tables`` calls them (styles ``train-run``, ``pretrained-agents``, ``sb3-substitution`` and the figure
+style ``agent-gif`` of ``docs/benchmark/tables.yml``).
 """
 
 from __future__ import annotations
@@ -21,7 +23,16 @@ from typing import Any
 
 from equirl import rawresults
 
-__all__ = ["train_rows", "train_results_table", "train_table", "pretrained_table", "agents_gif"]
+__all__ = [
+    "train_rows",
+    "train_results_table",
+    "train_table",
+    "pretrained_table",
+    "agents_gif",
+    "OUTCOMES",
+    "pytest_outcomes",
+    "substitution_table",
+]
 
 FINAL = ("final_mean_return", "final_std_return_ddof0", "n_eval_episodes", "train_seconds", "steps_per_second",
          "equivariance_error")  # fmt: skip
@@ -167,3 +178,47 @@ def agents_gif(
     record_gif(models, env, path, episodes, seed, fps, overwrite=True, episode_returns=returns)
     env.close()
     return returns
+
+
+OUTCOMES = ("passed", "failed", "xfailed", "xpassed", "skipped", "error")
+"""The outcomes of a pytest run that :func:`pytest_outcomes` counts (``deselected`` is not an outcome of a case)."""
+
+
+def pytest_outcomes(summary: str) -> dict[str, int]:
+    """``{outcome: count}`` from pytest's final summary line (``"64 passed, 7 skipped, 2 xfailed in 51.05s"``),
+    every outcome of :data:`OUTCOMES` present (0 where the line has none). ``ValueError`` when it holds none."""
+    import re
+
+    found = dict.fromkeys(OUTCOMES, 0)
+    pairs = re.findall(r"(\d+) (passed|failed|xfailed|xpassed|skipped|errors?)\b", summary)
+    if not pairs:
+        raise ValueError(f"not a pytest summary line: {summary!r}")
+    for n, outcome in pairs:
+        found["error" if outcome.startswith("error") else outcome] += int(n)
+    return found
+
+
+def substitution_table(folders: Sequence[str | Path], root: str | Path = ".") -> str:
+    """Markdown table of one ``scripts/sb3_substitution.py --raw`` folder: a row per run (``native`` SB3 policies,
+    then each equivariant method substituted), a column per outcome that occurred, and the number of cases."""
+    if len(folders) != 1:
+        raise ValueError(f"An sb3-substitution table is built from one raw folder, got {list(map(str, folders))}.")
+    rows, meta = rawresults.read_raw(Path(root) / folders[0])
+    runs = list(dict.fromkeys(r["run"] for r in rows))
+    counts = {(r["run"], r["outcome"]): int(float(r["value"])) for r in rows}
+    shown = [o for o in OUTCOMES if any(counts.get((run, o), 0) for run in runs)]
+    names = {"xfailed": "xfailed (strict)"}
+    lines = [
+        "| run | cases | " + " | ".join(names.get(o, o) for o in shown) + " |",
+        "|---" * (len(shown) + 2) + "|",
+    ]
+    for run in runs:
+        label = "native SB3 policies" if run == "native" else f"`{run}`"
+        total = sum(counts.get((run, o), 0) for o in OUTCOMES)
+        lines.append(f"| {label} | {total} | " + " | ".join(str(counts.get((run, o), 0)) for o in shown) + " |")
+    st = meta["settings"]
+    what = (
+        f"SB3 {st['sb3_version']}'s own test files in tests/sb3_upstream, the DQN cases of each run; one pytest run per "
+        "row, counts from its summary line"
+    )
+    return "\n".join(lines) + "\n\n" + rawresults.note(folders[0], meta, what) + "\n"

@@ -263,6 +263,7 @@ RAW_STYLES: dict[str, str] = {
     "pretrained-agents": "equirl.agents.reports:pretrained_table",
     "env-speed": "equirl.envs.speed:table",
     "random-baseline": "equirl.agents.baselines:baselines_table",
+    "sb3-substitution": "equirl.agents.reports:substitution_table",
     "overhead-ops": "equirl.agents.overhead_profile:ops_table",
     "overhead-op-names": "equirl.agents.overhead_profile:op_names_table",
     "overhead-predict-profile": "equirl.agents.overhead_profile:predict_profile_table",
