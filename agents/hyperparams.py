@@ -20,7 +20,6 @@ from __future__ import annotations
 import ast
 import copy
 import inspect
-import os
 import re
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,8 @@ import yaml
 from equirl.agents.algorithms import get_algorithm
 from stable_baselines3.common.utils import LinearSchedule
 from torch import nn
+
+from equirl.files import write_atomic
 
 __all__ = [
     "HYPERPARAMS_DIR",
@@ -478,8 +479,4 @@ def write_zoo_config(path: str | Path, env_ids: list[str], method: str = "lambda
         "write_zoo_config\n# from equirl's dqn.yml. Train: python -m rl_zoo3.train --algo dqn --env ENV "
         f"--gym-packages equirl.envs --conf-file {path.name}\n"
     )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(header + yaml.safe_dump(entries, sort_keys=False))
-    os.replace(tmp, path)
-    return path
+    return write_atomic(path, header + yaml.safe_dump(entries, sort_keys=False))

@@ -23,8 +23,8 @@ goal-conditioned environment (``env=...``) to continue training (SB3's ``HerRepl
 environment it was built with).
 
 The folder is written under a temporary name and renamed into place, and an existing agent is only
-replaced with ``overwrite=True``. :func:`write_atomic` is the package's one helper for files that a
-later step reads.
+replaced with ``overwrite=True``. :func:`write_atomic` (from :mod:`equirl.files`) is the package's one helper for
+files that a later step reads.
 """
 
 from __future__ import annotations
@@ -64,6 +64,7 @@ from torch import nn
 import equirl
 from equirl import EquivarianceConfig, Symmetry
 from equirl.extras import MissingExtraError
+from equirl.files import write_atomic
 
 __all__ = [
     "AGENT_FORMAT",
@@ -173,27 +174,6 @@ def _plain_policy_base(algo: Algorithm) -> type:
 
 
 # -- files -----------------------------------------------------------------------------------------
-def write_atomic(path: str | Path, data: str | bytes) -> Path:
-    """Write ``data`` to ``path`` through a temporary file in the same folder, then rename it into place.
-
-    A reader sees the old file or the new one, never a half-written one (the data is flushed to disk
-    before the rename). Returns ``path``.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data.encode() if isinstance(data, str) else data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
 def save_zip_atomic(model: Any, path: str | Path) -> Path:
     """``model.save(path)`` (an SB3 algorithm) through a temporary file renamed into place (never a half-written zip)."""
     path = Path(path)

@@ -25,6 +25,7 @@ the same module measures an older checkout of the package (``--label before``).
 from __future__ import annotations
 
 import csv
+import io
 import os
 import platform
 import random
@@ -45,6 +46,7 @@ from stable_baselines3.common.logger import Logger
 from stable_baselines3.dqn.policies import QNetwork
 
 from equirl import Symmetry
+from equirl.files import write_atomic
 
 __all__ = [
     "RAW_FIELDS",
@@ -63,7 +65,6 @@ __all__ = [
     "raw_files",
     "orbit_forward_variants",
     "run_forward_modes",
-    "write_text",
     "write_rows",
 ]
 
@@ -431,25 +432,13 @@ def run_benchmark(
     return out_csv
 
 
-def write_text(path: str | Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary name renamed into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def write_rows(path: str | Path, rows: list[dict[str, Any]]) -> None:
     """Write raw rows (:data:`RAW_FIELDS`) to ``path`` through a temporary name renamed into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=RAW_FIELDS)
-        w.writeheader()
-        w.writerows(rows)
-    os.replace(tmp, path)
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=RAW_FIELDS)
+    w.writeheader()
+    w.writerows(rows)
+    write_atomic(path, buf.getvalue())
 
 
 # -- the forward alone on an accelerator: eager, torch.compile, CUDA graphs --------------------------

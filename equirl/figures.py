@@ -3,16 +3,17 @@
 Every plot of the package's reports goes through :func:`save_png`, so that a figure rebuilt from committed raw
 results is identical to the committed one (the drift test of ``tests/cli/test_tables.py`` compares bytes):
 matplotlib's ``Software`` tag and any date are left out, and the file is written to a temporary name in its
-folder and renamed into place. Standard library only (the figure is any object with matplotlib's ``savefig``).
+folder and renamed into place (:func:`equirl.files.write_atomic`). Standard library only (the figure is any
+object with matplotlib's ``savefig``).
 """
 
 from __future__ import annotations
 
 import io
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from equirl.files import write_atomic
 
 __all__ = ["save_png"]
 
@@ -29,15 +30,4 @@ def save_png(fig: Any, path: str | Path, dpi: int = 100, close: bool = True) -> 
         import matplotlib.pyplot as plt
 
         plt.close(fig)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(buf.getvalue())
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_atomic(path, buf.getvalue())

@@ -44,6 +44,8 @@ __all__ = [
     "device_words",
     "provenance",
     "check_new",
+    "add_raw_arguments",
+    "start_raw",
     "write_raw",
     "read_raw",
     "read_meta",
@@ -116,6 +118,33 @@ def check_new(folder: str | Path, overwrite: bool = False, device: str = "CPU") 
             f"{folder} already exists; choose another folder for the raw results or pass --overwrite to replace it."
         )
     return provenance(device)
+
+
+def add_raw_arguments(parser: Any, what: str = "replace an existing --raw folder") -> None:
+    """Add a script's ``--raw DIR`` (write the raw results to this new folder) and ``--overwrite`` (``what`` it
+    allows) to the ``argparse`` parser ``parser``."""
+    parser.add_argument(
+        "--raw",
+        default=None,
+        metavar="DIR",
+        help="also write the raw results (results.csv + meta.json) to this new folder",
+    )
+    parser.add_argument("--overwrite", action="store_true", help=what)
+
+
+def start_raw(parser: Any, args: Any, device: str = "CPU") -> dict[str, Any] | None:
+    """The provenance of a run started now (:func:`check_new`) when ``args.raw`` names a folder, else None.
+
+    An existing ``--raw`` folder without ``--overwrite`` ends the command through ``parser.error`` (exit status 2,
+    the message naming the folder) before anything runs.
+    """
+    if not args.raw:
+        return None
+    try:
+        return check_new(args.raw, args.overwrite, device)
+    except FileExistsError as err:
+        parser.error(str(err))
+        raise  # parser.error exits; this line only tells type checkers so
 
 
 def _csv_text(rows: Sequence[Mapping[str, Any]]) -> str:

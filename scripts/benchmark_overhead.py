@@ -22,6 +22,8 @@ import sys
 import torch
 from equirl.agents import overhead
 
+from equirl.files import write_atomic
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -78,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         text = overhead.report_markdown(summaries, args.compare)
         print(text, end="")
         if args.md:
-            overhead.write_text(args.md, text)
+            write_atomic(args.md, text)
         if args.plot:
             overhead.plot_report(summaries, args.plot)
         return 0

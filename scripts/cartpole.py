@@ -36,17 +36,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--eval-episodes", type=int, default=20)
     parser.add_argument("--log-dir", default="runs/cartpole", help="tensorboard logs, eval CSVs and models")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest for this small MLP)")
-    parser.add_argument("--raw", default=None, help="also write the raw results (results.csv + meta.json) here")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing --raw folder")
+    rawresults.add_raw_arguments(parser)
     args = parser.parse_args(argv)
     if args.steps is not None and args.steps < 1:
         parser.error(f"--steps must be positive, got {args.steps}")
-    started = None
-    if args.raw:
-        try:
-            started = rawresults.check_new(args.raw, args.overwrite)
-        except FileExistsError as err:
-            parser.error(str(err))
+    started = rawresults.start_raw(parser, args)
     t0 = time.time()
     torch.set_num_threads(args.threads)
 

@@ -26,17 +26,9 @@ def main() -> None:
     p.add_argument("envs", nargs="*", default=list(DISCOVER_ENVS))
     p.add_argument("--verify-steps", type=int, default=200)
     p.add_argument("--no-8d", action="store_true", help="skip the 8-dimensional TwoCartPoles search")
-    p.add_argument(
-        "--raw", default=None, help="also write the raw results (results.csv + meta.json) to this new folder"
-    )
-    p.add_argument("--overwrite", action="store_true", help="replace an existing --raw folder")
+    rawresults.add_raw_arguments(p)
     args = p.parse_args()
-    started = None
-    if args.raw:
-        try:
-            started = rawresults.check_new(args.raw, args.overwrite)
-        except FileExistsError as err:
-            p.error(str(err))
+    started = rawresults.start_raw(p, args)
     torch.set_num_threads(1)
     t0 = time.time()
     rows = measure_discovery(args.envs, args.verify_steps, eight_dim=not args.no_8d)

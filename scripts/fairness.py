@@ -45,18 +45,12 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--quick", action="store_true", help="smoke run: 2 templates, 8 words, 3 λ steps")
     ap.add_argument("--out", type=Path, default=Path("results/fairness"))
-    ap.add_argument("--raw", type=Path, default=None, help="also write the raw results (results.csv + meta.json) here")
-    ap.add_argument("--overwrite", action="store_true", help="replace the results already in --out (and --raw)")
+    rawresults.add_raw_arguments(ap, what="replace the results already in --out (and --raw)")
     args = ap.parse_args()
     existing = [name for name in OUTPUTS if (args.out / name).exists()]
     if existing and not args.overwrite:
         ap.error(f"{args.out} already holds {existing}; choose another --out or pass --overwrite.")
-    started = None
-    if args.raw is not None:
-        try:
-            started = rawresults.check_new(args.raw, args.overwrite)
-        except FileExistsError as err:
-            ap.error(str(err))
+    started = rawresults.start_raw(ap, args)
 
     torch.set_num_threads(args.threads)
     t0 = time.time()

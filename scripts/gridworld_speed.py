@@ -21,17 +21,9 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--steps", type=int, default=200_000, help="environment steps per raw measurement")
     p.add_argument("--verify-steps", type=int, default=500, help="verifier steps per seed and element")
-    p.add_argument(
-        "--raw", default=None, help="also write the raw results (results.csv + meta.json) to this new folder"
-    )
-    p.add_argument("--overwrite", action="store_true", help="replace an existing --raw folder")
+    rawresults.add_raw_arguments(p)
     args = p.parse_args()
-    started = None
-    if args.raw:
-        try:
-            started = rawresults.check_new(args.raw, args.overwrite)
-        except FileExistsError as err:
-            p.error(str(err))
+    started = rawresults.start_raw(p, args)
     t0 = time.time()
     rows = measure(args.steps, args.verify_steps)
     print(render(rows, "env") + "\n" + render(rows, "verifier"))

@@ -41,21 +41,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--calls", type=int, default=200, help="calls per timed block")
     p.add_argument("--seed", type=int, default=0, help="seed of the block order")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1, see benchmark_overhead.py)")
-    p.add_argument(
-        "--raw", default=None, help="also write the raw results (results.csv + meta.json) to this new folder"
-    )
-    p.add_argument("--overwrite", action="store_true", help="replace an existing --raw folder")
+    rawresults.add_raw_arguments(p)
     args = p.parse_args(argv)
     if args.rounds < 1 or args.calls < 1:
         p.error(f"--rounds and --calls must be >= 1, got {args.rounds} and {args.calls}.")
-    started = None
-    if args.raw:
-        try:
-            started = rawresults.check_new(args.raw, args.overwrite)
-        except FileExistsError as err:
-            p.error(str(err))
-        if os.environ.get("EQUIRL_BENCH_COMMIT"):  # a copy of an older commit outside git (docs/overhead.md)
-            started["code_version"] = os.environ["EQUIRL_BENCH_COMMIT"]
+    started = rawresults.start_raw(p, args)
+    if started is not None and os.environ.get("EQUIRL_BENCH_COMMIT"):  # an older commit outside git (docs/overhead.md)
+        started["code_version"] = os.environ["EQUIRL_BENCH_COMMIT"]
     torch.set_num_threads(args.threads)
     t0 = time.time()
     rows = overhead_profile.measure_ops(args.cases)

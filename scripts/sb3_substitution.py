@@ -21,8 +21,20 @@ from equirl.agents.reports import OUTCOMES, pytest_outcomes, substitution_table
 from equirl import rawresults
 
 ROOT = Path(__file__).resolve().parents[1]
-RUNS = ("native", "lambda", "equitune", "equizero", "equizero-td")
-"""The runs of tests/sb3_upstream/conftest.py (NATIVE and METHODS), in the table's order."""
+
+
+def _runs() -> tuple[str, ...]:
+    """The runs of tests/sb3_upstream/conftest.py, its one list: ``NATIVE`` then ``METHODS``, the table's order."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("sb3_upstream_conftest", ROOT / "tests/sb3_upstream/conftest.py")
+    assert spec is not None and spec.loader is not None
+    conftest = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(conftest)
+    return (conftest.NATIVE, *conftest.METHODS)
+
+
+RUNS = _runs()
 
 
 def selection(run: str) -> str:
@@ -41,17 +53,9 @@ def counts(run: str) -> dict[str, int]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument(
-        "--raw", default=None, help="also write the raw results (results.csv + meta.json) to this new folder"
-    )
-    p.add_argument("--overwrite", action="store_true", help="replace an existing --raw folder")
+    rawresults.add_raw_arguments(p)
     args = p.parse_args()
-    started = None
-    if args.raw:
-        try:
-            started = rawresults.check_new(args.raw, args.overwrite)
-        except FileExistsError as err:
-            p.error(str(err))
+    started = rawresults.start_raw(p, args)
     t0 = time.time()
     rows = []
     for run in RUNS:

@@ -50,7 +50,7 @@ SPLITS = {
 }
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args() -> tuple[argparse.ArgumentParser, argparse.Namespace]:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--splits", nargs="+", default=list(SPLITS), choices=list(SPLITS))
     p.add_argument("--symmetry", default=None, choices=sorted(SYMMETRIES), help="override the split's group")
@@ -69,11 +69,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", default="results/scan")
     p.add_argument("--table-only", action="store_true")
-    p.add_argument(
-        "--raw", default=None, help="also write the raw results (results.csv + meta.json) to this new folder"
-    )
-    p.add_argument("--overwrite", action="store_true", help="replace an existing --raw folder")
-    return p.parse_args()
+    rawresults.add_raw_arguments(p)
+    return p, p.parse_args()
 
 
 def train(
@@ -232,8 +229,8 @@ def raw_rows(results: list[dict[str, object]]) -> list[dict[str, object]]:
 
 
 def main() -> None:
-    args = parse_args()
-    started = rawresults.check_new(args.raw, args.overwrite, rawresults.device_words(args.device)) if args.raw else None
+    parser, args = parse_args()
+    started = rawresults.start_raw(parser, args, rawresults.device_words(args.device))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(args.threads)

@@ -27,17 +27,9 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=5000)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--eval-episodes", type=int, default=20)
-    p.add_argument(
-        "--raw", default=None, help="also write the raw results (results.csv + meta.json) to this new folder"
-    )
-    p.add_argument("--overwrite", action="store_true", help="replace an existing --raw folder")
+    rawresults.add_raw_arguments(p)
     args = p.parse_args()
-    started = None
-    if args.raw:
-        try:
-            started = rawresults.check_new(args.raw, args.overwrite)
-        except FileExistsError as err:
-            p.error(str(err))
+    started = rawresults.start_raw(p, args)
     torch.set_num_threads(1)
     t0 = time.time()
     rows = worked_example.run(args.seeds, args.steps, args.eval_episodes)

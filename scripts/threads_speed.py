@@ -25,20 +25,12 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=3000, help="environment steps per run")
     p.add_argument("--threads", default="default,1", help="comma-separated thread settings ('default' = torch's)")
     p.add_argument("--reps", type=int, default=1, help="runs per setting (interleaved)")
-    p.add_argument(
-        "--raw", default=None, help="also write the raw results (results.csv + meta.json) to this new folder"
-    )
-    p.add_argument("--overwrite", action="store_true", help="replace an existing --raw folder")
+    rawresults.add_raw_arguments(p)
     args = p.parse_args()
     settings = args.threads.split(",")
     if args.reps < 1 or any(s != "default" and not (s.isdigit() and int(s) > 0) for s in settings):
         p.error(f"--threads takes 'default' or positive numbers and --reps >= 1; got {args.threads!r}, {args.reps}.")
-    started = None
-    if args.raw:
-        try:
-            started = rawresults.check_new(args.raw, args.overwrite)
-        except FileExistsError as err:
-            p.error(str(err))
+    started = rawresults.start_raw(p, args)
     print(f"CPU cores: {os.cpu_count()}; {args.steps} steps per run\n")
     t0 = time.time()
     rows = threads.measure(args.steps, settings, args.reps)

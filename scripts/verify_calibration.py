@@ -28,19 +28,11 @@ def main() -> None:
     p.add_argument("--alpha", type=float, default=0.05)
     p.add_argument("--parts", nargs="+", choices=["calibration", "wind"], default=["calibration", "wind"])
     p.add_argument("--winds", type=float, nargs="+", default=list(WINDS), help="steady winds (N) of the wind part")
-    p.add_argument(
-        "--raw", default=None, help="also write the raw results (results.csv + meta.json) to this new folder"
-    )
-    p.add_argument("--overwrite", action="store_true", help="replace an existing --raw folder")
+    rawresults.add_raw_arguments(p)
     args = p.parse_args()
     if args.reps < 1:
         p.error(f"--reps must be at least 1, got {args.reps}.")
-    started = None
-    if args.raw:
-        try:
-            started = rawresults.check_new(args.raw, args.overwrite)
-        except FileExistsError as err:
-            p.error(str(err))
+    started = rawresults.start_raw(p, args)
     torch.set_num_threads(1)
     t0 = time.time()
     rows = []

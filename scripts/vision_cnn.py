@@ -32,6 +32,7 @@ from tqdm import tqdm
 from equirl import rawresults
 from equirl.adapters.vision import equivariant_classifier, image_symmetry
 from equirl.adapters.vision.data import load_image_dataset, random_group_transform
+from equirl.adapters.vision.results import LAMBDA_METHOD
 
 
 class SmallCNN(nn.Module):
@@ -143,17 +144,9 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--out", default="results/vision")
-    p.add_argument(
-        "--raw", default=None, help="also write the raw results (results.csv + meta.json) to this new folder"
-    )
-    p.add_argument("--overwrite", action="store_true", help="replace an existing --raw folder")
+    rawresults.add_raw_arguments(p)
     args = p.parse_args()
-    started = None
-    if args.raw:
-        try:
-            started = rawresults.check_new(args.raw, args.overwrite, rawresults.device_words(args.device))
-        except FileExistsError as err:
-            p.error(str(err))
+    started = rawresults.start_raw(p, args, rawresults.device_words(args.device))
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     t0 = time.time()
@@ -192,9 +185,9 @@ def main() -> None:
         "equitune": {"method": "equitune"},
         "equizero (entropy)": {"method": "equizero", "proxy_loss": "entropy"},
         "equizero (max prob)": {"method": "equizero", "proxy_loss": "neg_max_prob"},
-        "λ-equitune": {"method": "lambda", "feature_dim": 128, "lambda_hidden": 64},
+        LAMBDA_METHOD: {"method": "lambda", "feature_dim": 128, "lambda_hidden": 64},
     }
-    finetuned = ["plain", "equitune", "equizero (entropy)", "λ-equitune"]
+    finetuned = ["plain", "equitune", "equizero (entropy)", LAMBDA_METHOD]
     rows: dict[str, dict[str, list[float]]] = {m: {"zero-shot": [], "finetuned": []} for m in methods}
     raw_rows: list[dict[str, object]] = [{"seed": 0, "method": "plain", "stage": "upright", "value": upright}]
     for seed in args.seeds:
@@ -204,7 +197,7 @@ def main() -> None:
             model: nn.Module = (
                 cnn if name == "plain" else equivariant_classifier(encoder=cnn.encoder, head=cnn.head, group=sym, **kw)
             )  # type: ignore[arg-type]
-            if name == "λ-equitune":
+            if name == LAMBDA_METHOD:
                 lam = list(model.reducer.parameters())  # type: ignore[union-attr]
                 train(model, lam, x_ho, y_ho, args.lambda_steps, 1e-3, args.batch_size, seed, "fit λ (frozen backbone)")
             rows[name]["zero-shot"].append(accuracy(model, x_te_rot, y_te))

@@ -107,17 +107,9 @@ def main() -> None:
     p.add_argument("--top-k", type=int, default=10, help="ImageNet classes in ConSE's convex combination")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", default="results/vision")
-    p.add_argument(
-        "--raw", default=None, help="also write the raw results (results.csv + meta.json) to this new folder"
-    )
-    p.add_argument("--overwrite", action="store_true", help="replace an existing --raw folder")
+    rawresults.add_raw_arguments(p)
     args = p.parse_args()
-    started = None
-    if args.raw:
-        try:
-            started = rawresults.check_new(args.raw, args.overwrite)
-        except FileExistsError as err:
-            p.error(str(err))
+    started = rawresults.start_raw(p, args)
     torch.set_num_threads(args.threads)
     t0 = time.time()
     out = Path(args.out)

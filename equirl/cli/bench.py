@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from equirl.cli import UsageError
+from equirl.files import write_atomic
 
 __all__ = [
     "add_parser",
@@ -150,7 +151,7 @@ def aggregate_dir(
     sweep.write_summary(rows, raws[0] / "summary.csv")
     md_path = Path(md) if md else raws[0] / "table.md"
     md_path.parent.mkdir(parents=True, exist_ok=True)
-    _write_text(md_path, table)
+    write_atomic(md_path, table)
     if plots:
         _plot(rows, curves, Path(img_dir) if img_dir else raws[0])
     if print_table:
@@ -166,13 +167,6 @@ def _plot(rows: list[dict[str, Any]], curves: list[dict[str, Any]], img: Path) -
         thr = next(r["threshold"] for r in rows if r["env_id"] == env_id)
         sweep.plot_curves(curves, env_id, img / _img_name(env_id), threshold=thr)
         sweep.plot_profile(curves, env_id, img / _img_name(env_id).replace("benchmark_", "profile_"))
-
-
-def _write_text(path: Path, text: str) -> None:
-    """Write ``text`` to a temporary name next to ``path`` and rename it into place."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
 
 
 def _load_manifest(root: Path, manifest: str | Path | None) -> list[dict[str, Any]]:
@@ -397,9 +391,12 @@ def _figures(root: Path, rendered: list[tuple[dict[str, Any], list[Any], list[An
                 )
             module, name = PLOT_STYLES[style].split(":")
             raws = [r if isinstance(r, str) else r["path"] for r in t["raw"]]
-            getattr(importlib.import_module(module), name)(
-                raws, out / t["plot"], root=root, **(t.get("plot_options") or {})
-            )
+            try:
+                getattr(importlib.import_module(module), name)(
+                    raws, out / t["plot"], root=root, **(t.get("plot_options") or {})
+                )
+            except (ValueError, TypeError, FileNotFoundError) as err:  # bad plot_options or raw folders
+                raise UsageError(f"Cannot draw {t['plot']} (style {style!r}) from {raws}: {err}") from err
             written.append(Path(t["plot"]))
         if not t.get("img_dir"):
             continue
@@ -447,14 +444,13 @@ def write_tables(root: str | Path = ".", manifest: str | Path | None = None, plo
         if len(t["raw"]) == 1 and isinstance(t["raw"][0], str) and t.get("style", "full") == "full":
             sweep.write_summary(rows, root / t["raw"][0] / "summary.csv")
         if not (root / md).exists() or (root / md).read_text() != table:
-            (root / md).parent.mkdir(parents=True, exist_ok=True)
-            _write_text(root / md, table)
+            write_atomic(root / md, table)
             changed.append(md)
     for f in markdown_files(root):
         old = (root / f).read_text()
         new = sync_markdown(old, tables)
         if new != old:
-            _write_text(root / f, new)
+            write_atomic(root / f, new)
             changed.append(f)
     return changed
 

@@ -9,6 +9,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import pytest
+import torch
 from equirl.agents.evaluation import CSV_FIELDS, EvalCSVCallback
 from equirl.agents.hyperparams import pretrained_path
 from equirl.agents.training import train
@@ -70,6 +71,19 @@ def test_evaluations_stay_on_the_grid_after_an_extra_one() -> None:
     one = EvalCSVCallback(cartpole, eval_freq=200, n_episodes=1)
     plain.learn(1000, callback=one)
     assert [int(r["timesteps"]) for r in one.rows] == [0, 200, 400, 600, 800, 1000]
+
+
+def test_the_evaluation_schedule_does_not_change_training() -> None:
+    """Evaluating greedily draws nothing from the training's random streams: evaluations every 200 or every 300
+    steps leave the same weights (docs/transfer.md relies on it when two runs differ only in their schedule)."""
+    from stable_baselines3 import DQN
+
+    def weights(freq: int) -> torch.Tensor:
+        model = DQN(env=cartpole(), seed=0, device="cpu", **TINY)
+        model.learn(900, callback=EvalCSVCallback(cartpole, eval_freq=freq, n_episodes=1))
+        return torch.cat([p.detach().flatten() for p in model.policy.parameters()])
+
+    assert torch.equal(weights(200), weights(300))
 
 
 def test_every_evaluation_reaches_tensorboard_at_its_step(tmp_path: Path) -> None:

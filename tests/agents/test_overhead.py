@@ -133,25 +133,13 @@ def _labelled(label: str, equitune: float) -> list[dict[str, str]]:
 def test_report_with_compare_puts_the_compact_tables_first() -> None:
     summaries = overhead.summarise(_labelled("before", 1.8) + _labelled("after", 1.65))
     text = overhead.report_markdown(summaries, ["before", "after"])
-    assert text == (
-        "step, ratio against reference:\n\n"
-        + overhead.comparison_table(summaries, "step", "reference", ["before", "after"])
-        + "\n\nstep, ratio against own-reference:\n\n"
-        + overhead.comparison_table(summaries, "step", "own-reference", ["before", "after"])
-        + "\n\nstep, ratio against plain:\n\n"
-        + overhead.comparison_table(summaries, "step", "plain", ["before", "after"])
-        + "\n\npredict1, ratio against plain:\n\n"
-        + overhead.comparison_table(summaries, "predict1", "plain", ["before", "after"])
-        + "\n\npredict1, ratio against reference:\n\n"
-        + overhead.comparison_table(summaries, "predict1", "reference", ["before", "after"])
-        + "\n\npredictB, ratio against reference:\n\n"
-        + overhead.comparison_table(summaries, "predictB", "reference", ["before", "after"])
-        + "\n\nlearn, ratio against plain:\n\n"
-        + overhead.comparison_table(summaries, "learn", "plain", ["before", "after"])
-        + "\n\n"
-        + overhead.markdown_report(summaries)
-        + "\n"
+    order = [("step", "reference"), ("step", "own-reference"), ("step", "plain"), ("predict1", "plain"),
+             ("predict1", "reference"), ("predictB", "reference"), ("learn", "plain")]  # fmt: skip
+    compact = "".join(
+        f"{m}, ratio against {a}:\n\n" + overhead.comparison_table(summaries, m, a, ["before", "after"]) + "\n\n"
+        for m, a in order
     )
+    assert text == compact + overhead.markdown_report(summaries) + "\n"
     # before -> after in that order: equitune / reference 1.8 / 1.5 = 1.20, then 1.65 / 1.5 = 1.10
     assert "| cartpole-C2 | 2 | 1 | 1.20 → 1.10 (1.10-1.10) | 1.5 |" in text
     assert overhead.report_markdown(summaries) == overhead.markdown_report(summaries) + "\n"

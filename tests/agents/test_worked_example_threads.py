@@ -3,33 +3,17 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from equirl.agents import threads, worked_example
 
 from equirl import rawresults
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.rawfolders import run_script, write_raw_folder
 
 
 def _write(folder: Path, header: str, lines: list[str], settings: dict[str, object]) -> None:
-    folder.mkdir(parents=True)
-    (folder / rawresults.RESULTS).write_text(header + "\n" + "\n".join(lines) + "\n")
-    meta = {"command": "python s.py --raw f", "code_version": "abc1234", "machine": "m, 2 cpus",
-            "date": "2026-01-01 00:00 UTC", "seconds": 3.0, "settings": settings}  # fmt: skip
-    (folder / rawresults.META).write_text(json.dumps(meta))
-
-
-def _run(script: str, *args: str) -> subprocess.CompletedProcess[str]:
-    res = subprocess.run([sys.executable, str(ROOT / "scripts" / script), *args], capture_output=True, text=True,
-                         timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})  # fmt: skip
-    assert res.returncode == 0, res.stderr
-    return res
+    write_raw_folder(folder, header, lines, settings, command="python s.py --raw f", seconds=3.0)
 
 
 def _worked_lines() -> list[str]:
@@ -67,7 +51,7 @@ def test_worked_example_table_from_hand_written_rows(tmp_path: Path) -> None:
 
 
 def test_worked_example_script_writes_its_raw_folder(tmp_path: Path) -> None:
-    _run("symmetry_worked_example.py", "--steps", "150", "--seeds", "3", "--eval-episodes", "2",
+    run_script("symmetry_worked_example.py", "--steps", "150", "--seeds", "3", "--eval-episodes", "2",
          "--raw", str(tmp_path / "r"))  # fmt: skip
     rows, meta = rawresults.read_raw(tmp_path / "r")
     assert meta["settings"]["seeds"] == [3] and meta["settings"]["steps"] == 150
@@ -97,7 +81,7 @@ def test_threads_table_from_hand_written_rows(tmp_path: Path) -> None:
 
 
 def test_threads_script_writes_its_raw_folder(tmp_path: Path) -> None:
-    res = _run("threads_speed.py", "--steps", "30", "--threads", "1", "--raw", str(tmp_path / "s"))
+    res = run_script("threads_speed.py", "--steps", "30", "--threads", "1", "--raw", str(tmp_path / "s"))
     assert "| 1 |" in res.stdout
     rows, meta = rawresults.read_raw(tmp_path / "s")
     assert {r["torch_threads"] for r in rows} == {"1"} and meta["settings"]["threads"] == ["1"]

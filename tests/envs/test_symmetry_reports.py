@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,23 +10,11 @@ import pytest
 from equirl.envs import symmetry_reports as sr
 
 from equirl import rawresults
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.rawfolders import ROOT, run_script, write_raw_folder
 
 
 def _write(folder: Path, header: str, lines: list[str], settings: dict[str, object]) -> None:
-    folder.mkdir(parents=True)
-    (folder / rawresults.RESULTS).write_text(header + "\n" + "\n".join(lines) + "\n")
-    meta = {"command": "python s.py --raw f", "code_version": "abc1234", "machine": "m, 2 cpus",
-            "date": "2026-01-01 00:00 UTC", "seconds": 3.0, "settings": settings}  # fmt: skip
-    (folder / rawresults.META).write_text(json.dumps(meta))
-
-
-def _run(script: str, *args: str) -> subprocess.CompletedProcess[str]:
-    res = subprocess.run([sys.executable, str(ROOT / "scripts" / script), *args], capture_output=True, text=True,
-                         timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})  # fmt: skip
-    assert res.returncode == 0, res.stderr
-    return res
+    write_raw_folder(folder, header, lines, settings, command="python s.py --raw f", seconds=3.0)
 
 
 def test_discovery_table_from_hand_written_rows(tmp_path: Path) -> None:
@@ -50,7 +36,7 @@ def test_discovery_table_from_hand_written_rows(tmp_path: Path) -> None:
 
 
 def test_discover_timing_script_writes_its_raw_folder(tmp_path: Path) -> None:
-    _run("discover_timing.py", "CartPole-v1", "--no-8d", "--raw", str(tmp_path / "t"))
+    run_script("discover_timing.py", "CartPole-v1", "--no-8d", "--raw", str(tmp_path / "t"))
     rows, meta = rawresults.read_raw(tmp_path / "t")
     assert meta["settings"]["envs"] == ["CartPole-v1"] and meta["settings"]["eight_dim"] is False
     text = sr.discovery_table(["t"], root=tmp_path)
@@ -97,7 +83,9 @@ def test_measure_calibration_fails_the_near_misses() -> None:
 
 
 def test_verify_calibration_script_writes_its_raw_folder(tmp_path: Path) -> None:
-    res = _run("verify_calibration.py", "--reps", "1", "--parts", "wind", "--winds", "2", "--raw", str(tmp_path / "v"))
+    res = run_script(
+        "verify_calibration.py", "--reps", "1", "--parts", "wind", "--winds", "2", "--raw", str(tmp_path / "v")
+    )
     assert "| test | states × rollouts | w = 2 |" in res.stdout
     text = sr.calibration_table(["v"], "wind", root=tmp_path)
     assert len([line for line in text.split("\n") if line.startswith("| ")]) == 1 + len(sr.WIND_CONFIGS)

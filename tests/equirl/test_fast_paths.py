@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 import torch
@@ -140,20 +142,27 @@ def test_equizero_ties_by_one_comparison_equal_isclose(scale: float) -> None:
     assert torch.equal(reducer.weights(q, None), _isclose_weights(loss, tol))
 
 
-@pytest.mark.parametrize("name", NAMES)
-@pytest.mark.parametrize("method", METHODS)
-def test_symmetrize_equals_the_general_path(name: str, method: str) -> None:
-    """The stateless fast forward (merged orbit, inverse_mean, combine) against orbit -> network ->
-    inverse_each -> Reducer.forward, the general path, for every symmetry and method."""
+def _small_model(name: str, method: str, seed: int) -> tuple[Any, tuple[int, ...], int, nn.Module, nn.Module, Any]:
+    """``(symmetry, input shape, outputs, encoder, head, reducer)`` for a symmetry of :data:`SYMMETRIES`: a one-layer
+    tanh encoder (16 features) and a linear head seeded with ``seed``; λ's net with weights far from uniform."""
     make, shape, n_out = SYMMETRIES[name]
     sym = make()
-    torch.manual_seed(3)
+    torch.manual_seed(seed)
     enc = nn.Sequential(nn.Flatten(), nn.Linear(int(np.prod(shape)), 16), nn.Tanh())
     head = nn.Linear(16, n_out)
     reducer = E.make_reducer(method, feature_dim=16)
     if method == "lambda":
         for p in reducer.parameters():
             nn.init.normal_(p, std=0.5)
+    return sym, shape, n_out, enc, head, reducer
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("method", METHODS)
+def test_symmetrize_equals_the_general_path(name: str, method: str) -> None:
+    """The stateless fast forward (merged orbit, inverse_mean, combine) against orbit -> network ->
+    inverse_each -> Reducer.forward, the general path, for every symmetry and method."""
+    sym, shape, n_out, enc, head, reducer = _small_model(name, method, seed=3)
     x = torch.randn(6, *shape)
     x[0] = sym.input_action.apply(1, x[1:2])[0]  # an orbit pair inside the batch
     with torch.no_grad():
@@ -299,15 +308,7 @@ def test_equizero_neg_max_score_equals_the_general_proxy_path(dtype: torch.dtype
 def test_symmetrize_gradients_equal_the_general_path(name: str, method: str) -> None:
     """Gradients of every parameter through the fast forward (whole-batch orbit, inverse_mean, combine) equal those
     through orbit -> network -> inverse_each -> Reducer.forward."""
-    make, shape, n_out = SYMMETRIES[name]
-    sym = make()
-    torch.manual_seed(10)
-    enc = nn.Sequential(nn.Flatten(), nn.Linear(int(np.prod(shape)), 16), nn.Tanh())
-    head = nn.Linear(16, n_out)
-    reducer = E.make_reducer(method, feature_dim=16)
-    if method == "lambda":
-        for p in reducer.parameters():
-            nn.init.normal_(p, std=0.5)
+    sym, shape, n_out, enc, head, reducer = _small_model(name, method, seed=10)
     params = [*enc.parameters(), *head.parameters(), *reducer.parameters()]
     x, up = torch.randn(5, *shape), torch.randn(5, n_out)
     fast, _ = E.symmetrize_weights(x, sym, enc, head, reducer)

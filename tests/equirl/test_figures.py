@@ -71,6 +71,11 @@ def test_a_plot_on_a_style_without_figures_is_refused(tmp_path: Path) -> None:
     )
     with pytest.raises(UsageError, match="draws no figure"):
         bench.render_figures(ROOT, tmp_path, manifest=tmp_path / "m.yml")
+    (tmp_path / "o.yml").write_text(
+        "tables:\n  - raw: [agents/pretrained]\n    style: agent-gif\n    plot: x.gif\n    plot_options: {agnet: a}\n"
+    )
+    with pytest.raises(UsageError, match="Cannot draw x.gif .*agnet"):  # a misspelt option is named
+        bench.render_figures(ROOT, tmp_path, manifest=tmp_path / "o.yml")
     (tmp_path / "n.yml").write_text("tables:\n  - raw: [agents/pretrained]\n    style: agent-gif\n")
     with pytest.raises(UsageError, match="'plot'"):  # neither a table nor a figure
         bench.render_tables(ROOT, manifest=tmp_path / "n.yml")

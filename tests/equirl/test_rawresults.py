@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 
 from equirl import rawresults
+from tests.rawfolders import write_raw_folder
 
-
-def _write(folder: Path, header: str, lines: list[str], settings: dict[str, object]) -> Path:
-    folder.mkdir(parents=True)
-    (folder / rawresults.RESULTS).write_text(header + "\n" + "\n".join(lines) + "\n")
-    meta = {"command": "python x.py --raw f", "code_version": "abc1234", "machine": "m, 2 cpus",
-            "date": "2026-01-01 00:00 UTC", "seconds": 12.0, "settings": settings}  # fmt: skip
-    (folder / rawresults.META).write_text(json.dumps(meta))
-    return folder
+_write = write_raw_folder
 
 
 def test_write_read_round_trip_and_refusal(tmp_path: Path) -> None:
