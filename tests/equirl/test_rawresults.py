@@ -162,3 +162,18 @@ def test_a_script_refuses_an_existing_raw_folder_before_running(tmp_path: Path) 
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert res.returncode == 2 and "--overwrite" in res.stderr and "steps/s" not in res.stdout
+
+
+def test_start_raw_takes_provenance_or_refuses_before_the_run(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    rawresults.add_raw_arguments(parser)
+    assert rawresults.start_raw(parser, parser.parse_args([])) is None  # no --raw: nothing to check
+    started = rawresults.start_raw(parser, parser.parse_args(["--raw", str(tmp_path / "new")]), device="a GPU")
+    assert started is not None and started["machine"].endswith("a GPU") and not (tmp_path / "new").exists()
+    (tmp_path / "taken").mkdir()
+    with pytest.raises(SystemExit) as exit_:
+        rawresults.start_raw(parser, parser.parse_args(["--raw", str(tmp_path / "taken")]))
+    assert exit_.value.code == 2 and "taken already exists" in capsys.readouterr().err
+    assert rawresults.start_raw(parser, parser.parse_args(["--raw", str(tmp_path / "taken"), "--overwrite"]))
