@@ -61,6 +61,12 @@ __all__ = [
     "comparison_table",
     "plot_report",
     "report_markdown",
+    "Target",
+    "TARGETS",
+    "VERDICTS",
+    "verdict",
+    "ratio_ci",
+    "targets_table",
     "benchmark_plot",
     "raw_files",
     "orbit_forward_variants",
@@ -586,10 +592,25 @@ class Summary:
     n: int
     vs_own_reference: tuple[float, float, float] = (float("nan"),) * 3
     clock: str = "wall"
+    rounds: tuple[tuple[str, tuple[float, ...]], ...] = ()
+    """The per-round ratios behind ``vs_plain``, ``vs_reference`` and ``vs_own_reference``, as
+    ``(("plain", ratios), ("reference", ratios), ("own-reference", ratios))`` (what the confidence intervals of
+    :func:`targets_table` resample)."""
+
+    def round_ratios(self, against: str) -> tuple[float, ...]:
+        """The per-round ratios against ``"plain"``, ``"reference"`` or ``"own-reference"`` (empty when none)."""
+        if against not in _AGAINST:
+            raise ValueError(f"against must be one of {sorted(_AGAINST)}, got {against!r}.")
+        return dict(self.rounds).get(against, ())
 
 
-def _ratios(a: dict[str, float], b: dict[str, float]) -> tuple[float, float, float]:
-    r = [a[k] / b[k] for k in a if k in b]
+def _round_ratios(a: dict[str, float], b: dict[str, float]) -> tuple[float, ...]:
+    """``a[rep] / b[rep]`` for every round ``rep`` both have, in the rounds' order."""
+    return tuple(a[k] / b[k] for k in sorted(a) if k in b)
+
+
+def _ratios(r: Sequence[float]) -> tuple[float, float, float]:
+    """``(median, min, max)`` of per-round ratios (NaNs when there are none)."""
     if not r:
         return (float("nan"),) * 3
     return statistics.median(r), min(r), max(r)
@@ -638,10 +659,13 @@ def summarise(rows: list[dict[str, str]], clock: str = "cpu") -> list[Summary]:
             ref_batch = G if measure == "predict1" else ref_batch
             ref = by.get(f"{REFERENCE}@{ref_batch}", {})
             own = by.get(f"{OWN_REFERENCE.get(variant, REFERENCE)}@{ref_batch}", {})
+            rounds = {"plain": _round_ratios(times, plain), "reference": _round_ratios(times, ref),
+                      "own-reference": _round_ratios(times, own)}  # fmt: skip
             out.append(
                 Summary(label, case, obs, G, measure, batch, n_envs, variant, statistics.median(times.values()),
-                        _ratios(times, plain), _ratios(times, ref), statistics.median(loads[key]), len(times),
-                        _ratios(times, own), "cpu" if on_cpu[key] else "wall")
+                        _ratios(rounds["plain"]), _ratios(rounds["reference"]), statistics.median(loads[key]),
+                        len(times), _ratios(rounds["own-reference"]), "cpu" if on_cpu[key] else "wall",
+                        tuple(rounds.items()))
             )  # fmt: skip
     return out
 
@@ -790,10 +814,96 @@ def report_markdown(summaries: list[Summary], compare: Sequence[str] | None = No
     return text + "\n"
 
 
-def plot_report(summaries: list[Summary], path: str | Path, measure: str = "step", dpi: int = 110) -> Path:
+@dataclass(frozen=True)
+class Target:
+    """A cost target: ``measure`` of each of ``methods`` against ``against`` (``"plain"``, ``"reference"`` or
+    ``"own-reference"``) at most ``bound``, on the cases of group order ``G`` (None: every case)."""
+
+    measure: str
+    against: str
+    bound: float
+    methods: tuple[str, ...]
+    G: int | None = None
+
+
+TARGETS: tuple[Target, ...] = (
+    Target("step", "own-reference", 1.05, ("equitune", "equizero", "lambda")),
+    Target("predict1", "plain", 1.25, ("equitune",), G=2),
+    Target("predict1", "plain", 1.5, ("equizero", "lambda"), G=2),
+)
+"""Issue 13's CPU targets: a gradient step within 1.05× of each method's own same-arithmetic reference at every
+|G|, and ``predict`` on one observation at |G| = 2 within 1.25× of plain for equitune and 1.5× for equizero and λ."""
+
+VERDICTS = ("met", "missed", "unresolved")
+"""A target is *met* when the upper end of the median's confidence interval is at most the bound, *missed* when
+the lower end is above it, and *unresolved* when the interval contains the bound."""
+
+
+def verdict(interval: tuple[float, float], bound: float) -> str:
+    """One of :data:`VERDICTS` for the confidence interval ``(low, high)`` of a ratio and its ``bound``."""
+    low, high = interval
+    if high <= bound:
+        return "met"
+    if low > bound:
+        return "missed"
+    return "unresolved"
+
+
+def ratio_ci(ratios: Sequence[float], confidence: float = 0.95, reps: int | None = None,
+             seed: int = 0) -> tuple[float, float]:  # fmt: skip
+    """Percentile bootstrap interval of the median of per-round ratios (rounds resampled with replacement)."""
+    from equirl.agents import stats
+
+    if len(ratios) < 2:
+        raise ValueError(f"A confidence interval needs at least two rounds, got {len(ratios)}.")
+    return stats.bootstrap_ci(list(ratios), stats.median, reps=reps or stats.DEFAULT_REPS, confidence=confidence,
+                              seed=seed)  # fmt: skip
+
+
+def targets_table(summaries: list[Summary], targets: Sequence[Target] = TARGETS, confidence: float = 0.95,
+                  seed: int = 0) -> str:  # fmt: skip
+    """A markdown table of every target in ``targets`` against every case it covers: the median of the per-round
+    ratios, its percentile bootstrap ``confidence`` interval (:func:`ratio_ci`), n rounds and the :func:`verdict`;
+    then one line counting the verdicts per target. One label only (several would pool unlike code)."""
+    labels = sorted({s.label for s in summaries})
+    if len(labels) != 1:
+        raise ValueError(f"targets_table takes the rows of one label, got {labels}; pass one label's raw CSVs.")
+    pct = f"{100 * confidence:g}%"
+    lines = [
+        f"| measure | against | target | case | \\|G\\| | method | median [{pct} CI] | n | verdict |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    tallies: list[str] = []
+    order = {c: i for i, c in enumerate(CASES)}
+    for t in targets:
+        counts = dict.fromkeys(VERDICTS, 0)
+        rows = [s for s in summaries if s.measure == t.measure and s.method in t.methods and s.n_envs == 1
+                and (t.G is None or s.G == t.G)]  # fmt: skip
+        rows.sort(key=lambda s: (order.get(s.case, 99), s.case, t.methods.index(s.method)))
+        for s in rows:
+            ratios = s.round_ratios(t.against)
+            if len(ratios) < 2:
+                continue
+            med = statistics.median(ratios)
+            lo, hi = ratio_ci(ratios, confidence, seed=seed)
+            v = verdict((lo, hi), t.bound)
+            counts[v] += 1
+            lines.append(f"| {t.measure} | {t.against} | <= {t.bound:g} | {s.case} | {s.G} | {s.method} | "
+                         f"{med:.3f} [{lo:.3f}, {hi:.3f}] | {len(ratios)} | {v} |")  # fmt: skip
+        tallies.append(f"{t.measure} / {t.against} <= {t.bound:g} ({', '.join(t.methods)}"
+                       f"{'' if t.G is None else f'; |G| = {t.G}'}): "
+                       + ", ".join(f"{n} {v}" for v, n in counts.items()))  # fmt: skip
+    return "\n".join(lines) + "\n\nVerdicts: " + "; ".join(tallies) + ".\n"
+
+
+def plot_report(summaries: list[Summary], path: str | Path, measure: str = "step", dpi: int = 110,
+                interval: str = "range") -> Path:  # fmt: skip
     """Bar chart of each method's ratio against its own same-arithmetic reference (:data:`OWN_REFERENCE`), per case
-    and label (one panel per label, in sorted order), with the range over rounds; written by
+    and label (one panel per label, in sorted order), with error bars over rounds: their range (``interval="range"``)
+    or the 95% bootstrap interval of the median (``"ci"``, :func:`ratio_ci`); written by
     :func:`equirl.figures.save_png` (the same bytes from the same summaries). Returns ``path``."""
+    if interval not in ("range", "ci"):
+        raise ValueError(f"interval must be 'range' or 'ci', got {interval!r}.")
     import matplotlib
 
     matplotlib.use("Agg")
@@ -816,8 +926,11 @@ def plot_report(summaries: list[Summary], path: str | Path, measure: str = "step
             for c in cases:
                 s = [x for x in rows if x.label == label and x.case == c and x.method == m]
                 r = s[0].vs_own_reference if s else (float("nan"),) * 3
+                against = "own-reference"
                 if r[0] != r[0] and s:  # no own reference measured (older CSVs): the plain one
-                    r = s[0].vs_reference
+                    r, against = s[0].vs_reference, "reference"
+                if interval == "ci" and s and len(s[0].round_ratios(against)) > 1:
+                    r = (r[0], *ratio_ci(s[0].round_ratios(against)))
                 vals.append(r[0])
                 lo.append(r[0] - r[1])
                 hi.append(r[2] - r[0])
@@ -825,7 +938,8 @@ def plot_report(summaries: list[Summary], path: str | Path, measure: str = "step
         ax.axhline(1.0, color="gray", lw=0.8)
         ax.axhline(1.05, color="k", ls="--", lw=0.8, label="target 1.05")
         ax.set_xticks(np.arange(len(cases)), cases, rotation=30, ha="right", fontsize=8)
-        ax.set_title(f"{label}: gradient step / same-arithmetic reference (λ: with its λ-net)", fontsize=9)
+        bars = "median, range over rounds" if interval == "range" else "median, 95% bootstrap CI"
+        ax.set_title(f"{label}: gradient step / same-arithmetic reference (λ: with its λ-net)\n{bars}", fontsize=9)
     axes[0][0].set_ylabel("time ratio")
     axes[0][0].legend(fontsize=7)
     fig.tight_layout()
@@ -841,7 +955,8 @@ def raw_files(folders: Sequence[str | Path], root: str | Path = ".") -> list[Pat
 
 
 def benchmark_plot(folders: Sequence[str | Path], path: str | Path, root: str | Path = ".", measure: str = "step",
-                   dpi: int = 110) -> Path:  # fmt: skip
+                   dpi: int = 110, interval: str = "range") -> Path:  # fmt: skip
     """:func:`plot_report` of the raw CSVs in ``folders`` (process CPU time where the rows have it), written to
-    ``path``: the figure of a ``make tables`` entry of style ``overhead-benchmark`` with ``plot: PATH``."""
-    return plot_report(summarise(read_raw(raw_files(folders, root))), path, measure, dpi)
+    ``path``: the figure of a ``make tables`` entry of style ``overhead-benchmark`` with ``plot: PATH`` (its
+    ``plot_options`` may set ``interval: ci``)."""
+    return plot_report(summarise(read_raw(raw_files(folders, root))), path, measure, dpi, interval)

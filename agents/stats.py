@@ -28,6 +28,7 @@ __all__ = [
     "Interval",
     "iqm",
     "mean",
+    "median",
     "sample_std",
     "bootstrap_ci",
     "probability_of_improvement",
@@ -74,6 +75,11 @@ def mean(scores: Scores) -> float:
     return float(_matrix(scores).mean())
 
 
+def median(scores: Scores) -> float:
+    """The median over all runs and tasks (for paired timing ratios, which a few disturbed rounds skew)."""
+    return float(np.median(_matrix(scores)))
+
+
 def sample_std(values: Sequence[float] | np.ndarray) -> float:
     """Sample standard deviation (``ddof=1``) of a 1-D sequence; ``nan`` for fewer than two values."""
     v = np.asarray(values, dtype=float).ravel()
@@ -110,7 +116,7 @@ def bootstrap_ci(
     """Percentile ``confidence`` interval of ``statistic`` from a stratified bootstrap over runs.
 
     :param scores: ``[n_runs]`` or ``[n_runs, n_tasks]``; each task's column is resampled on its own.
-    :param statistic: ``[n_runs, n_tasks] -> float`` (default :func:`iqm`; :func:`mean` works too).
+    :param statistic: ``[n_runs, n_tasks] -> float`` (default :func:`iqm`; :func:`mean` and :func:`median` work too).
     :param reps: bootstrap resamples.
     :param confidence: e.g. 0.95 for the 2.5th and 97.5th percentiles of the resampled statistic.
     :param seed: seed of the resampling (the interval is reproducible).
@@ -121,10 +127,12 @@ def bootstrap_ci(
     n, t = a.shape
     idx = _resample_indices(np.random.default_rng(seed), n, t, reps)
     samples = np.take_along_axis(a[None], idx, axis=1)  # [reps, n, t]
-    if statistic is iqm or statistic is mean:  # vectorised fast paths for the two usual statistics
+    if statistic is iqm or statistic is mean or statistic is median:  # vectorised fast paths
         flat = samples.reshape(reps, -1)
         if statistic is mean:
             stats = flat.mean(1)
+        elif statistic is median:
+            stats = np.median(flat, axis=1)
         else:
             k = int(0.25 * flat.shape[1])
             stats = np.sort(flat, axis=1)[:, k : flat.shape[1] - k].mean(1)

@@ -210,9 +210,11 @@ run``, :mod:`equirl.agents.overhead`): the raw folders' ``*.csv`` taken together
 (``plain``, ``reference`` or ``own-reference``) and ``labels`` (e.g. ``[before, after]``): one compact table of
 ``labels[0] → labels[1]`` ratios (:func:`~equirl.agents.overhead.comparison_table`); with ``compare: [label1,
 label2]``: the file ``scripts/benchmark_overhead.py report --compare label1 label2 --md`` writes (compact tables, then
-the full report: :func:`~equirl.agents.overhead.report_markdown`); with neither, the full report
-(:func:`~equirl.agents.overhead.markdown_report`). ``plot: PATH`` draws the gradient-step figure
-(:func:`~equirl.agents.overhead.benchmark_plot`). Times: the process's CPU time where the rows have it."""
+the full report: :func:`~equirl.agents.overhead.report_markdown`); with ``targets: true``: issue 13's targets, each
+median with its 95% bootstrap interval and verdict (:func:`~equirl.agents.overhead.targets_table`, one label); with
+none of these, the full report (:func:`~equirl.agents.overhead.markdown_report`). ``plot: PATH`` draws the
+gradient-step figure (:func:`~equirl.agents.overhead.benchmark_plot`; ``plot_options: {interval: ci}`` for
+bootstrap intervals instead of ranges). Times: the process's CPU time where the rows have it."""
 
 
 def _overhead_table(root: Path, raws: list[str], entry: dict[str, Any]) -> str:
@@ -225,6 +227,17 @@ def _overhead_table(root: Path, raws: list[str], entry: dict[str, Any]) -> str:
         raise UsageError(f"An {OVERHEAD_STYLE!r} table needs raw CSVs: {err}") from err
     summaries = overhead.summarise(overhead.read_raw(files))
     keys = [k for k in ("measure", "against", "labels") if k in entry]
+    if "targets" in entry:
+        if keys or "compare" in entry or entry["targets"] is not True:
+            raise UsageError(
+                f"An {OVERHEAD_STYLE!r} entry with targets: true takes no compare, measure, against or labels; got "
+                f"targets: {entry['targets']!r} and {[k for k in (*keys, 'compare') if k in entry]} in the entry for "
+                f"{entry['md']}."
+            )
+        try:
+            return overhead.targets_table(summaries)
+        except ValueError as err:
+            raise UsageError(f"The entry for {entry['md']}: {err}") from err
     if "compare" in entry:
         if keys or not isinstance(entry["compare"], list):
             raise UsageError(

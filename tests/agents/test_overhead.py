@@ -207,3 +207,82 @@ def test_the_plot_shows_each_labels_ratio_against_the_own_reference(
     # equitune / reference 1.65 / 1.5; equizero not measured; λ against its own reference 2.2 / 2.0
     assert heights[0] == pytest.approx([1.1]) and heights[1][0] != heights[1][0] and heights[2] == pytest.approx([1.1])
     assert bars(before)[0] == pytest.approx([1.2])
+
+
+def _rounds(variant: str, batch: int, ratios: list[float], measure: str = "step", G: int = 2,
+            case: str = "cartpole-C2") -> list[dict[str, str]]:  # fmt: skip
+    """One row per round: ``variant`` takes ``ratio`` times the time of a round whose other blocks take 1 s (the
+    round's load doubling every other round, which paired ratios cancel)."""
+    return [_row(variant, batch, str(i), r * (1 + i % 2), measure, G=G, case=case, cpu_seconds=r * (1 + i % 2))
+            for i, r in enumerate(ratios)]  # fmt: skip
+
+
+def _base(measure: str, batch: int, G: int, n: int, case: str = "cartpole-C2") -> list[dict[str, str]]:
+    ref_batch = G if measure == "predict1" else G * batch
+    return (_rounds("plain", batch, [1.0] * n, measure, G, case)
+            + _rounds("reference", ref_batch, [1.0] * n, measure, G, case)
+            + _rounds("reference-lambda", ref_batch, [1.0] * n, measure, G, case))  # fmt: skip
+
+
+def test_targets_table_gives_each_median_a_bootstrap_interval_and_a_verdict() -> None:
+    n = 12
+    rows = _base("step", 64, 2, n)
+    rows += _rounds("equitune", 64, [1.01, 1.02, 1.03] * 4)  # every round under 1.05: met
+    rows += _rounds("equizero", 64, [1.10, 1.12, 1.15] * 4)  # every round over: missed
+    rows += _rounds("lambda", 64, [0.98, 1.05, 1.12] * 4)  # straddles it: unresolved
+    summaries = overhead.summarise(rows)
+    (lam,) = [s for s in summaries if s.method == "lambda"]
+    assert sorted(lam.round_ratios("own-reference")) == pytest.approx(sorted([0.98, 1.05, 1.12] * 4))
+    assert lam.round_ratios("plain") == lam.round_ratios("own-reference")  # every base variant takes 1 s a round
+    with pytest.raises(ValueError, match="against must be"):
+        lam.round_ratios("other")
+    text = overhead.targets_table(summaries)
+    line = {m: next(x for x in text.splitlines() if f"| {m} |" in x and "| step |" in x)
+            for m in ("equitune", "equizero", "lambda")}  # fmt: skip
+    assert line["equitune"].endswith("| 12 | met |") and "1.020 [1.010, 1.030]" in line["equitune"]
+    assert line["equizero"].endswith("| missed |") and "1.120 [1.100, 1.150]" in line["equizero"]
+    assert line["lambda"].endswith("| unresolved |") and "| 1.050 [" in line["lambda"]
+    assert "step / own-reference <= 1.05 (equitune, equizero, lambda): 1 met, 1 missed, 1 unresolved" in text
+    assert "| predict1 |" not in text  # no predict rows measured: none listed
+    assert text == overhead.targets_table(summaries)  # a fixed bootstrap seed: the same table
+
+
+def test_targets_cover_only_the_group_order_they_name_and_one_label() -> None:
+    rows = _base("predict1", 1, 2, 4) + _rounds("equitune", 1, [1.1, 1.2, 1.1, 1.2], "predict1")
+    rows += _base("predict1", 1, 4, 4, case="rotgrid-C4")
+    rows += _rounds("equitune", 1, [2.0] * 4, "predict1", G=4, case="rotgrid-C4")
+    summaries = overhead.summarise(rows)
+    text = overhead.targets_table(summaries)
+    assert "| predict1 | plain | <= 1.25 | cartpole-C2 | 2 | equitune |" in text and "rotgrid-C4" not in text
+    with pytest.raises(ValueError, match="one label"):
+        overhead.targets_table(overhead.summarise(rows + [_row("plain", 1, "0", 1.0, "predict1", label="y")]))
+
+
+def test_verdicts_compare_the_whole_interval_with_the_bound() -> None:
+    assert overhead.verdict((0.9, 1.05), 1.05) == "met"
+    assert overhead.verdict((1.0500001, 1.2), 1.05) == "missed"
+    assert overhead.verdict((1.0, 1.06), 1.05) == "unresolved"
+    lo, hi = overhead.ratio_ci([1.0, 1.2, 1.1, 1.3, 0.9])
+    assert 0.9 <= lo <= 1.1 <= hi <= 1.3
+    with pytest.raises(ValueError, match="two rounds"):
+        overhead.ratio_ci([1.0])
+
+
+def test_a_targets_entry_of_make_tables_is_the_targets_table(tmp_path: Path) -> None:
+    from equirl.cli import UsageError, bench
+
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    _write_csv(raw / "a.csv", _base("step", 64, 2, 4) + _rounds("equitune", 64, [1.0, 1.1, 1.0, 1.1]))
+    entry = {"raw": ["raw"], "md": "t.md", "style": "overhead-benchmark", "targets": True}
+    summaries = overhead.summarise(overhead.read_raw([raw / "a.csv"]))
+    assert bench._overhead_table(tmp_path, ["raw"], entry) == overhead.targets_table(summaries)
+    with pytest.raises(UsageError, match="targets: true takes no"):
+        bench._overhead_table(tmp_path, ["raw"], {**entry, "compare": ["a", "b"]})
+    with pytest.raises(UsageError, match="targets: true takes no"):
+        bench._overhead_table(tmp_path, ["raw"], {**entry, "targets": "yes"})
+    ci = overhead.benchmark_plot(["raw"], tmp_path / "ci.png", root=tmp_path, interval="ci")
+    rng = overhead.benchmark_plot(["raw"], tmp_path / "range.png", root=tmp_path)
+    assert ci.read_bytes() != rng.read_bytes()
+    with pytest.raises(ValueError, match="interval must be"):
+        overhead.benchmark_plot(["raw"], tmp_path / "x.png", root=tmp_path, interval="iqr")
