@@ -220,8 +220,8 @@ class EquiActorCriticPolicy(SymmetrisedModule, ActorCriticPolicy):
         symmetry's output action; the values are invariant. One forward over the orbit ``[|G|·B, ...]``.
         """
         x = network_input(obs, self.observation_space, self.normalize_images)
-        (latent_pi, latent_vf), G = orbit_features(x, self.input_symmetry, self._latents)
-        latent_pi, latent_vf = latent_pi.unflatten(0, (G, -1)), latent_vf.unflatten(0, (G, -1))
+        (latent_pi, latent_vf), by_group = orbit_features(x, self.input_symmetry, self._latents)
+        latent_pi, latent_vf = by_group(latent_pi), by_group(latent_vf)
         actor = self.action_net(latent_pi)  # [G, B, A]
         values = self.value_net(latent_vf)  # [G, B, 1]
         w = group_weights(self.reducer, values if self.proxy_target == "critic" else actor, latent_pi)

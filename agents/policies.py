@@ -30,7 +30,7 @@ from stable_baselines3.dqn.policies import DQNPolicy, QNetwork
 from torch import nn
 
 from equirl import ONLINE_SELECTED_TARGET, Symmetry
-from equirl.averaging import orbit_batch, symmetrize_weights
+from equirl.averaging import by_group, orbit_rows, symmetrize_weights
 from equirl.config import EquivarianceConfig
 
 __all__ = ["EquiQNetwork", "EquiDQNPolicy", "OnlineSelectedTarget"]
@@ -157,11 +157,11 @@ class OnlineSelectedTarget(EquiQNetwork):
         if not self._online:
             raise RuntimeError("OnlineSelectedTarget needs bind_online(q_net) before its first forward.")
         online = self._online[0]
-        orbit = orbit_batch(self.input_symmetry, self.network_input(obs))  # as EquiQNetwork.forward
-        q = self.head(self.encode(orbit)).unflatten(0, (self.symmetry.order, -1))
-        G, B = q.shape[:2]
+        rows, by_sample = orbit_rows(self.input_symmetry, self.network_input(obs))  # as EquiQNetwork.forward
+        G = self.symmetry.order
+        q = by_group(self.head(self.encode(rows)), G, by_sample)
         with th.no_grad():
-            w = online.reducer.weights(online.head(online.encode(orbit)).reshape(G, B, -1), None)  # [G, B]
+            w = online.reducer.weights(by_group(online.head(online.encode(rows)), G, by_sample), None)  # [G, B]
         back = self.symmetry.output_action.inverse_each(q)
         return (w.unsqueeze(-1).to(back.dtype) * back).sum(0)
 

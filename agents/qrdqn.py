@@ -118,8 +118,8 @@ class EquiQuantileNetwork(SymmetrisedModule, QuantileNetwork):
         """``(quantiles θ(g·s) [G, B, n_quantiles, n_actions], features [G, B, F])`` over the orbit of raw
         observations ``obs [B, ...]`` (any space of :mod:`equirl.agents.spaces`; a dict for Dict spaces)."""
         x = network_input(obs, self.observation_space, self.normalize_images)
-        h, G = orbit_features(x, self.input_symmetry, self.encode)
-        return self.head(h).unflatten(0, (G, -1)), h.unflatten(0, (G, -1))
+        h, by_group = orbit_features(x, self.input_symmetry, self.encode)
+        return by_group(self.head(h)), by_group(h)
 
     def forward(self, obs: PyTorchObs) -> th.Tensor:
         """Equivariant quantiles ``[B, n_quantiles, n_actions]`` for raw observations ``[B, ...]``.

@@ -2,7 +2,7 @@
 
 A policy network ``M = head ∘ encode`` becomes ``M_G(s) = Σ_g w_g(s) ρ(g)⁻¹ M(g·s)``. The pieces:
 
-- :func:`orbit_features`: the whole orbit ``[|G|·B, ...]`` through an encoder in one call -> ``[G, B, F]``;
+- :func:`orbit_features`: the whole orbit's ``|G|·B`` rows through an encoder in one call, and the map back to ``[G, B, F]``;
 - :func:`group_weights`: the reducer's convex weights ``w [G, B]`` (None for equitune: uniform), read from
   whichever output the method scores (a Q-network's Q-values, QR-DQN's mean over quantiles, an
   actor-critic's value or logits) and the features the λ-net reads;
@@ -27,7 +27,7 @@ import torch as th
 from equirl.agents.algorithms import ALGORITHMS
 
 from equirl import METHODS, Action, Symmetry, weight_entropy
-from equirl.averaging import MeanReducer, Reducer, _weighted_sum, orbit_batch
+from equirl.averaging import MeanReducer, Reducer, _weighted_sum, by_group, orbit_rows
 from equirl.config import EquivarianceConfig
 
 __all__ = [
@@ -79,18 +79,23 @@ def require_symmetry(symmetry: Any, method: str) -> None:
         raise ValueError(f"Unknown method {method!r}; expected one of {METHODS}.")
 
 
-def orbit_features(obs: Any, symmetry: Symmetry, encode: Callable[[Any], Any]) -> tuple[Any, int]:
-    """``(encode(orbit), |G|)`` for observations ``obs [B, ...]``: the orbit ``[|G|·B, ...]`` in one call
-    (for a dict of observations acted on by a :class:`~equirl.actions.DictAction`, a dict of such orbits).
+def orbit_features(
+    obs: Any, symmetry: Symmetry, encode: Callable[[Any], Any]
+) -> tuple[Any, Callable[[th.Tensor], th.Tensor]]:
+    """``(encode(rows), by_group)`` for observations ``obs [B, ...]``: the orbit's ``|G|·B`` rows in one call, in the
+    order the input action builds fastest (:func:`equirl.averaging.orbit_rows`; for a dict of observations acted on
+    by a :class:`~equirl.actions.DictAction`, a dict of such rows).
 
-    ``encode`` may return one tensor or a tuple of tensors ``[|G|·B, ...]`` (an actor-critic's two
-    latents); unflatten them with ``t.unflatten(0, (G, -1))``. Integer observations are cast to float
-    first (SB3's preprocessing starts with ``.float()`` for Box spaces: the same values, and the orbit's
-    index operations run on float32, much faster than on uint8 on CPU).
+    ``encode`` may return one tensor or a tuple of tensors ``[|G|·B, ...]`` (an actor-critic's two latents);
+    ``by_group(t)`` turns each (and anything computed row by row from them) into ``[G, B, ...]``, a view. Integer
+    observations are cast to float first (SB3's preprocessing starts with ``.float()`` for Box spaces: the same
+    values, and the orbit's index operations run on float32, much faster than on uint8 on CPU).
     """
     if isinstance(obs, th.Tensor) and not obs.is_floating_point():
         obs = obs.float()
-    return encode(orbit_batch(symmetry, obs)), symmetry.order
+    rows, by_sample = orbit_rows(symmetry, obs)
+    G = symmetry.order
+    return encode(rows), lambda t: by_group(t, G, by_sample)
 
 
 def group_weights(reducer: Reducer, scored: th.Tensor, features: th.Tensor | None) -> th.Tensor | None:

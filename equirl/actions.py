@@ -72,6 +72,12 @@ class Action:
         """``x [*batch, *sample] -> [|G|, *batch, *sample]`` with slice ``g`` equal to ``g·x``."""
         return self.apply_each(x.unsqueeze(0).expand(self.group.order, *x.shape))
 
+    def orbit_by_sample(self, x: torch.Tensor) -> torch.Tensor | None:
+        """The orbit in sample-major order, ``x [B, *sample] -> [B, |G|, *sample]`` with ``[:, g]`` equal to ``g·x``,
+        where this action builds it faster than :meth:`orbit` builds ``[|G|, B, ...]``; None where it does not (then
+        use :meth:`orbit`)."""
+        return None
+
     def apply_each(self, y: torch.Tensor) -> torch.Tensor:
         """``y [|G|, ...] -> [|G|, ...]`` with slice ``g`` transformed by ``g``."""
         raise NotImplementedError
@@ -337,6 +343,23 @@ class IndexAction(Action):
         if p.sign_view is not None:
             out = out * p.sign_view
         return out if p.flat is None else out.reshape(self.group.order, *x.shape)
+
+    def orbit_by_sample(self, x: torch.Tensor) -> torch.Tensor | None:
+        """For |G| > 2 and a batch dim the action does not touch: one ``index_select`` of every row ``x[b]`` with the
+        rows' table (:meth:`_row_tables`, |G|·row entries whatever the batch size), already in the ``[B, |G|, *row]``
+        layout. Its index stays in the cache where :meth:`orbit`'s whole-batch table (|G|·B·row entries) does not:
+        about 40% faster at |G| = 8 on CPU. None for |G| <= 2 (the involution path of :meth:`orbit` is as fast) and
+        for sign flips alone (one broadcast multiply)."""
+        if self.group.order <= 2 or x.dim() < 2 or x.dim() + self.dims[0] < 1:
+            return None
+        if self._plan_for(x, False, orbit=True).idx_flat is None:  # sign flips only
+            return None
+        G, B = self.group.order, x.shape[0]
+        t = self._row_tables(tuple(int(n) for n in x.shape[1:]), x.device, x.dtype)
+        out = x.reshape(B, -1).index_select(1, t.idx).view(B, G, -1)
+        if t.sign is not None:
+            out = out * t.sign.view(1, G, -1)
+        return out.view(B, G, *x.shape[1:])
 
     def _row_tables(self, row_shape: tuple[int, ...], device: torch.device, dtype: torch.dtype) -> _RowTables:
         """Index (and sign) tables of every element over whole rows ``x[b]`` of shape ``row_shape``, cached."""
@@ -778,6 +801,10 @@ class ComposedAction(Action):
     def orbit(self, x: torch.Tensor) -> torch.Tensor:
         m = self.merged()
         return self._orbit_parts(x) if m is None else m.orbit(x)
+
+    def orbit_by_sample(self, x: torch.Tensor) -> torch.Tensor | None:
+        m = self.merged()
+        return None if m is None else m.orbit_by_sample(x)
 
     def apply_each(self, y: torch.Tensor) -> torch.Tensor:
         m = self.merged()

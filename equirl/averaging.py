@@ -40,6 +40,8 @@ __all__ = [
     "symmetrize",
     "symmetrize_weights",
     "orbit_batch",
+    "orbit_rows",
+    "by_group",
     "reduce_orbit",
     "reduce_orbit_weights",
     "GroupAveraged",
@@ -289,11 +291,15 @@ class LambdaReducer(Reducer):
 
     def scores(self, features: torch.Tensor, order: int | None = None) -> torch.Tensor:
         """Raw scores ``[G, B]`` from features ``[G, B, F]``, or from the orbit's features ``[G·B, F]`` with
-        ``order`` = ``G`` (as the network gives them: no reshape)."""
-        if order is None or features.dim() != 2:
-            G, B = features.shape[:2]
-            return self.lambda_net(features.reshape(G * B, -1)).reshape(G, B)
-        return self.lambda_net(features).view(order, -1)
+        ``order`` = ``G`` (as the network gives them: no reshape). A ``[G, B, F]`` view of sample-major rows
+        ``[B·G, F]`` (:func:`orbit_rows`) is read as those rows, without a copy."""
+        if order is not None and features.dim() == 2:
+            return self.lambda_net(features).view(order, -1)
+        G, B = features.shape[:2]
+        rows = features.transpose(0, 1)
+        if features.dim() == 3 and not features.is_contiguous() and rows.is_contiguous():  # sample-major rows
+            return self.lambda_net(rows.view(B * G, -1)).view(B, G).t()
+        return self.lambda_net(features.reshape(G * B, -1)).reshape(G, B)
 
     def weights(self, outputs: torch.Tensor, features: torch.Tensor | None) -> torch.Tensor:
         """Softmax weights ``[G, B]`` of the λ-net's scores of ``features``: ``[G, B, F]``, or ``[G·B, F]`` in the
@@ -395,6 +401,24 @@ def symmetrize(
     return out
 
 
+def orbit_rows(symmetry: Symmetry, x: Any) -> tuple[Any, bool]:
+    """The orbit of ``x [B, ...]`` as one batch of rows for a network, in whichever order the input action builds
+    faster: ``(rows, by_sample)``. With ``by_sample`` False the rows are :func:`orbit_batch`'s ``[G·B, ...]``
+    (row ``g·B + b`` is ``g·x[b]``); with True they are ``[B·G, ...]`` (row ``b·G + g`` is ``g·x[b]``; see
+    :meth:`equirl.actions.Action.orbit_by_sample`). :func:`by_group` turns outputs of either into ``[G, B, ...]``."""
+    if isinstance(x, torch.Tensor):
+        rows = symmetry.input_action.orbit_by_sample(x)
+        if rows is not None:
+            return rows.flatten(0, 1), True
+    return orbit_batch(symmetry, x), False
+
+
+def by_group(rows: torch.Tensor, order: int, by_sample: bool) -> torch.Tensor:
+    """A network's outputs on :func:`orbit_rows`'s rows, ``[G·B, ...]`` or ``[B·G, ...]``, as ``[G, B, ...]`` (a view;
+    ``order`` = ``G``)."""
+    return rows.unflatten(0, (-1, order)).transpose(0, 1) if by_sample else rows.unflatten(0, (order, -1))
+
+
 def orbit_batch(symmetry: Symmetry, x: Any) -> Any:
     """The orbit of ``x [B, ...]`` as one batch ``[G·B, ...]``; for a dict input (a
     :class:`~equirl.actions.DictAction`), a dict of such batches, one per key."""
@@ -416,13 +440,16 @@ def symmetrize_weights(
     Stateless, with a batch size that stays symbolic, so ``torch.export``, ``torch.jit.trace`` and
     ONNX export capture it with a dynamic batch.
     """
-    orbit = orbit_batch(symmetry, x)  # [G·B, ...] (per key for dict inputs)
-    h = encoder(orbit)
-    y = (h if head is None else head(h)).unflatten(0, (symmetry.order, -1))
+    rows, by_sample = orbit_rows(symmetry, x)  # [G·B, ...] or [B·G, ...] (per key for dict inputs)
+    h = encoder(rows)
+    G = symmetry.order
+    y = by_group(h if head is None else head(h), G, by_sample)
     if not isinstance(reducer, LambdaReducer):
         return reducer.combine(y, symmetry.output_action, None)
-    # the λ-net reads the features in the orbit's order [G·B, F] (one weight per sample)
-    return reducer.combine(y, symmetry.output_action, h if h.dim() == 2 else h.flatten(1))
+    # the λ-net reads the features as the network gives them (one weight per sample): [G·B, F] in the orbit's
+    # order, or the [G, B, F] view of sample-major rows
+    features = h if h.dim() == 2 else h.flatten(1)
+    return reducer.combine(y, symmetry.output_action, by_group(features, G, True) if by_sample else features)
 
 
 class GroupAveraged(nn.Module):

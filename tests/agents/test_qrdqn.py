@@ -7,6 +7,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch as th
 from equirl.agents import EquiDQNPolicy, EquiQRDQNPolicy
@@ -43,6 +44,23 @@ def test_quantiles_are_equivariant_online_and_target(method: str) -> None:
     if method == "equizero-td":
         target = model.policy.quantile_net_target
         assert isinstance(target, OnlineSelectedQuantileTarget) and target._online[0] is model.policy.quantile_net
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_quantiles_are_equivariant_under_a_group_of_order_8(method: str) -> None:
+    """RotGrid's D4 on flat observations: the orbit's rows come sample-major (|G| > 2), and every method stays
+    equivariant, λ with weights far from uniform."""
+    name = "equirl/RotGrid-v0/flat"
+    sym = get_symmetry(name)
+    from equirl.envs import make_env
+
+    model = QRDQN(EquiQRDQNPolicy, make_env(name), policy_kwargs=dict(symmetry=sym, method=method, **KW), seed=0)
+    x = th.as_tensor(np.stack([model.observation_space.sample() for _ in range(12)])).float()
+    assert sym.input_action.orbit_by_sample(x) is not None
+    for net in (model.policy.quantile_net, model.policy.quantile_net_target):
+        if net.method == "lambda":
+            th.nn.init.normal_(net.reducer.lambda_net[-1].weight, std=1.0)
+        assert equivariance_error(net, sym, x) <= 1e-5
 
 
 def test_equizero_scores_the_mean_over_quantiles_and_moves_actions_only() -> None:

@@ -13,6 +13,7 @@ from torch import nn
 
 import equirl as E
 from equirl.actions import ComposedAction, IndexAction
+from equirl.averaging import by_group, orbit_batch, orbit_rows
 
 
 def _signed_c2() -> E.Symmetry:
@@ -320,3 +321,72 @@ def test_symmetrize_gradients_equal_the_general_path(name: str, method: str) -> 
     g_general = torch.autograd.grad((general * up).sum(), params)
     for a, b in zip(g_fast, g_general, strict=True):
         assert torch.allclose(a, b, atol=1e-6, rtol=1e-5), (a - b).abs().max()
+
+
+# -- the orbit in sample-major order -----------------------------------------------------------------------------
+@pytest.mark.parametrize("name", NAMES)
+def test_orbit_by_sample_is_the_orbit_in_sample_major_order(name: str) -> None:
+    """Where an action builds the orbit sample-major ([B, |G|, ...], |G| > 2 and not sign flips alone), slice [:, g]
+    is g·x, bit for bit, contiguous, for float and uint8 and batch sizes in any order; elsewhere it gives None."""
+    make, shape, _ = SYMMETRIES[name]
+    action = make().input_action
+    torch.manual_seed(11)
+    for B in (6, 1, 3):
+        for x in (torch.randn(B, *shape), torch.randint(0, 9, (B, *shape)).to(torch.uint8)):
+            rows = action.orbit_by_sample(x)
+            if make().order <= 2:
+                assert rows is None
+                continue
+            assert rows is not None and rows.shape == (B, action.group.order, *shape) and rows.is_contiguous()
+            assert rows.dtype == x.dtype
+            assert torch.equal(rows.transpose(0, 1), _general_orbit(action, x)), name
+
+
+def test_orbit_by_sample_with_signs_and_trailing_dims_and_where_it_declines() -> None:
+    group = E.cyclic(4)
+    action = E.PermutationAction(group, [[1, 2, 3, 0]], dim=-2, signs=[[1, -1, -1, 1]])
+    torch.manual_seed(12)
+    x = torch.randn(3, 2, 4, 5)
+    rows = action.orbit_by_sample(x)
+    assert rows is not None and torch.equal(rows.transpose(0, 1), E.Action.orbit(action, x))
+    klein = E.direct_product(E.cyclic(2), E.cyclic(2))
+    signs_only = E.SignFlipAction(klein, [[1, -1], [-1, 1]])
+    assert signs_only.orbit_by_sample(torch.randn(3, 2)) is None  # one broadcast multiply is faster
+    assert E.PermutationAction(group, [[1, 2, 3, 0]]).orbit_by_sample(torch.randn(4)) is None  # no batch dim
+    value = E.ValuePermutationAction(group, [[1, 2, 3, 0]])
+    assert value.orbit_by_sample(torch.randint(0, 4, (3, 5))) is None  # the base class: no sample-major path
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_orbit_rows_and_by_group_give_the_group_major_outputs(name: str) -> None:
+    """Outputs of a row-wise network on orbit_rows' rows, put back by by_group, equal those on orbit_batch's rows."""
+    make, shape, _ = SYMMETRIES[name]
+    sym = make()
+    torch.manual_seed(13)
+    x = torch.randn(5, *shape)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(int(np.prod(shape)), 3))
+    rows, by_sample = orbit_rows(sym, x)
+    assert by_sample == (sym.input_action.orbit_by_sample(x) is not None)
+    with torch.no_grad():
+        got = by_group(net(rows), sym.order, by_sample)
+        want = net(orbit_batch(sym, x)).unflatten(0, (sym.order, -1))
+    assert got.shape == (sym.order, 5, 3) and torch.equal(got, want)
+
+
+def test_lambda_scores_read_sample_major_features_as_their_rows() -> None:
+    """λ's scores of a [G, B, F] view of sample-major rows [B·G, F] equal those of the same features laid out
+    group-major, bit for bit, and need no copy of the features."""
+    torch.manual_seed(14)
+    reducer = E.make_reducer("lambda", feature_dim=6)
+    for p in reducer.parameters():
+        nn.init.normal_(p, std=0.5)
+    G, B = 4, 5
+    rows = torch.randn(B * G, 6)  # row b·G + g
+    view = by_group(rows, G, True)  # [G, B, F], not contiguous
+    assert not view.is_contiguous()
+    group_major = view.contiguous()
+    with torch.no_grad():
+        got = reducer.scores(view)
+        want = reducer.scores(group_major.reshape(G * B, 6), G)
+    assert got.shape == (G, B) and torch.equal(got, want)
+    assert torch.equal(reducer.scores(group_major), want)
