@@ -162,8 +162,7 @@ class OnlineSelectedTarget(EquiQNetwork):
         q = by_group(self.head(self.encode(rows)), G, by_sample)
         with th.no_grad():
             w = online.reducer.weights(by_group(online.head(online.encode(rows)), G, by_sample), None)  # [G, B]
-        back = self.symmetry.output_action.inverse_each(q)
-        return (w.unsqueeze(-1).to(back.dtype) * back).sum(0)
+        return self.symmetry.output_action.inverse_weighted_sum(q, w)
 
 
 def _refuse_other_algorithms(unexpected: dict[str, Any]) -> None:

@@ -27,7 +27,7 @@ import torch as th
 from equirl.agents.algorithms import ALGORITHMS
 
 from equirl import METHODS, Action, Symmetry, weight_entropy
-from equirl.averaging import MeanReducer, Reducer, _weighted_sum, by_group, orbit_rows
+from equirl.averaging import MeanReducer, Reducer, by_group, orbit_rows
 from equirl.config import EquivarianceConfig
 
 __all__ = [
@@ -121,12 +121,12 @@ def reduce_outputs(
     """
     if weights is None:
         return action.inverse_mean(outputs)
-    back = action.inverse_each(outputs)
-    selected = _weighted_sum(weights, back)
-    if straight_through and back.requires_grad:
-        mean = back.mean(0)
-        return mean + (selected - mean).detach()
-    return selected
+    if straight_through and outputs.requires_grad:
+        mean = action.inverse_mean(outputs)
+        with th.no_grad():
+            jump = action.inverse_weighted_sum(outputs, weights) - mean
+        return mean + jump
+    return action.inverse_weighted_sum(outputs, weights)
 
 
 def straight_through_of(reducer: Reducer) -> bool:

@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from equirl.actions import Action
+from equirl.actions import Action, weighted_sum
 from equirl.proxy import ProxyLoss, neg_max, resolve_proxy_loss
 from equirl.symmetry import Symmetry
 
@@ -69,12 +69,7 @@ the target network, as Double DQN does for actions: the target's state value is
 """
 
 
-def _weighted_sum(weights: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
-    """``weights [G, B]``, ``values [G, B, ...]`` -> ``[B, ...]``."""
-    w = weights.unsqueeze(-1) if values.dim() == 3 else weights.reshape(*weights.shape, *([1] * (values.dim() - 2)))
-    if w.dtype != values.dtype:
-        w = w.to(values.dtype)
-    return (w * values).sum(0)
+_weighted_sum = weighted_sum  # ``weights [G, B]``, ``values [G, B, ...]`` -> ``[B, ...]`` (its former place)
 
 
 _ONES: dict[torch.device, torch.Tensor] = {}
@@ -129,7 +124,7 @@ class Reducer(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``(Σ_g w_g ρ(g)⁻¹ outputs[g] [B, ...], w [G, B] or None when uniform)``, storing nothing."""
         w = self.weights(outputs, features)
-        return _weighted_sum(w, output_action.inverse_each(outputs)), w
+        return output_action.inverse_weighted_sum(outputs, w), w
 
     def record(self, weights: torch.Tensor | None) -> None:
         """Keep ``weights`` (detached) in ``last_weights`` when ``record_weights`` is on and nothing captures."""
@@ -139,7 +134,7 @@ class Reducer(nn.Module):
     def forward(self, outputs: torch.Tensor, back: torch.Tensor, features: torch.Tensor | None) -> torch.Tensor:
         w = self.weights(outputs, features)
         self.record(w)
-        return _weighted_sum(w, back)
+        return weighted_sum(w, back)
 
 
 class MeanReducer(Reducer):
@@ -209,11 +204,10 @@ class ZeroReducer(Reducer):
     def combine(
         self, outputs: torch.Tensor, output_action: Action, features: torch.Tensor | None
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        back = output_action.inverse_each(outputs)
         w = self.weights(outputs, features)
-        if self.straight_through and back.requires_grad:
-            return self._combine_straight_through(w, back), w
-        return _weighted_sum(w, back), w
+        if self.straight_through and outputs.requires_grad:
+            return self._combine_straight_through(w, outputs, output_action), w
+        return output_action.inverse_weighted_sum(outputs, w), w
 
     def _straight_through(self, selected: torch.Tensor, back: torch.Tensor) -> torch.Tensor:
         if self.straight_through and back.requires_grad:
@@ -221,12 +215,12 @@ class ZeroReducer(Reducer):
             return mean + (selected - mean).detach()
         return selected
 
-    def _combine_straight_through(self, w: torch.Tensor, back: torch.Tensor) -> torch.Tensor:
-        """:meth:`_straight_through` of ``Σ_g w_g back[g]`` with the weighted sum computed without autograd
+    def _combine_straight_through(self, w: torch.Tensor, outputs: torch.Tensor, output_action: Action) -> torch.Tensor:
+        """:meth:`_straight_through` of ``Σ_g w_g ρ(g)⁻¹ outputs[g]`` with the weighted sum computed without autograd
         (only the mean carries the gradient): the same values, and no graph for what the gradient never reads."""
-        mean = back.mean(0)
+        mean = output_action.inverse_mean(outputs)
         with torch.no_grad():
-            jump = _weighted_sum(w, back) - mean
+            jump = output_action.inverse_weighted_sum(outputs, w) - mean
         return mean + jump
 
     def forward(self, outputs: torch.Tensor, back: torch.Tensor, features: torch.Tensor | None) -> torch.Tensor:

@@ -390,3 +390,41 @@ def test_lambda_scores_read_sample_major_features_as_their_rows() -> None:
         want = reducer.scores(group_major.reshape(G * B, 6), G)
     assert got.shape == (G, B) and torch.equal(got, want)
     assert torch.equal(reducer.scores(group_major), want)
+
+
+def _output_actions() -> dict[str, E.Action]:
+    actions = {name: SYMMETRIES[name][0]().output_action for name in NAMES}
+    c4 = E.cyclic(4)
+    actions["signed-permutation-C4"] = E.PermutationAction(c4, [[1, 2, 3, 0, 4]], signs=[[1, -1, -1, 1, -1]])
+    return actions
+
+
+@pytest.mark.parametrize("name", list(_output_actions()))
+def test_inverse_mean_and_weighted_sum_of_sample_major_outputs_equal_the_general_path(name: str) -> None:
+    """Outputs laid out sample-major (a by_group view of [B·G, N] rows) are reduced by one matrix product: values
+    and gradients equal the gather path's (to rounding), with signs; contiguous outputs keep the gather path."""
+    action = _output_actions()[name]
+    G = action.group.order
+    n = 5 if name == "signed-permutation-C4" else SYMMETRIES[name][2]
+    torch.manual_seed(15)
+    rows = torch.randn(6 * G, n, dtype=torch.float64, requires_grad=True)
+    w = torch.rand(G, 6, dtype=torch.float64)
+    w = w / w.sum(0)
+    view = by_group(rows, G, True)
+    if isinstance(action, IndexAction) and action.dims == (-1,):
+        assert action._sample_major_matrix(view) is not None  # the matrix path is the one measured here
+    general = view.contiguous()
+    for fast_fn, slow_fn in (
+        (lambda: action.inverse_mean(view), lambda: _general_inverse_each(action, general).mean(0)),
+        (lambda: action.inverse_weighted_sum(view, w),
+         lambda: E.actions.weighted_sum(w, _general_inverse_each(action, general))),
+    ):  # fmt: skip
+        up = torch.randn(6, n, dtype=torch.float64)
+        fast, slow = fast_fn(), slow_fn()
+        assert torch.allclose(fast, slow, atol=1e-12, rtol=0)
+        (g_fast,) = torch.autograd.grad((fast * up).sum(), rows)
+        (g_slow,) = torch.autograd.grad((slow * up).sum(), rows)
+        assert torch.allclose(g_fast, g_slow, atol=1e-12, rtol=0)
+    if isinstance(action, IndexAction):
+        assert action._sample_major_matrix(general) is None  # contiguous: the gather path, bit for bit as before
+        assert torch.equal(action.inverse_mean(general), _general_inverse_each(action, general).mean(0))
