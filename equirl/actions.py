@@ -489,13 +489,14 @@ class IndexAction(Action):
         ``P[g·N + idx[g, n], n] = sign[g, n]``, so that ``Σ_g w[g, b] · g⁻¹·y[g, b]`` is the row ``b`` of
         ``(y · w)`` read as ``[B, |G|·N]``, times ``P``: one matrix product in place of a gather and a sum (and
         their backward). Cached per size, device and dtype. None for any other layout or action."""
+        if y.is_contiguous():  # the common group-major layout first: one check
+            return None
         G = self.group.order
         if (
             y.dim() != 3
             or self.dims != (-1,)
             or y.shape[0] != G
             or not y.is_floating_point()
-            or y.is_contiguous()
             or not y.transpose(0, 1).is_contiguous()
         ):
             return None

@@ -211,7 +211,8 @@ run``, :mod:`equirl.agents.overhead`): the raw folders' ``*.csv`` taken together
 ``labels[0] → labels[1]`` ratios (:func:`~equirl.agents.overhead.comparison_table`); with ``compare: [label1,
 label2]``: the file ``scripts/benchmark_overhead.py report --compare label1 label2 --md`` writes (compact tables, then
 the full report: :func:`~equirl.agents.overhead.report_markdown`); with ``targets: true``: issue 13's targets, each
-median with its 95% bootstrap interval and verdict (:func:`~equirl.agents.overhead.targets_table`, one label); with
+median with its 95% bootstrap interval and verdict (:func:`~equirl.agents.overhead.targets_table`, of the one label
+in ``labels``, or of the only label of the rows); with
 none of these, the full report (:func:`~equirl.agents.overhead.markdown_report`). ``plot: PATH`` draws the
 gradient-step figure (:func:`~equirl.agents.overhead.benchmark_plot`; ``plot_options: {interval: ci}`` for
 bootstrap intervals instead of ranges). Times: the process's CPU time where the rows have it."""
@@ -228,14 +229,19 @@ def _overhead_table(root: Path, raws: list[str], entry: dict[str, Any]) -> str:
     summaries = overhead.summarise(overhead.read_raw(files))
     keys = [k for k in ("measure", "against", "labels") if k in entry]
     if "targets" in entry:
-        if keys or "compare" in entry or entry["targets"] is not True:
+        labels = entry.get("labels")
+        extra = [k for k in ("compare", "measure", "against") if k in entry]
+        if extra or entry["targets"] is not True or not (labels is None or (isinstance(labels, list) and len(labels) == 1)):
             raise UsageError(
-                f"An {OVERHEAD_STYLE!r} entry with targets: true takes no compare, measure, against or labels; got "
-                f"targets: {entry['targets']!r} and {[k for k in (*keys, 'compare') if k in entry]} in the entry for "
-                f"{entry['md']}."
+                f"An {OVERHEAD_STYLE!r} entry with targets: true takes at most labels (a list of one label) and no "
+                f"compare, measure or against; got targets: {entry['targets']!r}, labels: {labels!r} and {extra} in "
+                f"the entry for {entry['md']}."
             )
+        chosen = summaries if labels is None else [s for s in summaries if s.label == labels[0]]
+        if not chosen:
+            raise UsageError(f"The entry for {entry['md']}: no rows labelled {labels[0]!r} in {raws}.")
         try:
-            return overhead.targets_table(summaries)
+            return overhead.targets_table(chosen)
         except ValueError as err:
             raise UsageError(f"The entry for {entry['md']}: {err}") from err
     if "compare" in entry:

@@ -277,10 +277,18 @@ def test_a_targets_entry_of_make_tables_is_the_targets_table(tmp_path: Path) -> 
     entry = {"raw": ["raw"], "md": "t.md", "style": "overhead-benchmark", "targets": True}
     summaries = overhead.summarise(overhead.read_raw([raw / "a.csv"]))
     assert bench._overhead_table(tmp_path, ["raw"], entry) == overhead.targets_table(summaries)
-    with pytest.raises(UsageError, match="targets: true takes no"):
+    with pytest.raises(UsageError, match="targets: true takes at most labels"):
         bench._overhead_table(tmp_path, ["raw"], {**entry, "compare": ["a", "b"]})
-    with pytest.raises(UsageError, match="targets: true takes no"):
+    with pytest.raises(UsageError, match="targets: true takes at most labels"):
         bench._overhead_table(tmp_path, ["raw"], {**entry, "targets": "yes"})
+    with pytest.raises(UsageError, match="targets: true takes at most labels"):
+        bench._overhead_table(tmp_path, ["raw"], {**entry, "labels": ["x", "y"]})
+    _write_csv(raw / "b.csv", [_row("plain", 64, "0", 1.0, label="other", cpu_seconds=1.0)])  # a second label
+    with pytest.raises(UsageError, match="one label"):
+        bench._overhead_table(tmp_path, ["raw"], entry)
+    assert bench._overhead_table(tmp_path, ["raw"], {**entry, "labels": ["x"]}) == overhead.targets_table(summaries)
+    with pytest.raises(UsageError, match="no rows labelled 'z'"):
+        bench._overhead_table(tmp_path, ["raw"], {**entry, "labels": ["z"]})
     ci = overhead.benchmark_plot(["raw"], tmp_path / "ci.png", root=tmp_path, interval="ci")
     rng = overhead.benchmark_plot(["raw"], tmp_path / "range.png", root=tmp_path)
     assert ci.read_bytes() != rng.read_bytes()
