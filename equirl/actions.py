@@ -364,16 +364,33 @@ class IndexAction(Action):
         layout. Its index stays in the cache where :meth:`orbit`'s whole-batch table (|G|·B·row entries) does not:
         about 40% faster at |G| = 8 on CPU. None for |G| <= 2 (the involution path of :meth:`orbit` is as fast) and
         for sign flips alone (one broadcast multiply)."""
-        if self.group.order <= 2 or x.dim() < 2 or x.dim() + self.dims[0] < 1:
+        if self.group.order <= 2 or x.dim() < 2:
             return None
-        if self._plan_for(x, False, orbit=True).idx_flat is None:  # sign flips only
+        key = ("by-sample", x.shape, x.device, x.dtype)
+        try:
+            tables = self._cache.get(key, _MISSING)
+        except TypeError:  # a symbolic shape (torch.export): no lookup by shape
+            tables = self._by_sample_tables(x)
+        if tables is _MISSING:
+            tables = self._by_sample_tables(x)
+            if (tables is None or _eager(*tables)) and len(self._cache) < _MAX_CACHED:
+                self._cache[key] = tables
+        if tables is None:
             return None
+        idx, sign = tables
         G, B = self.group.order, x.shape[0]
-        t = self._row_tables(tuple(int(n) for n in x.shape[1:]), x.device, x.dtype)
-        out = x.reshape(B, -1).index_select(1, t.idx).view(B, G, -1)
-        if t.sign is not None:
-            out = out * t.sign.view(1, G, -1)
+        out = x.reshape(B, -1).index_select(1, idx)
+        if sign is not None:
+            out = out.view(B, G, -1) * sign
         return out.view(B, G, *x.shape[1:])
+
+    def _by_sample_tables(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None] | None:
+        """``(index [|G|·M], signs [1, |G|, M] or None)`` of :meth:`orbit_by_sample` for rows shaped as ``x[0]``, or None
+        where it declines (the acted dims include the batch dim; sign flips alone)."""
+        if x.dim() + self.dims[0] < 1 or self._plan_for(x, False, orbit=True).idx_flat is None:
+            return None
+        t = self._row_tables(tuple(int(n) for n in x.shape[1:]), x.device, x.dtype)
+        return t.idx, None if t.sign is None else t.sign.view(1, self.group.order, -1)
 
     def _row_tables(self, row_shape: tuple[int, ...], device: torch.device, dtype: torch.dtype) -> _RowTables:
         """Index (and sign) tables of every element over whole rows ``x[b]`` of shape ``row_shape``, cached."""
@@ -560,6 +577,9 @@ class _RowTables:
     sign: torch.Tensor | None  # [G, 1, M] (None: no signs)
     one_idx: torch.Tensor | None  # |G| = 2: [M], the non-identity element's row (else None)
 
+
+_MISSING = object()
+"""Marks a cache entry that was never computed (None is a computed answer: "no such path")."""
 
 _MAX_CACHED = 256
 """At most this many entries in an action's cache of plans by shape (batch sizes that keep changing add none

@@ -410,7 +410,9 @@ def orbit_rows(symmetry: Symmetry, x: Any) -> tuple[Any, bool]:
 def by_group(rows: torch.Tensor, order: int, by_sample: bool) -> torch.Tensor:
     """A network's outputs on :func:`orbit_rows`'s rows, ``[G·B, ...]`` or ``[B·G, ...]``, as ``[G, B, ...]`` (a view;
     ``order`` = ``G``)."""
-    return rows.unflatten(0, (-1, order)).transpose(0, 1) if by_sample else rows.unflatten(0, (order, -1))
+    if by_sample and rows.shape[0] != order:  # one sample: both orders are the same rows
+        return rows.unflatten(0, (-1, order)).transpose(0, 1)
+    return rows.unflatten(0, (order, -1))
 
 
 def orbit_batch(symmetry: Symmetry, x: Any) -> Any:
