@@ -231,7 +231,11 @@ def _overhead_table(root: Path, raws: list[str], entry: dict[str, Any]) -> str:
     if "targets" in entry:
         labels = entry.get("labels")
         extra = [k for k in ("compare", "measure", "against") if k in entry]
-        if extra or entry["targets"] is not True or not (labels is None or (isinstance(labels, list) and len(labels) == 1)):
+        if (
+            extra
+            or entry["targets"] is not True
+            or not (labels is None or (isinstance(labels, list) and len(labels) == 1))
+        ):
             raise UsageError(
                 f"An {OVERHEAD_STYLE!r} entry with targets: true takes at most labels (a list of one label) and no "
                 f"compare, measure or against; got targets: {entry['targets']!r}, labels: {labels!r} and {extra} in "
