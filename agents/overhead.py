@@ -839,6 +839,10 @@ VERDICTS = ("met", "missed", "unresolved")
 the lower end is above it, and *unresolved* when the interval contains the bound."""
 
 
+VERDICTS_NOTE = "Verdicts: "
+"""How the line under :func:`targets_table`'s table begins (``make tables`` replaces it with the table)."""
+
+
 def verdict(interval: tuple[float, float], bound: float) -> str:
     """One of :data:`VERDICTS` for the confidence interval ``(low, high)`` of a ratio and its ``bound``."""
     low, high = interval
@@ -893,7 +897,7 @@ def targets_table(summaries: list[Summary], targets: Sequence[Target] = TARGETS,
         tallies.append(f"{t.measure} / {t.against} <= {t.bound:g} ({', '.join(t.methods)}"
                        f"{'' if t.G is None else f'; |G| = {t.G}'}): "
                        + ", ".join(f"{n} {v}" for v, n in counts.items()))  # fmt: skip
-    return "\n".join(lines) + "\n\nVerdicts: " + "; ".join(tallies) + ".\n"
+    return "\n".join(lines) + "\n\n" + VERDICTS_NOTE + "; ".join(tallies) + ".\n"
 
 
 def plot_report(summaries: list[Summary], path: str | Path, measure: str = "step", dpi: int = 110,

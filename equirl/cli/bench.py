@@ -243,7 +243,7 @@ def _overhead_table(root: Path, raws: list[str], entry: dict[str, Any]) -> str:
             )
         chosen = summaries if labels is None else [s for s in summaries if s.label == labels[0]]
         if not chosen:
-            raise UsageError(f"The entry for {entry['md']}: no rows labelled {labels[0]!r} in {raws}.")
+            raise UsageError(f"The entry for {entry['md']}: no rows labelled {(labels or [''])[0]!r} in {raws}.")
         try:
             return overhead.targets_table(chosen)
         except ValueError as err:
@@ -367,9 +367,10 @@ def sync_markdown(text: str, tables: dict[Path, str]) -> str:
 
 def _note_starts() -> tuple[str, ...]:
     """How the notes under generated tables begin (``sweep.TABLE_NOTE``, ``OVERHEAD_NOTE``, ``ACROSS_NOTE``, the
-    transfer suite's, ``policy_transfer.TRANSFER_NOTE`` and the raw results note of :mod:`equirl.rawresults`)."""
+    transfer suite's, ``policy_transfer.TRANSFER_NOTE``, the overhead targets' verdicts and the raw results note of
+    :mod:`equirl.rawresults`)."""
     from equirl import rawresults
-    from equirl.agents import policy_transfer, sweep, transfer_suite
+    from equirl.agents import overhead, policy_transfer, sweep, transfer_suite
 
     return (
         rawresults.NOTE_START,
@@ -378,6 +379,7 @@ def _note_starts() -> tuple[str, ...]:
         sweep.ACROSS_NOTE[:30],
         transfer_suite.TRANSFER_NOTE,
         policy_transfer.TRANSFER_NOTE[:30],
+        overhead.VERDICTS_NOTE,
     )
 
 
