@@ -18,7 +18,8 @@ is what the symmetrisation itself costs; its ratio against plain is what a user 
 
 Every timed block is one row of the raw CSV (:data:`RAW_FIELDS`); ratios are taken per repetition
 between the blocks of one round (so that load changes hit both sides) and summarised by their
-median and range. The load average is recorded with every block. Only public APIs are used, so
+median and range (or a bootstrap interval of the median: :func:`targets_table`). The rounds of one measure are
+timed before the next measure's, so that a method's block is never more than a few blocks from its references'. The load average is recorded with every block. Only public APIs are used, so
 the same module measures an older checkout of the package (``--label before``).
 """
 
@@ -423,8 +424,9 @@ def run_benchmark(
         micro = [m for m in measures if m not in ("learn", "threads")]
         for batch in batch_sizes if micro else []:
             progress(f"[{label}] {name} (|G| = {sym.order}): {', '.join(micro)} at batch {batch or 'default'}")
-            variants = [v for v in _micro_variants(case, device, batch, predict_batch) if v.measure in micro]
-            _interleave(variants, repeats, target_s, device, emit)
+            variants = _micro_variants(case, device, batch, predict_batch)
+            for measure in micro:  # one measure at a time: a method's block stays a few blocks from its references'
+                _interleave([v for v in variants if v.measure == measure], repeats, target_s, device, emit)
         if "learn" in measures and case.learn_steps:
             steps = max(1, int(case.learn_steps * learn_scale))
             progress(f"[{label}] {name}: learn({steps}) with n_envs {list(n_envs)}")

@@ -36,6 +36,29 @@ def test_paired_ratios_against_plain_and_the_same_arithmetic_reference() -> None
     assert "1.10 (1.10-1.10)" in text and "| 1.50 |" in text  # equitune / ref, and ref / plain
 
 
+def test_run_times_one_measure_after_the_other(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every round of one measure is timed before the next measure's, so that a method's block stays within a
+    round of its reference's; every variant is timed in every round."""
+    order: list[tuple[str, str]] = []
+
+    def fake_variants(case: Any, device: str, batch: Any, predict_batch: int) -> list[Any]:
+        out = []
+        for measure in ("step", "predict1", "predictB"):
+            for variant in ("plain", "equitune", "reference"):
+                out.append(overhead._Variant(measure, variant, 1, lambda m=measure, v=variant: order.append((m, v)),
+                                             calls=1))  # fmt: skip
+        return out
+
+    monkeypatch.setattr(overhead, "_micro_variants", fake_variants)
+    overhead.run_benchmark(tmp_path / "raw.csv", "t", cases=["cartpole-C2"], measures=["predict1", "step"],
+                           repeats=3, progress=lambda _: None)  # fmt: skip
+    measures = [m for m, _ in order]
+    assert measures == ["predict1"] * 9 + ["step"] * 9  # in the order asked, predictB not at all
+    assert sorted(order[:9]) == sorted([("predict1", v) for v in ("plain", "equitune", "reference")] * 3)
+    rows = overhead.read_raw([tmp_path / "raw.csv"])
+    assert [r["measure"] for r in rows] == measures
+
+
 def test_predict1_reference_is_plain_on_one_observation_per_element() -> None:
     rows = [_row("plain", 1, "0", 1.0, "predict1"), _row("reference", 2, "0", 1.2, "predict1"),
             _row("equitune", 1, "0", 1.8, "predict1")]  # fmt: skip
