@@ -595,6 +595,8 @@ class Summary:
     vs_own_reference: tuple[float, float, float] = (float("nan"),) * 3
     clock: str = "wall"
     rounds: tuple[tuple[str, tuple[float, ...]], ...] = ()
+    device: str = ""
+    """The ``device`` column of the rows (``cpu (x86_64, 2 cpus)``, ``cuda:NVIDIA H200 (...)``)."""
     """The per-round ratios behind ``vs_plain``, ``vs_reference`` and ``vs_own_reference``, as
     ``(("plain", ratios), ("reference", ratios), ("own-reference", ratios))`` (what the confidence intervals of
     :func:`targets_table` resample)."""
@@ -639,6 +641,7 @@ def summarise(rows: list[dict[str, str]], clock: str = "cpu") -> list[Summary]:
     info: dict[tuple[Any, ...], tuple[str, int]] = {}
     loads: dict[tuple[Any, ...], list[float]] = defaultdict(list)
     on_cpu: dict[tuple[Any, ...], bool] = {}
+    devices: dict[tuple[Any, ...], str] = {}
     for r in rows:
         key = (r["label"], r["case"], r["measure"], int(r["n_envs"]))
         batch = int(r["batch"])
@@ -647,6 +650,7 @@ def summarise(rows: list[dict[str, str]], clock: str = "cpu") -> list[Summary]:
         info[key] = (r["obs"], int(r["G"]))
         loads[key].append(float(r["load1"]))
         on_cpu[key] = on_cpu.get(key, True) and is_cpu
+        devices[key] = r.get("device", "")
     out = []
     for key, by in groups.items():
         label, case, measure, n_envs = key
@@ -667,7 +671,7 @@ def summarise(rows: list[dict[str, str]], clock: str = "cpu") -> list[Summary]:
                 Summary(label, case, obs, G, measure, batch, n_envs, variant, statistics.median(times.values()),
                         _ratios(rounds["plain"]), _ratios(rounds["reference"]), statistics.median(loads[key]),
                         len(times), _ratios(rounds["own-reference"]), "cpu" if on_cpu[key] else "wall",
-                        tuple(rounds.items()))
+                        tuple(rounds.items()), devices[key])
             )  # fmt: skip
     return out
 
@@ -819,22 +823,43 @@ def report_markdown(summaries: list[Summary], compare: Sequence[str] | None = No
 @dataclass(frozen=True)
 class Target:
     """A cost target: ``measure`` of each of ``methods`` against ``against`` (``"plain"``, ``"reference"`` or
-    ``"own-reference"``) at most ``bound``, on the cases of group order ``G`` (None: every case)."""
+    ``"own-reference"``) at most ``bound``, on the cases of group order ``G``, at batch ``batch`` and on devices
+    whose name starts with ``device`` (None: any)."""
 
     measure: str
     against: str
     bound: float
     methods: tuple[str, ...]
     G: int | None = None
+    batch: int | None = None
+    device: str | None = "cpu"
+
+    def covers(self, s: Summary) -> bool:
+        """Whether the summary ``s`` is one of this target's cells (one environment, this measure, order, batch,
+        device and a method named)."""
+        return (s.measure == self.measure and s.method in self.methods and s.n_envs == 1
+                and (self.G is None or s.G == self.G) and (self.batch is None or s.batch == self.batch)
+                and (self.device is None or s.device.startswith(self.device)))  # fmt: skip
+
+    def describe(self) -> str:
+        """``step / own-reference <= 1.05 (equitune, equizero, lambda; |G| = 8; batch 256; cuda)``."""
+        scope = [", ".join(self.methods)]
+        scope += [f"|G| = {self.G}"] if self.G is not None else []
+        scope += [f"batch {self.batch}"] if self.batch is not None else []
+        scope += [self.device] if self.device not in (None, "cpu") else []
+        return f"{self.measure} / {self.against} <= {self.bound:g} ({'; '.join(scope)})"
 
 
+METHODS_TARGETED = ("equitune", "equizero", "lambda")
 TARGETS: tuple[Target, ...] = (
-    Target("step", "own-reference", 1.05, ("equitune", "equizero", "lambda")),
+    Target("step", "own-reference", 1.05, METHODS_TARGETED),
     Target("predict1", "plain", 1.25, ("equitune",), G=2),
     Target("predict1", "plain", 1.5, ("equizero", "lambda"), G=2),
+    Target("step", "plain", 1.3, METHODS_TARGETED, G=8, batch=256, device="cuda"),
 )
-"""Issue 13's CPU targets: a gradient step within 1.05× of each method's own same-arithmetic reference at every
-|G|, and ``predict`` on one observation at |G| = 2 within 1.25× of plain for equitune and 1.5× for equizero and λ."""
+"""Issue 13's targets. On CPU: a gradient step within 1.05× of each method's own same-arithmetic reference at every
+|G|, and ``predict`` on one observation at |G| = 2 within 1.25× of plain for equitune and 1.5× for equizero and λ.
+On a CUDA device: a gradient step at |G| = 8 and batch 256 within 1.3× of plain."""
 
 VERDICTS = ("met", "missed", "unresolved")
 """A target is *met* when the upper end of the median's confidence interval is at most the bound, *missed* when
@@ -868,24 +893,26 @@ def ratio_ci(ratios: Sequence[float], confidence: float = 0.95, reps: int | None
 
 def targets_table(summaries: list[Summary], targets: Sequence[Target] = TARGETS, confidence: float = 0.95,
                   seed: int = 0) -> str:  # fmt: skip
-    """A markdown table of every target in ``targets`` against every case it covers: the median of the per-round
-    ratios, its percentile bootstrap ``confidence`` interval (:func:`ratio_ci`), n rounds and the :func:`verdict`;
-    then one line counting the verdicts per target. One label only (several would pool unlike code)."""
+    """A markdown table of every target in ``targets`` against every cell it covers (:meth:`Target.covers`): the
+    median of the per-round ratios, its percentile bootstrap ``confidence`` interval (:func:`ratio_ci`), n rounds and
+    the :func:`verdict`; then one line counting the verdicts of each target that covers a cell. One label only
+    (several would pool unlike code)."""
     labels = sorted({s.label for s in summaries})
     if len(labels) != 1:
         raise ValueError(f"targets_table takes the rows of one label, got {labels}; pass one label's raw CSVs.")
     pct = f"{100 * confidence:g}%"
     lines = [
-        f"| measure | against | target | case | \\|G\\| | method | median [{pct} CI] | n | verdict |",
-        "|---|---|---|---|---|---|---|---|---|",
+        f"| measure | against | target | case | \\|G\\| | batch | method | median [{pct} CI] | n | verdict |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     tallies: list[str] = []
     order = {c: i for i, c in enumerate(CASES)}
     for t in targets:
         counts = dict.fromkeys(VERDICTS, 0)
-        rows = [s for s in summaries if s.measure == t.measure and s.method in t.methods and s.n_envs == 1
-                and (t.G is None or s.G == t.G)]  # fmt: skip
-        rows.sort(key=lambda s: (order.get(s.case, 99), s.case, t.methods.index(s.method)))
+        rows = [s for s in summaries if t.covers(s)]
+        if not rows:
+            continue
+        rows.sort(key=lambda s: (order.get(s.case, 99), s.case, s.batch, t.methods.index(s.method)))
         for s in rows:
             ratios = s.round_ratios(t.against)
             if len(ratios) < 2:
@@ -894,12 +921,11 @@ def targets_table(summaries: list[Summary], targets: Sequence[Target] = TARGETS,
             lo, hi = ratio_ci(ratios, confidence, seed=seed)
             v = verdict((lo, hi), t.bound)
             counts[v] += 1
-            lines.append(f"| {t.measure} | {t.against} | <= {t.bound:g} | {s.case} | {s.G} | {s.method} | "
+            lines.append(f"| {t.measure} | {t.against} | <= {t.bound:g} | {s.case} | {s.G} | {s.batch} | {s.method} | "
                          f"{med:.3f} [{lo:.3f}, {hi:.3f}] | {len(ratios)} | {v} |")  # fmt: skip
-        tallies.append(f"{t.measure} / {t.against} <= {t.bound:g} ({', '.join(t.methods)}"
-                       f"{'' if t.G is None else f'; |G| = {t.G}'}): "
-                       + ", ".join(f"{n} {v}" for v, n in counts.items()))  # fmt: skip
-    return "\n".join(lines) + "\n\n" + VERDICTS_NOTE + "; ".join(tallies) + ".\n"
+        tallies.append(f"{t.describe()}: " + ", ".join(f"{n} {v}" for v, n in counts.items()))
+    verdicts = "; ".join(tallies) if tallies else "no cell of any target in these rows"
+    return "\n".join(lines) + "\n\n" + VERDICTS_NOTE + verdicts + ".\n"
 
 
 def plot_report(summaries: list[Summary], path: str | Path, measure: str = "step", dpi: int = 110,

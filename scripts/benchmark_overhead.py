@@ -6,6 +6,8 @@
     # compact before -> after tables first. The committed ones (docs/overhead/) are rebuilt by `make tables`.
     python scripts/benchmark_overhead.py report docs/overhead/raw/*.csv --compare before after \
         --md /tmp/tables.md --plot /tmp/step.png
+    # issue 13's targets per label: each median with its 95% bootstrap interval and a verdict
+    python scripts/benchmark_overhead.py report docs/overhead/raw/sample-major/*.csv --targets
     # the inference forward in eager / torch.compile / CUDA-graph modes (see benchmark_overhead_gpu.sh)
     python scripts/benchmark_overhead.py forward --device cuda --out $OUT/forward.csv
 
@@ -73,11 +75,20 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="also print compact LABEL1 -> LABEL2 tables (e.g. before after)",
     )
+    rep.add_argument(
+        "--targets",
+        action="store_true",
+        help="also print issue 13's targets for each label: medians, 95%% bootstrap intervals and verdicts",
+    )
     args = parser.parse_args(argv)
 
     if args.cmd == "report":
         summaries = overhead.summarise(overhead.read_raw(args.raw), clock=args.clock)
         text = overhead.report_markdown(summaries, args.compare)
+        if args.targets:
+            for label in sorted({s.label for s in summaries}):
+                chosen = [s for s in summaries if s.label == label]
+                text += f"\n### {label}: targets\n\n" + overhead.targets_table(chosen)
         print(text, end="")
         if args.md:
             write_atomic(args.md, text)

@@ -276,9 +276,30 @@ def test_targets_cover_only_the_group_order_they_name_and_one_label() -> None:
     rows += _rounds("equitune", 1, [2.0] * 4, "predict1", G=4, case="rotgrid-C4")
     summaries = overhead.summarise(rows)
     text = overhead.targets_table(summaries)
-    assert "| predict1 | plain | <= 1.25 | cartpole-C2 | 2 | equitune |" in text and "rotgrid-C4" not in text
+    assert "| predict1 | plain | <= 1.25 | cartpole-C2 | 2 | 1 | equitune |" in text and "rotgrid-C4" not in text
+    assert "| step |" not in text and "Verdicts: predict1 / plain <= 1.25 (equitune; |G| = 2): 1 " in text
     with pytest.raises(ValueError, match="one label"):
         overhead.targets_table(overhead.summarise(rows + [_row("plain", 1, "0", 1.0, "predict1", label="y")]))
+
+
+def test_the_gpu_target_covers_cuda_rows_at_order_8_and_batch_256_only() -> None:
+    """On a CUDA device the target is a gradient step at |G| = 8 and batch 256 within 1.3× of plain; the CPU targets
+    do not read CUDA rows, nor the GPU target CPU rows."""
+    cuda = "cuda:NVIDIA H200 (x86_64, 16 cpus)"
+    rows = []
+    for batch, ratio in ((256, [1.1, 1.2, 1.15, 1.12]), (64, [2.0] * 4)):
+        rows += [{**r, "device": cuda} for r in _base("step", batch, 8, 4, case="rotgrid-D4")]
+        rows += [{**r, "device": cuda} for r in _rounds("equitune", batch, ratio, G=8, case="rotgrid-D4")]
+    text = overhead.targets_table(overhead.summarise(rows))
+    assert "| step | plain | <= 1.3 | rotgrid-D4 | 8 | 256 | equitune | 1.135 [" in text and "| 64 |" not in text
+    assert "Verdicts: step / plain <= 1.3 (equitune, equizero, lambda; |G| = 8; batch 256; cuda): 1 met" in text
+    assert "own-reference" not in text  # the CPU step target reads CPU rows only
+    cpu = _base("step", 256, 8, 4, case="rotgrid-D4") + _rounds("equitune", 256, [1.1] * 4, G=8, case="rotgrid-D4")
+    assert "| step | plain |" not in overhead.targets_table(overhead.summarise(cpu))
+    forward_only = [{**r, "measure": "forward-eager"} for r in rows]
+    assert overhead.targets_table(overhead.summarise(forward_only)).endswith(
+        "Verdicts: no cell of any target in these rows.\n"
+    )
 
 
 def test_verdicts_compare_the_whole_interval_with_the_bound() -> None:
