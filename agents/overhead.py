@@ -19,8 +19,9 @@ is what the symmetrisation itself costs; its ratio against plain is what a user 
 Every timed block is one row of the raw CSV (:data:`RAW_FIELDS`); ratios are taken per repetition
 between the blocks of one round (so that load changes hit both sides) and summarised by their
 median and range (or a bootstrap interval of the median: :func:`targets_table`). The rounds of one measure are
-timed before the next measure's, so that a method's block is never more than a few blocks from its references'. The load average is recorded with every block. Only public APIs are used, so
-the same module measures an older checkout of the package (``--label before``).
+timed before the next measure's, so that a method's block is never more than a few blocks from its references'.
+The load average is recorded with every block. Only public APIs are used, so the same module measures an older
+checkout of the package (``--label before``).
 """
 
 from __future__ import annotations
@@ -595,11 +596,11 @@ class Summary:
     vs_own_reference: tuple[float, float, float] = (float("nan"),) * 3
     clock: str = "wall"
     rounds: tuple[tuple[str, tuple[float, ...]], ...] = ()
-    device: str = ""
-    """The ``device`` column of the rows (``cpu (x86_64, 2 cpus)``, ``cuda:NVIDIA H200 (...)``)."""
     """The per-round ratios behind ``vs_plain``, ``vs_reference`` and ``vs_own_reference``, as
     ``(("plain", ratios), ("reference", ratios), ("own-reference", ratios))`` (what the confidence intervals of
     :func:`targets_table` resample)."""
+    device: str = ""
+    """The ``device`` column of the rows (``cpu (x86_64, 2 cpus)``, ``cuda:NVIDIA H200 (...)``)."""
 
     def round_ratios(self, against: str) -> tuple[float, ...]:
         """The per-round ratios against ``"plain"``, ``"reference"`` or ``"own-reference"`` (empty when none)."""
@@ -850,7 +851,8 @@ class Target:
         return f"{self.measure} / {self.against} <= {self.bound:g} ({'; '.join(scope)})"
 
 
-METHODS_TARGETED = ("equitune", "equizero", "lambda")
+METHODS_TARGETED = METHODS_TIMED[1:]
+"""The symmetrised methods the targets are set for (every timed method but plain)."""
 TARGETS: tuple[Target, ...] = (
     Target("step", "own-reference", 1.05, METHODS_TARGETED),
     Target("predict1", "plain", 1.25, ("equitune",), G=2),
@@ -892,12 +894,16 @@ def ratio_ci(ratios: Sequence[float], confidence: float = 0.95, reps: int | None
 
 
 def targets_table(summaries: list[Summary], targets: Sequence[Target] = TARGETS, confidence: float = 0.95,
-                  seed: int = 0) -> str:  # fmt: skip
+                  seed: int = 0, label: str | None = None) -> str:  # fmt: skip
     """A markdown table of every target in ``targets`` against every cell it covers (:meth:`Target.covers`): the
     median of the per-round ratios, its percentile bootstrap ``confidence`` interval (:func:`ratio_ci`), n rounds and
-    the :func:`verdict`; then one line counting the verdicts of each target that covers a cell. One label only
-    (several would pool unlike code)."""
+    the :func:`verdict`; then one line counting the verdicts of each target that covers a cell. Of one label only
+    (several would pool unlike code): ``label``, or the only label of ``summaries``."""
     labels = sorted({s.label for s in summaries})
+    if label is not None:
+        if label not in labels:
+            raise ValueError(f"no rows labelled {label!r}; the rows have labels {labels}.")
+        summaries, labels = [s for s in summaries if s.label == label], [label]
     if len(labels) != 1:
         raise ValueError(f"targets_table takes the rows of one label, got {labels}; pass one label's raw CSVs.")
     pct = f"{100 * confidence:g}%"

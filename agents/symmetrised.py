@@ -26,8 +26,8 @@ from typing import Any
 import torch as th
 from equirl.agents.algorithms import ALGORITHMS
 
-from equirl import METHODS, Action, Symmetry, weight_entropy
-from equirl.averaging import MeanReducer, Reducer, by_group, orbit_rows
+from equirl import METHODS, Symmetry, weight_entropy
+from equirl.averaging import MeanReducer, Reducer, by_group, orbit_rows, reduce_outputs
 from equirl.config import EquivarianceConfig
 
 __all__ = [
@@ -107,26 +107,6 @@ def group_weights(reducer: Reducer, scored: th.Tensor, features: th.Tensor | Non
     if isinstance(reducer, MeanReducer):
         return None
     return reducer.weights(scored, features)
-
-
-def reduce_outputs(
-    outputs: th.Tensor, action: Action, weights: th.Tensor | None, straight_through: bool = False
-) -> th.Tensor:
-    """``Σ_g w_g ρ(g)⁻¹ outputs[g]``: outputs ``[G, B, ...]`` -> ``[B, ...]`` (the plain mean when ``weights`` is None).
-
-    :param action: how the group acts on this output (the action dimension of Q-values or logits, a signed
-        permutation of a continuous action, :class:`equirl.TrivialAction` for an invariant value).
-    :param straight_through: equizero's straight-through gradient: the forward of the weighted sum, the
-        gradient of the mean (applied only while the outputs need a gradient).
-    """
-    if weights is None:
-        return action.inverse_mean(outputs)
-    if straight_through and outputs.requires_grad:
-        mean = action.inverse_mean(outputs)
-        with th.no_grad():
-            jump = action.inverse_weighted_sum(outputs, weights) - mean
-        return mean + jump
-    return action.inverse_weighted_sum(outputs, weights)
 
 
 def straight_through_of(reducer: Reducer) -> bool:

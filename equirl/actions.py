@@ -45,6 +45,7 @@ __all__ = [
     "register_action_kind",
     "action_to_dict",
     "action_from_dict",
+    "weighted_sum",
 ]
 
 
@@ -361,8 +362,8 @@ class IndexAction(Action):
     def orbit_by_sample(self, x: torch.Tensor) -> torch.Tensor | None:
         """For |G| > 2 and a batch dim the action does not touch: one ``index_select`` of every row ``x[b]`` with the
         rows' table (:meth:`_row_tables`, |G|·row entries whatever the batch size), already in the ``[B, |G|, *row]``
-        layout. Its index stays in the cache where :meth:`orbit`'s whole-batch table (|G|·B·row entries) does not:
-        about 40% faster at |G| = 8 on CPU. None for |G| <= 2 (the involution path of :meth:`orbit` is as fast) and
+        layout, with a small index where :meth:`orbit`'s whole-batch table has |G|·B·row entries (the overhead
+        benchmark, docs/overhead.md, measures the gradient step it speeds up). None for |G| <= 2 (the involution path of :meth:`orbit` is as fast) and
         for sign flips alone (one broadcast multiply)."""
         if self.group.order <= 2 or x.dim() < 2:
             return None

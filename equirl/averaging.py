@@ -42,6 +42,7 @@ __all__ = [
     "orbit_batch",
     "orbit_rows",
     "by_group",
+    "reduce_outputs",
     "reduce_orbit",
     "reduce_orbit_weights",
     "GroupAveraged",
@@ -67,9 +68,6 @@ the target network, as Double DQN does for actions: the target's state value is
 ``max_a ρ(g*)⁻¹Q'(g*·s)`` with ``g* = argmax_g max_a Q(g·s)`` (online), never above the paper's
 ``max_g max_a Q'(g·s)``. See ``equirl.agents.policies`` for the target network.
 """
-
-
-_weighted_sum = weighted_sum  # ``weights [G, B]``, ``values [G, B, ...]`` -> ``[B, ...]`` (its former place)
 
 
 _ONES: dict[torch.device, torch.Tensor] = {}
@@ -205,23 +203,13 @@ class ZeroReducer(Reducer):
         self, outputs: torch.Tensor, output_action: Action, features: torch.Tensor | None
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         w = self.weights(outputs, features)
-        if self.straight_through and outputs.requires_grad:
-            return self._combine_straight_through(w, outputs, output_action), w
-        return output_action.inverse_weighted_sum(outputs, w), w
+        return reduce_outputs(outputs, output_action, w, self.straight_through), w
 
     def _straight_through(self, selected: torch.Tensor, back: torch.Tensor) -> torch.Tensor:
         if self.straight_through and back.requires_grad:
             mean = back.mean(0)
             return mean + (selected - mean).detach()
         return selected
-
-    def _combine_straight_through(self, w: torch.Tensor, outputs: torch.Tensor, output_action: Action) -> torch.Tensor:
-        """:meth:`_straight_through` of ``Σ_g w_g ρ(g)⁻¹ outputs[g]`` with the weighted sum computed without autograd
-        (only the mean carries the gradient): the same values, and no graph for what the gradient never reads."""
-        mean = output_action.inverse_mean(outputs)
-        with torch.no_grad():
-            jump = output_action.inverse_weighted_sum(outputs, w) - mean
-        return mean + jump
 
     def forward(self, outputs: torch.Tensor, back: torch.Tensor, features: torch.Tensor | None) -> torch.Tensor:
         return self._straight_through(super().forward(outputs, back, features), back)
@@ -326,6 +314,27 @@ def make_reducer(
             raise ValueError("method='lambda' needs feature_dim (or a lambda_net).")
         return LambdaReducer(feature_dim or 0, lambda_hidden, lambda_temperature, lambda_net)
     raise ValueError(f"Unknown method {method!r}; expected one of {METHODS}.")
+
+
+def reduce_outputs(
+    outputs: torch.Tensor, action: Action, weights: torch.Tensor | None, straight_through: bool = False
+) -> torch.Tensor:
+    """``Σ_g w_g ρ(g)⁻¹ outputs[g]``: outputs ``[G, B, ...]`` -> ``[B, ...]`` (the plain mean when ``weights`` is None).
+
+    :param action: how the group acts on this output (the action dimension of Q-values or logits, a signed
+        permutation of a continuous action, :class:`equirl.TrivialAction` for an invariant value).
+    :param straight_through: equizero's straight-through gradient: the forward of the weighted sum, the
+        gradient of the mean (applied only while the outputs need a gradient; the weighted sum is computed without
+        autograd, so no graph is built for what the gradient never reads).
+    """
+    if weights is None:
+        return action.inverse_mean(outputs)
+    if straight_through and outputs.requires_grad:
+        mean = action.inverse_mean(outputs)
+        with torch.no_grad():
+            jump = action.inverse_weighted_sum(outputs, weights) - mean
+        return mean + jump
+    return action.inverse_weighted_sum(outputs, weights)
 
 
 def reduce_orbit(

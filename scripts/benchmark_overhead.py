@@ -87,8 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         text = overhead.report_markdown(summaries, args.compare)
         if args.targets:
             for label in sorted({s.label for s in summaries}):
-                chosen = [s for s in summaries if s.label == label]
-                text += f"\n### {label}: targets\n\n" + overhead.targets_table(chosen)
+                text += f"\n### {label}: targets\n\n" + overhead.targets_table(summaries, label=label)
         print(text, end="")
         if args.md:
             write_atomic(args.md, text)

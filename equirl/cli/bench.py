@@ -241,11 +241,8 @@ def _overhead_table(root: Path, raws: list[str], entry: dict[str, Any]) -> str:
                 f"compare, measure or against; got targets: {entry['targets']!r}, labels: {labels!r} and {extra} in "
                 f"the entry for {entry['md']}."
             )
-        chosen = summaries if labels is None else [s for s in summaries if s.label == labels[0]]
-        if not chosen:
-            raise UsageError(f"The entry for {entry['md']}: no rows labelled {(labels or [''])[0]!r} in {raws}.")
         try:
-            return overhead.targets_table(chosen)
+            return overhead.targets_table(summaries, label=None if labels is None else labels[0])
         except ValueError as err:
             raise UsageError(f"The entry for {entry['md']}: {err}") from err
     if "compare" in entry:

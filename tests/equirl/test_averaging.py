@@ -3,7 +3,7 @@ import torch
 from torch import nn
 
 import equirl as E
-from equirl.averaging import _weighted_sum
+from equirl.actions import weighted_sum
 
 METHODS = ["equitune", "equizero", "lambda"]
 
@@ -179,7 +179,7 @@ def test_proxy_losses_prefer_confident_outputs() -> None:
 def test_weighted_sum_shapes() -> None:
     w = torch.tensor([[0.25, 1.0], [0.75, 0.0]])
     v = torch.arange(12.0).reshape(2, 2, 3)
-    out = _weighted_sum(w, v)
+    out = weighted_sum(w, v)
     assert torch.allclose(out[0], 0.25 * v[0, 0] + 0.75 * v[1, 0])
     assert torch.allclose(out[1], v[0, 1])
 
